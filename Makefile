@@ -1,0 +1,46 @@
+# The two set-up commands of the README: `make demo` and `make test`. Each creates .venv and installs
+# the project with the pinned dependency set (requirements/constraints.txt) when needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
+
+.PHONY: install demo test lint ui bench clean lock
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Runs the example flow through Airflow (SQLite metadata DB in .airflow_home) and prints its result.
+demo: $(STAMP)
+	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) $(BIN)/airflow-openflow run dags/flows/f/examples/order_summary.flow \
+		--input '{"customer": "Ada", "items": [{"name": "tea", "price": 4.5, "qty": 2}, {"name": "cake", "price": 3, "qty": 1}]}'
+
+# The whole test suite: unit tests, real DAG runs, the conformance corpus.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_openflow tests dags bench
+	$(BIN)/mypy
+
+# The example flows in the Airflow UI: http://127.0.0.1:8080 (the admin password is printed at start).
+ui: $(STAMP)
+	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+		$(BIN)/airflow standalone
+
+bench: $(STAMP)
+	$(BIN)/python bench/parse_time.py
+
+clean:
+	rm -rf $(VENV) $(AIRFLOW_HOME_DIR)
+
+# Re-pin requirements/constraints.txt from the current .venv (after changing dependencies).
+lock: $(STAMP)
+	(echo "# Pinned dependency set (pip constraints) for Python 3.11, produced by 'pip freeze' of a working"; \
+	 echo "# environment: Airflow 3.3.2 and everything it pulls in. Regenerate with: make lock"; \
+	 $(BIN)/pip freeze --exclude-editable | grep -v '^airflow-openflow') > requirements/constraints.txt

@@ -1,0 +1,85 @@
+"""OpenFlow document -> Airflow DAG, at DAG-parse time: no JavaScript, no script import, no network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import DAG, TriggerRule
+
+from airflow_openflow.compile.builders import build_step
+from airflow_openflow.compile.naming import result_task_id
+from airflow_openflow.compile.params import params_from_schema
+from airflow_openflow.operators.result import FlowResultOperator
+from airflow_openflow.runtime.plan import FlowInfo, StepPlan
+from airflow_openflow.spec.model import OpenFlow
+
+TAG = "openflow"
+
+
+def build_dag(flow: OpenFlow, *, dag_id: str, fileloc: str | None = None, **dag_kwargs: Any) -> DAG:
+    """One DAG per flow: one task per top-level step, chained in order, then ``flow_result``.
+
+    Steps after the first use ``none_failed``: a step skipped by ``skip_if`` still lets the flow
+    go on, a failure stops it. An early stop marks every later step skipped explicitly, so no
+    trigger rule can run them again. ``flow_result`` (``all_done``) turns the step outcomes into
+    the flow's status and result and fails when the flow failed, so the run state is the flow's.
+    """
+    modules = flow.value.modules
+    info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
+    final_id = result_task_id(m.id for m in modules)
+    dag_kwargs.setdefault("schedule", None)
+    dag_kwargs.setdefault("catchup", False)
+    dag = DAG(
+        dag_id=dag_id,
+        description=(flow.summary or None),
+        doc_md=_doc_md(flow),
+        params=params_from_schema(flow.schema),
+        tags=[TAG],
+        default_args={"owner": "openflow", "retries": 0},
+        **dag_kwargs,
+    )
+    if fileloc:
+        dag.fileloc = fileloc
+
+    with dag:
+        previous = None
+        seen: list[str] = []
+        for index, module in enumerate(modules):
+            plan = StepPlan(
+                step_id=module.id,
+                flow=info,
+                previous_step_id=previous.task_id if previous is not None else None,
+                visible_step_ids=frozenset(seen),
+                later_task_ids=tuple(m.id for m in modules[index + 1 :]),
+            )
+            rule = TriggerRule.ALL_SUCCESS if previous is None else TriggerRule.NONE_FAILED
+            task = build_step(module, plan, trigger_rule=rule)
+            if previous is not None:
+                previous >> task
+            previous = task
+            seen.append(module.id)
+        final = FlowResultOperator(
+            task_id=final_id,
+            step_ids=[m.id for m in modules],
+            flow=info,
+            trigger_rule=TriggerRule.ALL_DONE,
+            doc_md="Decides the flow's status and result from the steps' outcomes.",
+        )
+        if previous is not None:
+            previous >> final
+    return dag
+
+
+def _doc_md(flow: OpenFlow) -> str:
+    parts = [f"# {flow.summary or 'OpenFlow flow'}"]
+    if flow.description:
+        parts.append(flow.description)
+    source = flow.source.file or "(a document given as a dict)"
+    parts.append(f"OpenFlow source: `{source}`")
+    steps = "\n".join(
+        f"{i + 1}. `{m.id}` ({m.value.type}){' ' + m.summary if m.summary else ''}"
+        for i, m in enumerate(flow.value.modules)
+    )
+    if steps:
+        parts.append("Steps:\n\n" + steps)
+    return "\n\n".join(parts)

@@ -1,0 +1,122 @@
+"""``load_openflow_dags``: every OpenFlow document in a folder becomes a DAG in the calling DAG file.
+
+Called at DAG-parse time, so it stays cheap: documents are parsed with libyaml's C loader, nothing
+runs, and in a worker (``get_parsing_context().dag_id`` set) only the DAG being run is built.
+A broken document never hides the others: it becomes a placeholder DAG with the same dag_id whose
+docs and single failing task carry the error, and the error is logged (``strict=True`` raises).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def load_openflow_dags(
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    namespace: MutableMapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
+    dag_id_prefix: str = "",
+    **dag_kwargs: Any,
+) -> dict[str, Any]:
+    """Build one DAG per flow found under ``source`` (a folder, a flow file or git-sync flow folder,
+    or a list of those) and register each in ``namespace`` (pass ``globals()`` of the DAG file).
+
+    Returns ``{dag_id: DAG}``. ``dag_kwargs`` go to every ``DAG`` (e.g. ``max_active_runs``).
+    """
+    from airflow.sdk import get_parsing_context
+
+    from airflow_openflow.compile import build_dag, dag_id_for_path
+    from airflow_openflow.spec import FlowDocumentError, check_supported, discover_flows, load_flow
+    from airflow_openflow.spec.paths import workspace_path_for
+
+    wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
+    dag_file = namespace.get("__file__") if namespace is not None else None
+    dags: dict[str, Any] = {}
+    for path, root in _flow_paths(source, discover_flows):
+        dag_id = dag_id_for_path(workspace_path_for(path, root), prefix=dag_id_prefix)
+        if wanted is not None and dag_id != wanted:
+            continue
+        if dag_id in dags:
+            _report(f"{path}: dag_id {dag_id!r} is already used by another flow; rename one of them", strict)
+            continue
+        try:
+            loaded = load_flow(path, root=root)
+            problems = check_supported(loaded.flow)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise FlowDocumentError(errors)
+            for warning in [*loaded.warnings, *problems]:
+                log.warning("%s", warning.format())
+            dag = build_dag(loaded.flow, dag_id=dag_id, fileloc=dag_file, **dag_kwargs)
+        except FlowDocumentError as exc:
+            if strict:
+                raise
+            log.error("OpenFlow document %s is invalid:\n%s", path, exc)
+            dag = _invalid_flow_dag(dag_id, path, str(exc), dag_file)
+        except Exception as exc:  # a bug of ours must not take the other flows down with it
+            if strict:
+                raise
+            log.exception("could not build a DAG from %s", path)
+            dag = _invalid_flow_dag(dag_id, path, f"{type(exc).__name__}: {exc}", dag_file)
+        dags[dag_id] = dag
+        if namespace is not None:
+            namespace[_global_name(dag_id)] = dag
+    return dags
+
+
+def _flow_paths(
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], discover: Any
+) -> list[tuple[Path, Path]]:
+    """(flow path, root) pairs; the root is what the dag_id is relative to."""
+    from airflow_openflow.spec.paths import flow_folder_of
+
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    pairs: list[tuple[Path, Path]] = []
+    for item in sources:
+        path = Path(item).expanduser().resolve()
+        if path.is_dir() and flow_folder_of(path) is None:
+            pairs.extend((found, path) for found in discover(path))
+        else:
+            folder = flow_folder_of(path)
+            pairs.append((path, (folder or path).parent))
+    return pairs
+
+
+def _invalid_flow_dag(dag_id: str, path: Path, error_text: str, dag_file: str | None) -> Any:
+    from airflow.sdk import DAG
+
+    from airflow_openflow.operators.invalid import InvalidFlowOperator
+
+    doc = (
+        f"# Invalid OpenFlow document\n\n`{path}` could not be loaded:\n\n```\n{error_text}\n```\n\n"
+        "Fix the document; the DAG is rebuilt on the next parse. Other flows are not affected."
+    )
+    dag = DAG(
+        dag_id=dag_id,
+        schedule=None,
+        doc_md=doc,
+        tags=["openflow", "openflow-invalid"],
+        description=f"INVALID: {error_text.splitlines()[0][:200] if error_text else path}",
+    )
+    if dag_file:
+        dag.fileloc = dag_file
+    with dag:
+        InvalidFlowOperator(task_id="invalid_flow_document", error_text=error_text, doc_md=doc)
+    return dag
+
+
+def _global_name(dag_id: str) -> str:
+    return "openflow_dag__" + "".join(c if c.isalnum() else "_" for c in dag_id)
+
+
+def _report(message: str, strict: bool) -> None:
+    if strict:
+        raise ValueError(message)
+    log.error("%s", message)

@@ -1,0 +1,76 @@
+"""One OpenFlow step as one Airflow task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    DownstreamTasksSkipped,
+)
+
+from airflow_openflow.runtime.plan import OUTCOME_KEY, StepPlan
+from airflow_openflow.spec.model import FlowModule
+
+
+class StepFailed(AirflowException):
+    """A step failed; Airflow retries it if retries are left."""
+
+
+class OpenFlowStepOperator(BaseOperator):
+    """Runs one OpenFlow step (script, identity) and records its outcome in XCom.
+
+    ``return_value`` is the step's result (what ``results.<id>`` reads; the error object when the
+    step failed); ``openflow_outcome`` says how the step ended, for the flow's final task.
+    """
+
+    template_fields: Sequence[str] = ()
+    ui_color = "#dbe9f6"
+
+    def __init__(self, *, module: FlowModule, plan: StepPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.module = module
+        self.plan = plan
+
+    def execute(self, context: Any) -> Any:
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.step import OutcomeKind, run_step
+
+        ti = context["ti"]
+        outcome = run_step(self.module, AirflowStepContext(context, self.plan))
+        ti.xcom_push(key=OUTCOME_KEY, value=outcome.kind.value)
+        if outcome.message:
+            self.log.info("step %s: %s", self.plan.step_id, outcome.message)
+
+        kind = outcome.kind
+        if kind in (OutcomeKind.SUCCESS, OutcomeKind.MOCKED):
+            return outcome.result
+        if kind is OutcomeKind.CONTINUED_ERROR:
+            self.log.warning("step %s failed; continuing: %s", self.plan.step_id, _brief(outcome.result))
+            return outcome.result
+        # The remaining outcomes end the task with an exception, which skips the automatic push.
+        ti.xcom_push(key="return_value", value=outcome.result)
+        if kind is OutcomeKind.SKIPPED:
+            raise AirflowSkipException(outcome.message)
+        if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
+            # Listing every later step (not only direct ones) keeps them skipped whatever their
+            # trigger rules; the final task still runs (all_done) and reports the stop.
+            raise DownstreamTasksSkipped(tasks=list(self.plan.later_task_ids))
+        message = f"step {self.plan.step_id} failed: {_brief(outcome.result)}"
+        if kind is OutcomeKind.ERROR_STOP or not outcome.retryable:
+            raise AirflowFailException(message)
+        raise StepFailed(message)
+
+
+def _brief(result: Any) -> str:
+    error = result.get("error") if isinstance(result, dict) else None
+    if isinstance(error, dict):
+        stack = error.get("stack")
+        text = f"{error.get('name')}: {error.get('message')}"
+        return f"{text}\n{stack}" if stack else text
+    return json.dumps(result, default=str)[:2000]

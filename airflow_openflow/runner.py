@@ -1,0 +1,271 @@
+"""``run_flow``: run one OpenFlow document as a real Airflow DAG run and return its outcome.
+
+The run goes through Airflow itself: the flow is compiled to a DAG, written as a DAG file into a
+dags folder of the runner's own, and executed with ``DAG.test(use_executor=True)``: Airflow's
+scheduling loop, a LocalExecutor (several task instances at once), task processes that talk to an
+Execution API server. That API server is started once per process on a free loopback port and
+stopped (by its pid) when the process exits.
+
+Configuration: the metadata database is the one of ``AIRFLOW_HOME`` (a temporary home is created
+when ``AIRFLOW_HOME`` is not set); the dags folder, the executor and the Execution API address are
+the runner's own, set before Airflow is imported. Run it in a process of its own, not inside a
+scheduler or a task.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DAG_FILE_NAME = "openflow_run_dag.py"
+_lock = threading.Lock()
+_runner: _Runner | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOutcome:
+    """How a flow run ended: ``status`` is ``"success"`` or ``"failure"``; ``result`` is the flow
+    result as Windmill defines it (the final task's ``return_value``)."""
+
+    status: str
+    result: Any
+    dag_id: str
+    run_id: str
+    task_states: dict[str, str] = field(default_factory=dict)
+    skipped: bool = False  # the flow stopped early with skip_if_stopped
+
+
+def run_flow(
+    flow: Mapping[str, Any] | str | os.PathLike[str],
+    inputs: Mapping[str, Any] | None = None,
+) -> FlowOutcome:
+    """Run ``flow`` (a parsed document, or the path of a flow file or git-sync flow folder) once
+    with ``inputs`` as its arguments, and wait for the DAG run to finish.
+
+    Raises ``FlowDocumentError`` when the document is invalid or uses what this release cannot
+    run, and ``RuntimeError`` when Airflow cannot run it at all; a flow that fails returns an
+    outcome with ``status == "failure"``.
+    """
+    from airflow_openflow.spec import FlowDocumentError, check_supported, load_flow
+
+    loaded = load_flow(dict(flow) if isinstance(flow, Mapping) else Path(flow))
+    errors = [p for p in check_supported(loaded.flow) if p.severity == "error"]
+    if errors:
+        raise FlowDocumentError(errors)
+    with _lock:
+        runner = _get_runner()
+        return runner.run(flow, loaded.flow, dict(inputs or {}))
+
+
+def _get_runner() -> _Runner:
+    global _runner
+    if _runner is None:
+        _runner = _Runner()
+    return _runner
+
+
+class _Runner:
+    def __init__(self) -> None:
+        home = os.environ.get("AIRFLOW_HOME")
+        self._own_home = not home
+        if not home:
+            home = tempfile.mkdtemp(prefix="airflow-openflow-home-")
+        self.home = Path(home)
+        self.dags = self.home / "openflow_run" / "dags"
+        self.documents = self.home / "openflow_run" / "documents"
+        self.dags.mkdir(parents=True, exist_ok=True)
+        self.documents.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self._configure()
+        self._api: subprocess.Popen[bytes] | None = None
+        atexit.register(self.close)
+        self._init_db()
+        self._start_api_server()
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        settings = {
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+        }
+        defaults = {
+            "AIRFLOW__CORE__PARALLELISM": "4",  # >= 2: branches and parallel loops overlap
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        }
+        os.environ.update(settings)
+        for key, value in defaults.items():
+            os.environ.setdefault(key, value)
+        if "airflow.configuration" in sys.modules:
+            # Airflow was imported before us: apply the same settings to its live configuration.
+            from airflow.configuration import conf
+
+            for key in (*settings, *defaults):
+                if key.startswith("AIRFLOW__"):
+                    section, option = key[len("AIRFLOW__") :].lower().split("__", 1)
+                    conf.set(section, option, os.environ[key])
+
+    def _init_db(self) -> None:
+        from airflow.utils import db
+
+        with _quiet():
+            db.initdb()
+
+    def _start_api_server(self) -> None:
+        log_path = self.home / "openflow_run" / "api-server.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server
+        self._api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self._api.poll() is not None:
+                raise RuntimeError(f"the Airflow API server exited early; see {log_path}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"the Airflow API server did not become healthy in 120 s; see {log_path}")
+
+    def close(self) -> None:
+        api, self._api = self._api, None
+        if api is not None and api.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(api.pid, signal.SIGTERM)
+            try:
+                api.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(api.pid, signal.SIGKILL)
+                api.wait(timeout=5)
+        if self._own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    # -- one run ----------------------------------------------------------------------------------
+
+    def run(self, source: Any, flow: Any, inputs: dict[str, Any]) -> FlowOutcome:
+        from airflow_openflow.compile import dag_id_for_document
+        from airflow_openflow.dag_factory import load_openflow_dags
+
+        if isinstance(source, Mapping):
+            # A document without a file: stored as JSON, named after its content.
+            dag_id = dag_id_for_document(flow.summary, flow.content_hash)
+            target = self.documents / f"{dag_id}.json"
+            target.write_text(json.dumps(source, ensure_ascii=False), encoding="utf-8")
+        else:
+            target = Path(source).resolve()
+        dag_file = self.dags / DAG_FILE_NAME
+        dag_file.write_text(
+            "# Written by airflow_openflow.run_flow: the flow being run, as an Airflow DAG.\n"
+            "from airflow_openflow import load_openflow_dags\n\n"
+            f"load_openflow_dags({str(target)!r}, namespace=globals(), strict=True)\n",
+            encoding="utf-8",
+        )
+        namespace: dict[str, Any] = {"__file__": str(dag_file)}
+        dags = load_openflow_dags(target, namespace, strict=True)
+        (dag,) = dags.values()
+        with _quiet():
+            dag_run = dag.test(run_conf=inputs, use_executor=True)
+        return self._outcome(dag, dag_run)
+
+    def _outcome(self, dag: Any, dag_run: Any) -> FlowOutcome:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        from airflow_openflow.runtime.plan import STATUS_KEY
+
+        final_id = dag.leaves[0].task_id if len(dag.leaves) == 1 else "flow_result"
+        with create_session() as session:
+            rows = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == dag.dag_id,
+                    XComModel.run_id == dag_run.run_id,
+                    XComModel.task_id == final_id,
+                    XComModel.key.in_(["return_value", STATUS_KEY]),
+                )
+            ).all()
+            values = {row.key: XComModel.deserialize_value(row) for row in rows}
+            states = {
+                ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
+                for ti in session.scalars(
+                    select(TaskInstance).where(
+                        TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
+                    )
+                )
+            }
+        run_state = str(dag_run.state)
+        if STATUS_KEY not in values:
+            raise RuntimeError(
+                f"DAG run {dag_run.run_id} of {dag.dag_id} ended {run_state} without a flow result "
+                f"(task states: {states}); see the task logs under {self.home / 'logs'}"
+            )
+        status = "success" if run_state == "success" and values[STATUS_KEY] == "success" else "failure"
+        return FlowOutcome(
+            status=status,
+            result=values.get("return_value"),
+            dag_id=dag.dag_id,
+            run_id=dag_run.run_id,
+            task_states=states,
+            skipped=states.get(final_id) == "skipped",
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Airflow's scheduling loop prints to stdout; keep stdout for the caller (the CLI prints the
+    result there) by sending file descriptor 1 to stderr while Airflow runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

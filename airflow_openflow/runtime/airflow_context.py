@@ -1,0 +1,53 @@
+"""A ``StepRunContext`` backed by a running Airflow task: XCom for results, the DAG run's conf for
+the flow input, Variables and Connections for Windmill variables and resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from airflow_openflow.runtime.connections import get_resource, get_variable
+from airflow_openflow.runtime.inputs import flow_input_from
+from airflow_openflow.runtime.plan import StepPlan
+
+
+class AirflowStepContext:
+    def __init__(self, context: Mapping[str, Any], plan: StepPlan) -> None:
+        self._context = context
+        self._plan = plan
+        self._ti = context["ti"]
+
+    @cached_property
+    def flow_input(self) -> Any:
+        dag_run = self._context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        return flow_input_from(conf, self._plan.flow.schema)
+
+    @property
+    def flow_env(self) -> Mapping[str, Any]:
+        return self._plan.flow.flow_env
+
+    @property
+    def is_last_attempt(self) -> bool:
+        # After a clear Airflow sets max_tries = try_number + retries, so this holds across restarts.
+        return bool(self._ti.try_number > self._ti.max_tries)
+
+    def previous_result(self) -> Any:
+        if self._plan.previous_step_id is None:
+            return self.flow_input
+        return self._pull(self._plan.previous_step_id)
+
+    def result_of(self, step_id: str) -> Any:
+        if step_id not in self._plan.visible_step_ids:
+            return None
+        return self._pull(step_id)
+
+    def variable(self, path: str) -> Any:
+        return get_variable(path)
+
+    def resource(self, path: str) -> Any:
+        return get_resource(path)
+
+    def _pull(self, task_id: str) -> Any:
+        return self._ti.xcom_pull(task_ids=task_id, key="return_value")

@@ -1,0 +1,68 @@
+"""Windmill variables and resources, resolved from Airflow Variables and Connections.
+
+The path rule (documented in docs/mapping.md): a Windmill path such as ``f/team/api_key`` names the
+Airflow Variable or Connection whose key is the path with every ``/`` replaced by ``__``
+(``f__team__api_key``), which also works as ``AIRFLOW_VAR_F__TEAM__API_KEY`` /
+``AIRFLOW_CONN_F__TEAM__API_KEY``. Variables are also looked up under the raw path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_openflow.runtime.errors import StepError, error_object
+
+
+def airflow_key(path: str) -> str:
+    return path.strip("/").replace("/", "__")
+
+
+def get_variable(path: str) -> Any:
+    from airflow.sdk import Variable
+
+    missing = object()
+    for key in dict.fromkeys((airflow_key(path), path)):
+        value = Variable.get(key, default=missing)
+        if value is not missing:
+            return value  # Windmill variables are strings; so are Airflow Variables
+    raise StepError(
+        error_object(
+            "VariableNotFound",
+            f"Windmill variable {path!r} has no Airflow Variable: create one with key {airflow_key(path)!r}",
+        )
+    )
+
+
+def get_resource(path: str) -> Any:
+    from airflow.sdk import Connection
+
+    conn_id = airflow_key(path)
+    try:
+        conn = Connection.get(conn_id)
+    except Exception as exc:  # the SDK raises its own not-found error types
+        raise StepError(
+            error_object(
+                "ResourceNotFound",
+                f"Windmill resource {path!r} has no Airflow Connection: "
+                f"create one with id {conn_id!r} ({exc})",
+            )
+        ) from exc
+    return connection_to_resource(conn)
+
+
+def connection_to_resource(conn: Any) -> dict[str, Any]:
+    """A Windmill resource is a JSON object. The Connection's extra JSON is that object; the standard
+    fields that are set (host, port, login, password, schema) are added under Windmill's usual names
+    unless the extra already has them."""
+    resource: dict[str, Any] = dict(conn.extra_dejson or {})
+    standard = {
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+    }
+    for key, value in standard.items():
+        if value not in (None, "") and key not in resource:
+            resource[key] = value
+    return resource

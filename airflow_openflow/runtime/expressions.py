@@ -1,0 +1,704 @@
+"""OpenFlow JavaScript expressions (input transforms, predicates, iterators), evaluated in QuickJS.
+
+Rules (spec §3, conformance README "Expressions"):
+
+* a single expression runs as ``return (<expr>)`` so object literals need no parentheses; text that
+  starts with a statement keyword, or has a ``;`` outside strings / template literals / comments, runs
+  as a function body and must ``return``;
+* the code runs inside an ``async`` function, so ``await`` works; ``undefined`` becomes ``None``;
+* names in scope: ``flow_input``, ``previous_result``, ``results`` (lazy), ``flow_env``, ``params``
+  (``{}``), ``result`` (predicates / stop / iterator only), the scope's ``extra`` names, and the
+  functions ``variable(path)`` / ``resource(path)``;
+* values cross the boundary as JSON, so the expression works on copies.
+
+How ``results`` stays lazy. The QuickJS binding refuses to call into Python while a time limit is set
+("Can not call into Python with a time limit set"), and a Python exception inside a callback leaves
+the context broken. So there are no callbacks: each *pass* runs the expression in a fresh context
+with the step results / variables / resources fetched so far. Reading one that is not there yet
+records a *miss* and throws; after the pass Python fetches the missed values and runs the expression
+again. The pass whose reads all hit is the real evaluation. Ids written literally
+(``results.a``, ``results["a"]``, ``variable("f/x")``) are fetched before the first pass, so a typical
+expression needs one pass (a context costs ~0.2 ms). Only ids the expression reads are ever fetched.
+Expressions are meant to be pure; one that reads a missing id after doing something observable
+(nothing is observable from QuickJS: no I/O, no clock-based effects) is simply re-run.
+
+Limits: ``time_limit_s`` bounds the total JavaScript time of all passes (QuickJS counts CPU time of
+the process; we also count wall time), ``memory_limit_bytes`` bounds each pass's heap. No file,
+network, environment or process access exists in the engine and none is added.
+
+This module imports neither Airflow nor, at import time, QuickJS (it may be imported while a DAG file
+is parsed; the engine is only loaded when an expression is evaluated).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_openflow.runtime.errors import ExpressionError, StepError
+
+if TYPE_CHECKING:
+    from airflow_openflow.spec.model import InputTransform
+
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT_BYTES",
+    "DEFAULT_TIME_LIMIT_S",
+    "NOT_SET",
+    "EvalScope",
+    "evaluate",
+    "evaluate_predicate",
+    "evaluate_transforms",
+    "resolve_static",
+]
+
+DEFAULT_TIME_LIMIT_S: Final = 10.0
+DEFAULT_MEMORY_LIMIT_BYTES: Final = 64 * 1024 * 1024
+_STACK_BYTES: Final = 1024 * 1024  # QuickJS's own default; deep recursion -> RangeError
+_MAX_PASSES: Final = 1000  # each pass adds at least one fetched value; this only stops pathological code
+_REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass is a tiny JSON.stringify
+
+
+class _NotSet:
+    """Type of :data:`NOT_SET`: marks ``EvalScope.result`` as undefined (not in scope)."""
+
+    _instance: _NotSet | None = None
+
+    def __new__(cls) -> _NotSet:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_SET"
+
+    def __reduce__(self) -> str:
+        return "NOT_SET"
+
+
+NOT_SET: Final = _NotSet()
+
+
+@dataclass
+class EvalScope:
+    """What an expression can see. ``results`` is called only for the step ids the expression reads
+    (returning ``None`` for unknown / not-yet-run ids); ``variable`` / ``resource`` likewise. A
+    callback may raise :class:`StepError` for a user-level failure (e.g. variable not found): the
+    expression sees a JS ``Error`` it can catch. Any other exception propagates out of ``evaluate``."""
+
+    flow_input: Any
+    previous_result: Any
+    results: Callable[[str], Any]
+    flow_env: Mapping[str, Any] = field(default_factory=dict)
+    result: Any = NOT_SET  # defined only for predicates / stop / iterator expressions
+    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. resume, resumes, approvers, error
+    variable: Callable[[str], Any] | None = None
+    resource: Callable[[str], Any] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def evaluate(
+    expr: str,
+    scope: EvalScope,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+) -> Any:
+    """Evaluate one OpenFlow JavaScript expression; return its JSON value (``undefined`` -> None).
+
+    Raises :class:`ExpressionError` when the code throws, times out or runs out of memory.
+    """
+    return _Evaluation(expr, scope, time_limit_s, memory_limit_bytes, predicate=False).run()
+
+
+def evaluate_predicate(
+    expr: str,
+    scope: EvalScope,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+) -> bool:
+    """Evaluate a predicate with ``Boolean(<expr>)`` semantics (JS truthiness: ``[]`` is true)."""
+    return bool(_Evaluation(expr, scope, time_limit_s, memory_limit_bytes, predicate=True).run())
+
+
+def resolve_static(value: Any, scope: EvalScope) -> Any:
+    """A ``static`` transform value: passed unchanged (as a copy), except a top-level string
+    ``$var:<path>`` / ``$res:<path>``, which becomes the variable / resource value (spec §3.1)."""
+    if isinstance(value, str):
+        for prefix, kind, fetch in (
+            ("$var:", "variable", scope.variable),
+            ("$res:", "resource", scope.resource),
+        ):
+            if value.startswith(prefix):
+                if fetch is None:
+                    raise ExpressionError(value, "Error", f"{kind}() is not available here")
+                return fetch(value[len(prefix) :])
+        return value
+    # A copy: the script may mutate its argument; the flow document must not change.
+    return copy.deepcopy(value)
+
+
+def evaluate_transforms(
+    transforms: Mapping[str, InputTransform],
+    scope: EvalScope,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+) -> dict[str, Any]:
+    """Evaluate all arguments of a step, in document order."""
+    args: dict[str, Any] = {}
+    for name, transform in transforms.items():
+        if transform.kind == "static":
+            args[name] = resolve_static(transform.value, scope)
+        elif transform.kind == "javascript":
+            args[name] = evaluate(
+                transform.expr or "",
+                scope,
+                time_limit_s=time_limit_s,
+                memory_limit_bytes=memory_limit_bytes,
+            )
+        else:
+            raise ExpressionError(
+                transform.expr or f"<{transform.kind} transform>",
+                "NotSupported",
+                f"argument {name!r}: {transform.kind} transforms are not supported",
+            )
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Source handling
+
+_LEGACY_IMPORT = re.compile(
+    r"""\A[ \t]*import\s[^\n]*?\bfrom\s*['"]windmill[^'"\n]*['"][ \t]*;?[ \t]*(?:\r?\n|\Z)"""
+)
+_STATEMENT_KEYWORDS: Final = frozenset(
+    {"const", "let", "var", "if", "try", "for", "while", "return", "throw", "switch"}
+    | {"function", "do", "class"}
+)
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+_IDENT_FULL = re.compile(r"[A-Za-z_$][\w$]*\Z")
+_FAST_MEMBER = re.compile(r"(flow_input|flow_env|results)\.([A-Za-z_$][\w$]*)\Z")
+# Literal references, fetched before the first pass (see module docstring).
+_RESULTS_REF = re.compile(
+    r"""(?<![\w$.])results\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)"""
+    r"""|(?<![\w$.])results\s*(?:\?\.)?\s*\[\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*\]"""
+)
+_CALL_REF = re.compile(
+    r"""(?<![\w$.])(variable|resource)\s*\(\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)'|`([^`\\$\n]*)`)\s*\)"""
+)
+# Names every JS object inherits: ``flow_input.constructor`` is not undefined, so no fast path.
+_OBJECT_PROTO_NAMES: Final = frozenset(dir(object)) | frozenset(
+    {
+        "constructor", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "toLocaleString",
+        "toString", "valueOf", "__proto__", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
+        "__lookupSetter__",
+    }
+)  # fmt: skip
+_RESERVED_NAMES: Final = frozenset(
+    {"flow_input", "previous_result", "results", "flow_env", "params", "result", "variable", "resource"}
+)
+# Characters after which ``/`` starts a regular expression literal rather than a division.
+_REGEX_PRECEDERS: Final = frozenset("(,=:[!&|?{};+-*%<>~^")
+
+
+def _strip_legacy_import(expr: str) -> str:
+    """Old flows start with ``import { previous_result, ... } from 'windmill@1-1'`` (spec §3.8)."""
+    return _LEGACY_IMPORT.sub("", expr, count=1)
+
+
+def _skip_trivia(src: str, i: int = 0) -> int:
+    """Index of the first character after whitespace and comments."""
+    n = len(src)
+    while i < n:
+        if src[i].isspace():
+            i += 1
+        elif src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            break
+    return i
+
+
+def _end_of_quoted(src: str, i: int) -> int:
+    """``src[i]`` opens a '...' or "..." string: index just past its end."""
+    quote, n = src[i], len(src)
+    i += 1
+    while i < n:
+        c = src[i]
+        if c == "\\":
+            i += 2
+            continue
+        i += 1
+        if c == quote or c == "\n":
+            break
+    return i
+
+
+def _end_of_regex(src: str, i: int) -> int:
+    """``src[i]`` is ``/`` opening a regex literal: index just past the closing ``/`` (or i+1)."""
+    n, j, in_class = len(src), i + 1, False
+    while j < n:
+        c = src[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "\n":
+            return i + 1  # not a regex after all
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "/":
+            return j + 1
+        j += 1
+    return i + 1
+
+
+def _has_code_semicolon(src: str) -> bool:
+    """True if ``src`` has a ``;`` outside strings, template literal text, comments and regexes.
+
+    Template interpolations (``${ ... }``) are code again, nested to any depth.
+    """
+    i, n = 0, len(src)
+    depth = 0  # brace depth in code
+    interpolations: list[int] = []  # depth at which each open ``${`` started
+    in_template = False
+    prev = ""  # last significant code character, to tell a regex from a division
+    while i < n:
+        c = src[i]
+        if in_template:
+            if c == "\\":
+                i += 2
+            elif c == "`":
+                in_template, prev = False, "`"
+                i += 1
+            elif c == "$" and src.startswith("{", i + 1):
+                interpolations.append(depth)
+                depth += 1
+                in_template, prev = False, "{"
+                i += 2
+            else:
+                i += 1
+            continue
+        if c in "'\"":
+            i, prev = _end_of_quoted(src, i), c
+            continue
+        if c == "`":
+            in_template = True
+            i += 1
+            continue
+        if src.startswith("//", i) or src.startswith("/*", i):
+            i = _skip_trivia(src, i)
+            continue
+        if c == "/" and (prev == "" or prev in _REGEX_PRECEDERS):
+            i, prev = _end_of_regex(src, i), "/"
+            continue
+        if c == ";":
+            return True
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if interpolations and depth == interpolations[-1]:
+                interpolations.pop()
+                in_template = True
+                i += 1
+                continue
+        if not c.isspace():
+            prev = c
+        i += 1
+    return False
+
+
+def _is_function_body(src: str) -> bool:
+    start = _skip_trivia(src)
+    m = _IDENT.match(src, start)
+    if m and m.group() in _STATEMENT_KEYWORDS:
+        return True
+    return _has_code_semicolon(src)
+
+
+def _to_function_body(src: str) -> str:
+    if _is_function_body(src):
+        return src
+    # Newlines keep a trailing ``// comment`` from swallowing the closing parenthesis.
+    return f"return (\n{src}\n);"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON helpers
+
+
+def _dumps(value: Any, expr: str, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ExpressionError(expr, "TypeError", f"{what} is not JSON-serializable: {exc}") from exc
+
+
+def _json_copy(value: Any, expr: str, what: str) -> Any:
+    return json.loads(_dumps(value, expr, what))
+
+
+def _js_truthy(value: Any) -> bool:
+    """``Boolean(v)`` for a JSON value: unlike Python, empty arrays and objects are true."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value != 0
+    if isinstance(value, str):
+        return value != ""
+    return True
+
+
+def _fmt_number(x: float) -> str:
+    return f"{x:.3g}" if x != int(x) else str(int(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# The JavaScript side of a pass. Input arrives as JSON text in ``__wm_in``; the outcome is read with
+# ``__wm_report()``. Built-ins are captured first so user code that replaces them (``JSON = ...``)
+# only breaks its own value, not the report.
+
+_PRELUDE: Final = r"""
+(function () {
+  "use strict";
+  var G = globalThis;
+  var parse = JSON.parse, stringify = JSON.stringify, defineProperty = Object.defineProperty;
+  var hasOwn = Function.prototype.call.bind(Object.prototype.hasOwnProperty);
+  var IN = parse(G.__wm_in);
+  delete G.__wm_in;
+  var misses = [];
+  var MISS = {};
+  var state = { settled: false, ok: false, json: null, error: null };
+
+  function miss(kind, key) {
+    misses[misses.length] = [kind, key];
+    throw MISS;
+  }
+  function lookup(kind, key) {
+    var table = IN.tables[kind];
+    if (!hasOwn(table, key)) return miss(kind, key);
+    var entry = table[key];
+    if (hasOwn(entry, "v")) return entry.v;
+    if (hasOwn(entry, "e")) {
+      var err = new Error(entry.e.message);
+      err.name = entry.e.name;
+      throw err;
+    }
+    return miss(kind, key); // the host failed to fetch it: Python raises that failure
+  }
+  function describe(e) {
+    try {
+      if (e === MISS) return { name: "__miss__", message: "" };
+      if (e instanceof Error) {
+        return { name: String(e.name), message: String(e.message), stack: String(e.stack || "") };
+      }
+      if (e !== null && typeof e === "object" && "message" in e) {
+        return { name: String(e.name || "Error"), message: String(e.message) };
+      }
+      var text = typeof e === "string" ? e : stringify(e);
+      return { name: "Error", message: text === undefined ? String(e) : text };
+    } catch (x) {
+      return { name: "Error", message: "uncaught exception (not printable)" };
+    }
+  }
+  function settle(ok, value) {
+    if (state.settled) return;
+    state.settled = true;
+    if (!ok) {
+      state.error = describe(value);
+      return;
+    }
+    try {
+      var text = stringify(IN.predicate ? !!value : value);
+      state.json = text === undefined ? null : text;
+      state.ok = true;
+    } catch (e) {
+      state.error = describe(e);
+    }
+  }
+  defineProperty(G, "__wm_report", {
+    value: function () {
+      return stringify({ settled: state.settled, ok: state.ok, json: state.json,
+                         error: state.error, misses: misses });
+    }
+  });
+
+  var names = IN.names;
+  for (var name in names) G[name] = names[name];
+  G.results = new Proxy({}, {
+    get: function (target, key) {
+      return typeof key === "string" ? lookup("results", key) : undefined;
+    }
+  });
+  G.variable = function variable(path) {
+    if (!IN.has_variable) throw new Error("variable() is not available here");
+    return lookup("variable", String(path));
+  };
+  G.resource = function resource(path) {
+    if (!IN.has_resource) throw new Error("resource() is not available here");
+    return lookup("resource", String(path));
+  };
+
+  var AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+  var fn;
+  try {
+    fn = new AsyncFunction(IN.body);
+  } catch (e) {
+    settle(false, e);
+    return;
+  }
+  fn().then(function (v) { settle(true, v); }, function (e) { settle(false, e); });
+})();
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# One evaluation (one or more passes)
+
+_Key = tuple[str, str]  # ("results" | "variable" | "resource", id or path)
+
+
+class _Evaluation:
+    def __init__(
+        self, expr: str, scope: EvalScope, time_limit_s: float, memory_limit_bytes: int, *, predicate: bool
+    ) -> None:
+        self.expr = expr
+        self.scope = scope
+        self.time_limit_s = time_limit_s
+        self.memory_limit_bytes = memory_limit_bytes
+        self.predicate = predicate
+        self.source = _strip_legacy_import(expr)
+        self.budget = time_limit_s  # JavaScript time left, over all passes
+        self.entries: dict[_Key, str] = {}  # fetched values, as JSON entry text
+        self.host_errors: dict[_Key, BaseException] = {}  # prefetch failures, raised if really read
+
+    # -- driver -----------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        if not self.source.strip():
+            return self._finish(None)
+        fast = self._fast_path()
+        if fast is not None:
+            return self._finish(fast[0])
+        body = _to_function_body(self.source)
+        head = self._input_head(body)
+        self._prefetch()
+        for _ in range(_MAX_PASSES):
+            report, failure = self._run_pass(head)
+            misses = [(str(k), str(v)) for k, v in (report or {}).get("misses", [])]
+            for key in misses:
+                if key in self.host_errors:
+                    raise self.host_errors[key]
+            new = [key for key in dict.fromkeys(misses) if key not in self.entries]
+            if new:
+                for key in new:
+                    self._fetch(key, deferred=False)
+                continue
+            return self._outcome(report, failure)
+        raise ExpressionError(
+            self.expr, "Error", f"the expression reads more than {_MAX_PASSES} distinct values"
+        )
+
+    def _finish(self, value: Any) -> Any:
+        return _js_truthy(value) if self.predicate else value
+
+    def _fast_path(self) -> tuple[Any] | None:
+        """Plain lookups need no JavaScript (Windmill does the same for ``flow_input.x``)."""
+        src = self.source.strip()
+        scope = self.scope
+        if src == "flow_input":
+            return (_json_copy(scope.flow_input, self.expr, "flow_input"),)
+        if src == "previous_result":
+            return (_json_copy(scope.previous_result, self.expr, "previous_result"),)
+        m = _FAST_MEMBER.match(src)
+        if m is None:
+            return None
+        base, name = m.groups()
+        if base == "results":
+            try:
+                value = scope.results(name)
+            except StepError as exc:
+                raise ExpressionError(self.expr, exc.name, exc.message) from exc
+            return (_json_copy(value, self.expr, f"results.{name}"),)
+        container = scope.flow_input if base == "flow_input" else scope.flow_env
+        if not isinstance(container, Mapping):
+            return None  # let JavaScript say what reading a member of it means
+        if name in container:
+            return (_json_copy(container[name], self.expr, f"{base}.{name}"),)
+        if name in _OBJECT_PROTO_NAMES:
+            return None
+        return (None,)
+
+    def _outcome(self, report: dict[str, Any] | None, failure: ExpressionError | None) -> Any:
+        if failure is not None:
+            raise failure
+        if report is None:
+            raise ExpressionError(self.expr, "InternalError", "the JavaScript engine did not report a result")
+        if not report.get("settled"):
+            raise ExpressionError(
+                self.expr,
+                "Error",
+                "the expression never produced a value (it awaits a promise that never settles)",
+            )
+        if report.get("ok"):
+            text = report.get("json")
+            value = None if text is None else json.loads(text)
+            return bool(value) if self.predicate else value
+        err = report.get("error") or {}
+        name, message = str(err.get("name") or "Error"), str(err.get("message") or "")
+        if name == "InternalError" and message == "out of memory":
+            raise self._memory_error()
+        raise ExpressionError(self.expr, name, message, stack=err.get("stack") or None)
+
+    # -- values fetched from the host -------------------------------------------------------
+
+    def _callback(self, kind: str) -> Callable[[str], Any] | None:
+        if kind == "results":
+            return self.scope.results
+        return self.scope.variable if kind == "variable" else self.scope.resource
+
+    def _prefetch(self) -> None:
+        keys: list[_Key] = []
+        for m in _RESULTS_REF.finditer(self.source):
+            keys.append(("results", next(g for g in m.groups() if g is not None)))
+        for m in _CALL_REF.finditer(self.source):
+            kind, path = m.group(1), next(g for g in m.groups()[1:] if g is not None)
+            if self._callback(kind) is not None:
+                keys.append((kind, path))
+        for key in dict.fromkeys(keys):
+            self._fetch(key, deferred=True)
+
+    def _fetch(self, key: _Key, *, deferred: bool) -> None:
+        """Fetch one value into ``entries``. A StepError becomes a JS Error at the read; any other
+        exception propagates now, or, for a prefetch (``deferred``), only if the code reads it."""
+        kind, name = key
+        callback = self._callback(kind)
+        if callback is None:  # unreachable: the JS side throws before asking
+            self.entries[key] = json.dumps(
+                {"e": {"name": "Error", "message": f"{kind}() is not available here"}}
+            )
+            return
+        try:
+            value = callback(name)
+        except StepError as exc:
+            self.entries[key] = json.dumps({"e": {"name": exc.name, "message": exc.message}})
+            return
+        except Exception as exc:
+            if not deferred:
+                raise
+            self.host_errors[key] = exc
+            self.entries[key] = "{}"
+            return
+        label = f"results.{name}" if kind == "results" else f"{kind}({name!r})"
+        self.entries[key] = '{"v":' + _dumps(value, self.expr, label) + "}"
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    def _input_head(self, body: str) -> str:
+        """The pass input without the fetched values (serialized once, reused by every pass)."""
+        scope = self.scope
+        names: dict[str, Any] = {
+            "flow_input": scope.flow_input,
+            "previous_result": scope.previous_result,
+            "flow_env": dict(scope.flow_env),
+            "params": {},
+        }
+        if scope.result is not NOT_SET:
+            names["result"] = scope.result
+        for key, value in scope.extra.items():
+            if not _IDENT_FULL.match(key) or key in _RESERVED_NAMES:
+                raise ValueError(f"EvalScope.extra: {key!r} cannot be a name in expression scope")
+            names[key] = value
+        head = {
+            "body": body,
+            "predicate": self.predicate,
+            "has_variable": scope.variable is not None,
+            "has_resource": scope.resource is not None,
+            "names": names,
+        }
+        text = _dumps(head, self.expr, "the expression scope")
+        return text[:-1]  # without the closing brace: tables follow
+
+    def _input_text(self, head: str) -> str:
+        tables: dict[str, list[str]] = {"results": [], "variable": [], "resource": []}
+        for (kind, name), entry in self.entries.items():
+            tables[kind].append(json.dumps(name) + ":" + entry)
+        parts = ",".join(f'"{kind}":{{{",".join(items)}}}' for kind, items in tables.items())
+        return f'{head},"tables":{{{parts}}}}}'
+
+    def _run_pass(self, head: str) -> tuple[dict[str, Any] | None, ExpressionError | None]:
+        import quickjs  # lazily: never at DAG-parse time
+
+        ctx = quickjs.Context()
+        ctx.set_memory_limit(self.memory_limit_bytes)
+        ctx.set_max_stack_size(_STACK_BYTES)
+        ctx.set("__wm_in", self._input_text(head))
+        failure: ExpressionError | None = None
+        try:
+            self._timed(ctx, lambda: ctx.eval(_PRELUDE))
+            while self._timed(ctx, ctx.execute_pending_job):
+                pass
+        except ExpressionError as exc:
+            failure = exc
+        except quickjs.JSException as exc:
+            failure = self._engine_failure(exc, quickjs.StackOverflow)
+        report: dict[str, Any] | None = None
+        try:
+            ctx.set_time_limit(_REPORT_TIME_S)
+            text = ctx.eval("__wm_report()")
+            report = json.loads(text) if isinstance(text, str) else None
+        except quickjs.JSException:
+            report = None  # e.g. the heap is still full; the failure above says why
+        return report, failure
+
+    def _timed(self, ctx: Any, call: Callable[[], Any]) -> Any:
+        """Run one engine call within what is left of the time budget."""
+        if self.budget <= 0:
+            raise self._timeout_error()
+        ctx.set_time_limit(self.budget)
+        start = time.monotonic()
+        try:
+            return call()
+        finally:
+            self.budget -= time.monotonic() - start
+
+    def _engine_failure(self, exc: Exception, stack_overflow: type[Exception]) -> ExpressionError:
+        if isinstance(exc, stack_overflow):
+            return ExpressionError(self.expr, "RangeError", "Maximum call stack size exceeded")
+        head = str(exc).split("\n    at ", 1)[0].strip()
+        if head == "InternalError: interrupted":
+            return self._timeout_error()
+        if "out of memory" in head:
+            return self._memory_error()
+        name, sep, message = head.partition(": ")
+        if sep and _IDENT_FULL.match(name):
+            return ExpressionError(self.expr, name, message.strip())
+        return ExpressionError(self.expr, "Error", head or "uncaught exception")
+
+    def _timeout_error(self) -> ExpressionError:
+        return ExpressionError(
+            self.expr,
+            "ExpressionTimeout",
+            f"expression exceeded its {_fmt_number(self.time_limit_s)} s time limit",
+        )
+
+    def _memory_error(self) -> ExpressionError:
+        mib = _fmt_number(self.memory_limit_bytes / (1024 * 1024))
+        return ExpressionError(
+            self.expr, "ExpressionMemoryLimit", f"expression exceeded its {mib} MiB memory limit"
+        )

@@ -1,0 +1,36 @@
+"""What a step task knows about its place in the flow, fixed when the DAG is built.
+
+Plain data: built by ``compile/``, read by the operators on the worker. No Airflow imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: XCom key holding a step's ``OutcomeKind`` value (the step's result is ``return_value``).
+OUTCOME_KEY = "openflow_outcome"
+#: XCom key holding the flow's status on the final task.
+STATUS_KEY = "openflow_status"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowInfo:
+    """Flow-level facts every step needs at run time."""
+
+    dag_id: str
+    schema: dict[str, Any] | None = None
+    flow_env: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    step_id: str
+    flow: FlowInfo
+    #: the step whose result is ``previous_result``; None for the first step (the flow input)
+    previous_step_id: str | None = None
+    #: steps that have run before this one, so ``results.<id>`` may read them; any other id reads
+    #: null, even if an older try of a later step left an XCom behind (Windmill: not yet run = null)
+    visible_step_ids: frozenset[str] = frozenset()
+    #: task ids to skip when this step stops the flow early
+    later_task_ids: tuple[str, ...] = ()

@@ -1,0 +1,208 @@
+"""Run a ``bash`` rawscript as a child process, the Windmill way (conformance README "Bash steps").
+
+* Arguments are positional. The signature comes from lines ``name="$N"`` (also ``name=$N``,
+  ``name="${N}"``, ``name="${N:-default}"``); argument ``name`` becomes ``$N``: a string as is,
+  other JSON as its compact JSON text, a missing / null value as ``""``.
+* The script runs as ``/bin/bash -e script.sh args...`` in ``workdir`` with stdin closed. Its
+  stdout and stderr are copied line by line to this process's stdout / stderr (the task log).
+* Result: the parsed ``./result.json`` when the script wrote a non-empty one, else the last
+  non-empty stdout line, trimmed, as a string (``None`` without output).
+* A non-zero exit fails the step: ``ExecutionErr`` / ``ExitCode: <n>, last lines of output: ...``.
+
+This module imports neither Airflow nor a JavaScript engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import IO, Any, Final
+
+from airflow_openflow.runtime.errors import StepError
+
+__all__ = ["bash_argv", "bash_signature", "run_bash"]
+
+BASH: Final = "/bin/bash"
+SCRIPT_NAME: Final = "script.sh"
+RESULT_FILE: Final = "result.json"
+_TAIL_LINES: Final = 5
+_KILL_GRACE_S: Final = 2.0  # SIGTERM first, then SIGKILL
+_DRAIN_GRACE_S: Final = 2.0  # background children may keep the pipes open after bash exits
+
+_ARG_LINE = re.compile(
+    r"""^[ \t]*(?:(?:export|local|declare|readonly)[ \t]+)?([A-Za-z_]\w*)="""
+    r"""(?:"\$(\d+)"|\$(\d+)|"\$\{(\d+)(?::?[-=?+][^}]*)?\}"|\$\{(\d+)(?::?[-=?+][^}]*)?\})"""
+    r"""[ \t]*;?[ \t]*(?:\#.*)?$""",
+    re.MULTILINE,
+)
+
+
+def bash_signature(content: str) -> dict[int, str]:
+    """Position -> argument name, from the script's ``name="$N"`` lines (first one wins)."""
+    positions: dict[int, str] = {}
+    for m in _ARG_LINE.finditer(content):
+        number = int(next(g for g in m.groups()[1:] if g is not None))
+        if number >= 1:
+            positions.setdefault(number, m.group(1))
+    return positions
+
+
+def bash_argv(content: str, args: Mapping[str, Any]) -> list[str]:
+    """The positional arguments ``$1..$n`` for ``args``."""
+    positions = bash_signature(content)
+    if not positions:
+        return []
+    return [_arg_text(args.get(positions[i])) if i in positions else "" for i in range(1, max(positions) + 1)]
+
+
+def _arg_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def run_bash(
+    content: str,
+    args: Mapping[str, Any],
+    *,
+    step_id: str,
+    workdir: pathlib.Path,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+) -> Any:
+    """Run the script; return its result (see module docstring) or raise :class:`StepError`.
+
+    ``env`` is added to (and overrides) the inherited environment.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = workdir / SCRIPT_NAME
+    script.write_text(content, encoding="utf-8")
+    argv = [BASH, "-e", SCRIPT_NAME, *bash_argv(content, args)]
+    child_env = dict(os.environ)
+    if env:
+        child_env.update(env)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so a timeout kills its children too
+        )
+    except (OSError, ValueError) as exc:
+        raise StepError("ExecutionErr", f"could not start bash: {exc}", step_id=step_id) from exc
+
+    output = _Output()
+    readers = [
+        threading.Thread(target=output.pump, args=(proc.stdout, sys.stdout, True), daemon=True),
+        threading.Thread(target=output.pump, args=(proc.stderr, sys.stderr, False), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            _join(readers, proc)
+            raise StepError(
+                "ExecutionErr",
+                f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
+                f"last lines of output:\n{output.tail_text()}",
+                step_id=step_id,
+            ) from None
+    except BaseException:
+        # The task is being stopped (or the timeout above): leave no script running behind us.
+        _kill_group(proc)
+        raise
+    _join(readers, proc)
+
+    if code != 0:
+        raise StepError(
+            "ExecutionErr",
+            f"ExitCode: {code}, last lines of output:\n{output.tail_text()}",
+            step_id=step_id,
+        )
+    result_file = workdir / RESULT_FILE
+    if result_file.is_file():
+        text = result_file.read_text(encoding="utf-8", errors="replace")
+        if text.strip():
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise StepError(
+                    "SerializationError",
+                    f"./{RESULT_FILE} is not valid JSON ({exc}); write JSON there or print the result",
+                    step_id=step_id,
+                ) from None
+    return output.last_line
+
+
+class _Output:
+    """Copies the child's lines to the task log and keeps what the result and errors need."""
+
+    def __init__(self) -> None:
+        self.last_line: str | None = None  # last non-empty stdout line, trimmed
+        self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)  # stdout + stderr
+        self._lock = threading.Lock()
+
+    def pump(self, pipe: IO[bytes] | None, sink: IO[str], is_stdout: bool) -> None:
+        if pipe is None:
+            return
+        with pipe:
+            for raw in iter(pipe.readline, b""):
+                line = raw.decode("utf-8", errors="replace")
+                with self._lock:
+                    try:
+                        sink.write(line if line.endswith("\n") else line + "\n")
+                        sink.flush()
+                    except (OSError, ValueError):
+                        pass  # a closed log stream must not stop the capture
+                    text = line.rstrip("\r\n")
+                    self.tail.append(text)
+                    if is_stdout and text.strip():
+                        self.last_line = text.strip()
+
+    def tail_text(self) -> str:
+        with self._lock:
+            return "\n".join(self.tail)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        _signal_group(proc, signal.SIGKILL)  # bash is gone; its background children may not be
+        return
+    _signal_group(proc, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_KILL_GRACE_S)
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _join(readers: list[threading.Thread], proc: subprocess.Popen[bytes]) -> None:
+    """Wait for the output to be drained; if background jobs of the script hold the pipes open
+    after bash exited, stop them (as Windmill ends the job's whole sandbox)."""
+    for reader in readers:
+        reader.join(timeout=_DRAIN_GRACE_S)
+    if any(reader.is_alive() for reader in readers):
+        _signal_group(proc, signal.SIGKILL)
+        for reader in readers:
+            reader.join()

@@ -1,0 +1,240 @@
+"""What one step does when it runs: the single place for Windmill's step semantics.
+
+``run_step`` is called by every operator that executes a step. It knows nothing of Airflow: the
+caller hands it a ``StepRunContext`` (flow input, earlier results, secrets, a scratch folder) and
+maps the ``StepOutcome`` it returns onto task states (operators/step.py).
+
+Order of evaluation, as in Windmill's engine (spec sections 2, 2.1, 3, 5.2):
+``skip_if`` -> ``mock`` -> input transforms -> script -> ``stop_after_if``; on failure, retries
+first, then ``continue_on_error``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object
+from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
+from airflow_openflow.spec.model import FlowModule, Identity, RawScript
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCESS = "success"
+    SKIPPED = "skipped"  # skip_if was true: the step behaves as an identity
+    MOCKED = "mocked"
+    STOPPED = "stopped"  # stop_after_if true, plain: the flow ends successfully here
+    STOPPED_SKIPPED = "stopped_skipped"  # stop_after_if with skip_if_stopped: ends, labelled skipped
+    ERROR_STOP = "error_stop"  # stop_after_if with error_message: the flow fails (EarlyStopError)
+    CONTINUED_ERROR = "continued_error"  # failed, but continue_on_error: the error object is the result
+    FAILED = "failed"
+
+
+#: Outcomes after which the flow does not go on to the next step.
+ENDS_FLOW = frozenset({OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED, OutcomeKind.ERROR_STOP})
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    kind: OutcomeKind
+    result: Any  # what ``results.<id>`` reads; the error object for failures
+    message: str = ""  # one line for the task log
+    retryable: bool = True  # False for failures a retry cannot fix (a throwing predicate, a stop)
+
+
+class StepRunContext(Protocol):
+    """What a step needs from the run it belongs to."""
+
+    @property
+    def flow_input(self) -> Any: ...
+
+    @property
+    def flow_env(self) -> Mapping[str, Any]: ...
+
+    @property
+    def is_last_attempt(self) -> bool: ...
+
+    def previous_result(self) -> Any: ...
+
+    def result_of(self, step_id: str) -> Any: ...
+
+    def variable(self, path: str) -> Any: ...
+
+    def resource(self, path: str) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Scope:
+    """Builds expression scopes lazily: the previous result is fetched once, when first needed."""
+
+    ctx: StepRunContext
+    _previous: Any = field(default=None)
+    _have_previous: bool = False
+
+    def previous(self) -> Any:
+        if not self._have_previous:
+            self._previous = self.ctx.previous_result()
+            self._have_previous = True
+        return self._previous
+
+    def build(self, **overrides: Any) -> EvalScope:
+        scope = EvalScope(
+            flow_input=self.ctx.flow_input,
+            previous_result=self.previous(),
+            results=self.ctx.result_of,
+            flow_env=self.ctx.flow_env,
+            variable=self.ctx.variable,
+            resource=self.ctx.resource,
+        )
+        return dataclasses.replace(scope, **overrides) if overrides else scope
+
+
+ScriptRunner = Callable[..., Any]
+
+
+def run_step(
+    module: FlowModule, ctx: StepRunContext, *, script_runner: ScriptRunner | None = None
+) -> StepOutcome:
+    """Run one step to its outcome. Never raises for a step failure: the outcome says it."""
+    scope = _Scope(ctx)
+
+    if module.skip_if is not None:
+        try:
+            skip = evaluate_predicate(module.skip_if.expr, scope.build(result=scope.previous()))
+        except ExpressionError as exc:
+            return _predicate_failure(module, "skip_if", exc)
+        if skip:
+            return StepOutcome(
+                OutcomeKind.SKIPPED, scope.previous(), f"skip_if `{module.skip_if.expr}` is true"
+            )
+
+    if module.mock is not None and module.mock.enabled:
+        return StepOutcome(OutcomeKind.MOCKED, module.mock.return_value, "mocked: the script did not run")
+
+    try:
+        value = _execute(module, scope, script_runner)
+    except (StepError, ExpressionError) as exc:
+        error = exc.error if isinstance(exc, StepError) else exc.error_object()
+        error["error"].setdefault("step_id", module.id)
+        summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
+        if not ctx.is_last_attempt:
+            return StepOutcome(OutcomeKind.FAILED, error, summary)
+        if module.continue_on_error:
+            return StepOutcome(OutcomeKind.CONTINUED_ERROR, error, f"continue_on_error: {summary}")
+        return StepOutcome(OutcomeKind.FAILED, error, summary)
+
+    return _after_success(module, value, scope)
+
+
+def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | None) -> Any:
+    value = module.value
+    if isinstance(value, Identity):
+        return scope.previous()
+    if isinstance(value, RawScript):
+        args = evaluate_transforms(value.input_transforms, scope.build())
+        runner = script_runner or _default_script_runner
+        workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
+        try:
+            return runner(value.language, value.content, args, step_id=module.id, workdir=workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    # The loader rejects what this release cannot run; reaching here is a bug, not a user error.
+    raise StepError(
+        error_object(
+            "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
+        )
+    )
+
+
+def _default_script_runner(language: str, content: str, args: dict[str, Any], **kwargs: Any) -> Any:
+    from airflow_openflow.runtime.scripts import run_script
+
+    return run_script(language, content, args, **kwargs)
+
+
+def _after_success(module: FlowModule, value: Any, scope: _Scope) -> StepOutcome:
+    stop = module.stop_after_if
+    if stop is None:
+        return StepOutcome(OutcomeKind.SUCCESS, value)
+    try:
+        stopped = evaluate_predicate(stop.expr, scope.build(result=value, previous_result=value))
+    except ExpressionError as exc:
+        return _predicate_failure(module, "stop_after_if", exc)
+    if not stopped:
+        return StepOutcome(OutcomeKind.SUCCESS, value)
+    if stop.error_message is not None:
+        message = stop.error_message or f"stop after if: {stop.expr}"
+        extra = {"result": value} if stop.error_include_result else {}
+        return StepOutcome(
+            OutcomeKind.ERROR_STOP,
+            {"error": {"name": "EarlyStopError", "message": message, **extra}},
+            f"stop_after_if `{stop.expr}` is true: the flow fails with EarlyStopError: {message}",
+            retryable=False,
+        )
+    if stop.skip_if_stopped:
+        return StepOutcome(
+            OutcomeKind.STOPPED_SKIPPED,
+            value,
+            f"stop_after_if `{stop.expr}` is true: the flow ends (skipped)",
+        )
+    return StepOutcome(OutcomeKind.STOPPED, value, f"stop_after_if `{stop.expr}` is true: the flow ends here")
+
+
+def _predicate_failure(module: FlowModule, what: str, exc: ExpressionError) -> StepOutcome:
+    # A throwing predicate is a flow-level error in Windmill (spec 3.5): no retry of the step.
+    error = exc.error_object()
+    error["error"]["step_id"] = module.id
+    return StepOutcome(OutcomeKind.FAILED, error, f"{what} failed: {exc}", retryable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowVerdict:
+    """The flow's status and result, as Windmill defines them, from the outcomes of its steps."""
+
+    status: str  # "success" | "failure"
+    result: Any
+    message: str
+    skipped: bool = False  # a stop with skip_if_stopped
+
+
+def flow_verdict(
+    steps: list[tuple[str, OutcomeKind | None]],
+    result_of: Callable[[str], Any],
+    flow_input: Any,
+) -> FlowVerdict:
+    """``steps`` are the top-level steps in order, each with its outcome (None if it never finished).
+    Only the decisive step's result is fetched through ``result_of``."""
+    last_id: str | None = None  # None: an empty flow returns its input (spec 1.2)
+    last_kind: OutcomeKind | None = None
+    for step_id, kind in steps:
+        if kind is None:
+            # Not finished and no earlier stop: it failed without reporting (killed, marked failed in
+            # the UI) or never ran because an earlier task did. Either way the flow did not complete.
+            message = f"step {step_id!r} did not complete; see its task log in Airflow"
+            return FlowVerdict(
+                "failure",
+                {"error": {"name": "StepDidNotComplete", "message": message, "step_id": step_id}},
+                message,
+            )
+        if kind in (OutcomeKind.FAILED, OutcomeKind.ERROR_STOP):
+            return FlowVerdict("failure", result_of(step_id), f"step {step_id!r} failed")
+        if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
+            return FlowVerdict(
+                "success",
+                result_of(step_id),
+                f"stopped early after step {step_id!r}",
+                skipped=kind is OutcomeKind.STOPPED_SKIPPED,
+            )
+        last_id, last_kind = step_id, kind
+    if last_id is None:
+        return FlowVerdict("success", flow_input, "empty flow: the result is the flow input")
+    if last_kind is OutcomeKind.CONTINUED_ERROR:
+        # continue_on_error on the last step still leaves the flow failed (spec 5.2).
+        return FlowVerdict("failure", result_of(last_id), f"last step {last_id!r} failed (continue_on_error)")
+    return FlowVerdict("success", result_of(last_id), "flow completed")

@@ -1,0 +1,70 @@
+"""Windmill CLI ``!inline <file>`` references (spec 9.2): read the referenced files next to the flow."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from airflow_openflow.spec.yaml_io import INLINE_PREFIX
+
+InlineKind = Literal["content", "lock"]
+
+
+def is_inline_ref(value: object, *, kind: InlineKind) -> bool:
+    """Whether a ``content``/``lock`` string is an ``!inline`` reference (the CLI's own tests)."""
+    if not isinstance(value, str):
+        return False
+    # The CLI trims leading blanks of locks but not of contents.
+    text = value.lstrip() if kind == "lock" else value
+    return text.startswith(INLINE_PREFIX)
+
+
+def inline_name(ref: str) -> str:
+    return ref.lstrip()[len(INLINE_PREFIX) :].strip()
+
+
+def fallback_name(name: str, module_id: str) -> str | None:
+    """The CLI's second try: ``<module id>.<everything after the first dot of the name>``."""
+    base = os.path.basename(name)
+    if "." not in base:
+        return None
+    return module_id + "." + base.split(".", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class InlineRead:
+    text: str | None  # None when no candidate could be read
+    looked_for: list[str]  # the file names tried, in order
+    reason: str = "not found"
+
+
+@dataclass
+class InlineFiles:
+    """Reads inline files relative to ``folder`` and remembers their bytes for the content hash."""
+
+    folder: Path
+    read_files: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def read(self, ref: str, *, kind: InlineKind, module_id: str | None) -> InlineRead:
+        name = inline_name(ref)
+        if not name:
+            return InlineRead(None, [], reason="the reference names no file")
+        candidates = [name]
+        if kind == "content" and module_id:
+            fallback = fallback_name(name, module_id)
+            if fallback is not None and fallback != name:
+                candidates.append(fallback)
+        for candidate in candidates:
+            try:
+                data = (self.folder / candidate).read_bytes()
+            except OSError:
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return InlineRead(None, candidates, reason=f"{candidate} is not UTF-8 text")
+            self.read_files.append((candidate, data))
+            return InlineRead(text, candidates)
+        return InlineRead(None, candidates)

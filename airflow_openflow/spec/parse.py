@@ -1,0 +1,809 @@
+"""Raw JSON data (already parsed) -> typed model, collecting every problem on the way.
+
+The parser never stops at the first problem: a field with a wrong type is reported and replaced by
+its default so that the rest of the document is still checked. When any error was found the model
+is discarded (``ParseResult.flow`` is None) and the caller raises with all of them.
+
+Problems are created without line numbers; the loader adds them afterwards from ``json_path``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_openflow.spec.errors import Problem
+from airflow_openflow.spec.inline import InlineFiles, InlineKind, inline_name, is_inline_ref
+from airflow_openflow.spec.locate import join_path
+from airflow_openflow.spec.model import (
+    MODULE_TYPES,
+    AiAgent,
+    Branch,
+    BranchAll,
+    BranchOne,
+    ConstantRetry,
+    ExponentialRetry,
+    FlowModule,
+    FlowSource,
+    FlowValue,
+    ForloopFlow,
+    Identity,
+    InputTransform,
+    Mock,
+    ModuleValue,
+    OpenFlow,
+    PathFlow,
+    PathScript,
+    RawScript,
+    Retry,
+    SkipIf,
+    StopAfterIf,
+    Suspend,
+    WhileloopFlow,
+)
+
+Role = Literal["step", "failure", "preprocessor"]
+
+# Step ids become Airflow task ids (no dots: Airflow uses them for task-group prefixes).
+STEP_ID_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+STEP_ID_MAX = 200
+TRANSFORM_KINDS = ("static", "javascript", "ai")
+
+# Top-level keys of a stored/exported flow that are deployment settings or bookkeeping, not part of
+# the OpenFlow schema (spec 1.1). Kept in ``OpenFlow.extra`` without an "unknown field" warning.
+DEPLOYMENT_KEYS = frozenset(
+    {
+        "path",
+        "tag",
+        "ws_error_handler_muted",
+        "dedicated_worker",
+        "timeout",
+        "visible_to_runner_only",
+        "on_behalf_of_email",
+        "priority",
+        "draft_only",
+        "edited_by",
+        "edited_at",
+        "archived",
+        "extra_perms",
+        "workspace_id",
+        "starred",
+        "has_draft",
+    }
+)
+
+# Very old expressions start with ``import { ... } from 'windmill@1-1'`` on their own line (spec 3.8).
+_LEGACY_IMPORT = re.compile(r"\s*import\s*\{[^}]*\}\s*from\s*['\"]windmill@[^'\"]*['\"]\s*;?[ \t]*\r?\n")
+
+
+def strip_legacy_import(expr: str) -> str:
+    match = _LEGACY_IMPORT.match(expr)
+    return expr[match.end() :] if match else expr
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+_HINTS = {
+    "a boolean": "write true or false",
+    "a number": "write a number",
+    "an integer": "write a whole number",
+    "a string": "write a string (quote it in YAML)",
+    "a list": "write a list",
+    "a mapping": "write a mapping of fields",
+}
+
+
+@dataclass
+class ParseResult:
+    flow: OpenFlow | None
+    errors: list[Problem]
+    warnings: list[Problem]
+
+
+@dataclass
+class _Ctx:
+    file: str | None
+    inline: InlineFiles | None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)  # step id -> json_path of its first module
+
+    def error(self, path: str, message: str, hint: str | None = None) -> None:
+        self.errors.append(Problem(message, file=self.file, json_path=path, hint=hint))
+
+    def warn(self, path: str, message: str, hint: str | None = None) -> None:
+        self.warnings.append(Problem(message, file=self.file, json_path=path, hint=hint, severity="warning"))
+
+
+class _Obj:
+    """A raw mapping being read: typed getters that report problems, and unknown-key detection."""
+
+    __slots__ = ("ctx", "data", "path", "seen")
+
+    def __init__(self, ctx: _Ctx, data: dict[Any, Any], path: str) -> None:
+        self.ctx = ctx
+        self.data = data
+        self.path = path
+        self.seen: set[Any] = set()
+
+    def at(self, key: str) -> str:
+        return join_path(self.path, key)
+
+    def raw(self, key: str) -> Any:
+        self.seen.add(key)
+        return self.data.get(key)
+
+    def _typed(
+        self, key: str, check: Callable[[Any], bool], expected: str, *, required: bool, hint: str | None
+    ) -> Any:
+        value = self.raw(key)
+        if value is None:  # null and absent are the same for optional fields (Windmill writes nulls)
+            if required:
+                self.ctx.error(self.at(key), f"missing required field '{key}'", hint or f"add '{key}' here")
+            return None
+        if not check(value):
+            self.ctx.error(
+                self.at(key), f"'{key}' must be {expected}, got {json_type(value)}", _HINTS.get(expected)
+            )
+            return None
+        return value
+
+    def string(self, key: str, *, required: bool = False, hint: str | None = None) -> str | None:
+        value: str | None = self._typed(
+            key, lambda v: isinstance(v, str), "a string", required=required, hint=hint
+        )
+        return value
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self._typed(key, lambda v: isinstance(v, bool), "a boolean", required=False, hint=None)
+        return default if value is None else bool(value)
+
+    def number(self, key: str) -> float | None:
+        value = self._typed(key, _is_number, "a number", required=False, hint=None)
+        return None if value is None else float(value) if isinstance(value, float) else int(value)
+
+    def integer(self, key: str) -> int | None:
+        value = self._typed(
+            key, lambda v: _is_number(v) and float(v).is_integer(), "an integer", required=False, hint=None
+        )
+        return None if value is None else int(value)
+
+    def mapping(self, key: str, *, required: bool = False, hint: str | None = None) -> dict[Any, Any] | None:
+        value: dict[Any, Any] | None = self._typed(
+            key, lambda v: isinstance(v, dict), "a mapping", required=required, hint=hint
+        )
+        return value
+
+    def array(self, key: str, *, required: bool = False, hint: str | None = None) -> list[Any] | None:
+        value: list[Any] | None = self._typed(
+            key, lambda v: isinstance(v, list), "a list", required=required, hint=hint
+        )
+        return value
+
+    def expr(self, key: str, *, required: bool = False, hint: str | None = None) -> str | None:
+        value = self.string(key, required=required, hint=hint)
+        return None if value is None else strip_legacy_import(value)
+
+    def extra(self, *, silent: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Keys nobody read: kept, and reported as warnings unless listed in ``silent``."""
+        out: dict[str, Any] = {}
+        for key, value in self.data.items():
+            if key in self.seen:
+                continue
+            out[str(key)] = value
+            if key not in silent:
+                self.ctx.warn(
+                    join_path(self.path, str(key)),
+                    f"unknown field '{key}' is ignored",
+                    "remove it or check its spelling",
+                )
+        return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small shapes
+
+
+def _transform(ctx: _Ctx, data: Any, path: str, *, allow_number: bool = False) -> InputTransform | None:
+    if allow_number and _is_number(data):  # old documents write ``sleep: 5`` / ``timeout: 60``
+        return InputTransform(kind="static", value=data, json_path=path)
+    if not isinstance(data, dict):
+        ctx.error(
+            path,
+            f"input transform must be a mapping, got {json_type(data)}",
+            "write {type: static, value: ...} or {type: javascript, expr: ...}",
+        )
+        return None
+    obj = _Obj(ctx, data, path)
+    kind = obj.raw("type")
+    if kind not in TRANSFORM_KINDS:
+        got = "missing" if kind is None else repr(kind)
+        ctx.error(
+            obj.at("type"),
+            f"input transform type must be 'static', 'javascript' or 'ai', got {got}",
+            "write type: static (with value) or type: javascript (with expr)",
+        )
+        obj.extra(silent=frozenset({"value", "expr"}))
+        return None
+    value = obj.raw("value")
+    if kind == "javascript":
+        expr = obj.expr("expr", required=True, hint="add expr: <JavaScript expression>")
+    else:  # the editor may leave a stale ``expr`` on a static transform: keep it quiet
+        raw_expr = obj.raw("expr")
+        expr = raw_expr if isinstance(raw_expr, str) else None
+    obj.extra()
+    if kind == "javascript" and expr is None:
+        return None
+    return InputTransform(kind=kind, value=value, expr=expr, json_path=path)
+
+
+def _transforms(ctx: _Ctx, data: Any, path: str) -> dict[str, InputTransform]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        ctx.error(path, f"'input_transforms' must be a mapping, got {json_type(data)}", _HINTS["a mapping"])
+        return {}
+    out: dict[str, InputTransform] = {}
+    for name, raw in data.items():
+        if not isinstance(name, str):
+            ctx.error(path, f"argument name {name!r} must be a string", "quote the argument name")
+            continue
+        transform = _transform(ctx, raw, join_path(path, name))
+        if transform is not None:
+            out[name] = transform
+    return out
+
+
+def _stop(ctx: _Ctx, obj: _Obj, key: str) -> StopAfterIf | None:
+    data = obj.mapping(key)
+    if data is None:
+        return None
+    sub = _Obj(ctx, data, obj.at(key))
+    expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
+    stop = StopAfterIf(
+        expr=expr or "",
+        skip_if_stopped=sub.boolean("skip_if_stopped"),
+        error_message=sub.string("error_message"),
+        error_include_result=sub.boolean("error_include_result"),
+        json_path=sub.path,
+    )
+    sub.extra()
+    return stop
+
+
+def _skip_if(ctx: _Ctx, obj: _Obj) -> SkipIf | None:
+    data = obj.mapping("skip_if")
+    if data is None:
+        return None
+    sub = _Obj(ctx, data, obj.at("skip_if"))
+    expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
+    sub.extra()
+    return SkipIf(expr=expr or "", json_path=sub.path)
+
+
+def _mock(ctx: _Ctx, obj: _Obj) -> Mock | None:
+    data = obj.mapping("mock")
+    if data is None:
+        return None
+    sub = _Obj(ctx, data, obj.at("mock"))
+    mock = Mock(enabled=sub.boolean("enabled"), return_value=sub.raw("return_value"), json_path=sub.path)
+    sub.extra()
+    return mock
+
+
+def _suspend(ctx: _Ctx, obj: _Obj) -> Suspend | None:
+    data = obj.mapping("suspend")
+    if data is None:
+        return None
+    sub = _Obj(ctx, data, obj.at("suspend"))
+    required_events = sub.integer("required_events")
+    groups = sub.raw("user_groups_required")
+    suspend = Suspend(
+        required_events=1 if required_events is None else required_events,
+        timeout=sub.integer("timeout"),
+        resume_form=sub.mapping("resume_form"),
+        user_auth_required=sub.boolean("user_auth_required"),
+        user_groups_required=(
+            None if groups is None else _transform(ctx, groups, sub.at("user_groups_required"))
+        ),
+        self_approval_disabled=sub.boolean("self_approval_disabled"),
+        hide_cancel=sub.boolean("hide_cancel"),
+        continue_on_disapprove_timeout=sub.boolean("continue_on_disapprove_timeout"),
+        json_path=sub.path,
+    )
+    sub.extra()
+    return suspend
+
+
+def _retry(ctx: _Ctx, obj: _Obj) -> Retry | None:
+    data = obj.mapping("retry")
+    if data is None:
+        return None
+    sub = _Obj(ctx, data, obj.at("retry"))
+    constant: ConstantRetry | None = None
+    raw_constant = sub.mapping("constant")
+    if raw_constant is not None:
+        c = _Obj(ctx, raw_constant, sub.at("constant"))
+        constant = ConstantRetry(attempts=c.integer("attempts") or 0, seconds=c.number("seconds") or 0)
+        c.extra()
+    exponential: ExponentialRetry | None = None
+    raw_exp = sub.mapping("exponential")
+    if raw_exp is not None:
+        e = _Obj(ctx, raw_exp, sub.at("exponential"))
+        seconds = e.number("seconds")
+        multiplier = e.number("multiplier")
+        exponential = ExponentialRetry(
+            attempts=e.integer("attempts") or 0,
+            multiplier=1 if multiplier is None else multiplier,
+            seconds=1 if seconds is None else seconds,
+            random_factor=e.number("random_factor"),
+        )
+        # Windmill rejects a base below 1 (spec 2.2); the editor writes 0 when retries are off.
+        if exponential.attempts > 0 and exponential.seconds < 1:
+            ctx.error(
+                e.at("seconds"),
+                f"exponential retry 'seconds' must be at least 1, got {exponential.seconds}",
+                "the delay is multiplier * seconds^attempt: use seconds >= 1",
+            )
+        e.extra()
+    retry_if: str | None = None
+    raw_if = sub.mapping("retry_if")
+    if raw_if is not None:
+        r = _Obj(ctx, raw_if, sub.at("retry_if"))
+        retry_if = r.expr("expr", required=True, hint="add expr: <JavaScript condition>")
+        r.extra()
+    sub.extra()
+    return Retry(constant=constant, exponential=exponential, retry_if=retry_if, json_path=sub.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+def _check_id(ctx: _Ctx, obj: _Obj, *, role: Role) -> str | None:
+    raw = obj.raw("id")
+    path = obj.at("id")
+    if raw is None:
+        ctx.error(path, "missing required field 'id'", "give the step a unique id, e.g. id: a")
+        return None
+    if not isinstance(raw, str):
+        ctx.error(path, f"step id must be a string, got {json_type(raw)}", "quote the id in YAML")
+        return None
+    if not raw:
+        ctx.error(path, "step id is empty", "give the step a unique id, e.g. id: a")
+        return None
+    if not STEP_ID_RE.match(raw) or len(raw) > STEP_ID_MAX:
+        ctx.error(
+            path,
+            f"step id {raw!r} cannot be used as an Airflow task id",
+            f"use only letters, digits, '_' and '-', at most {STEP_ID_MAX} characters",
+        )
+    if raw == "Input":
+        ctx.error(path, "step id 'Input' is reserved", "rename the step")
+    elif raw == "failure" and role != "failure":
+        ctx.error(path, "step id 'failure' is reserved for failure_module", "rename the step")
+    elif raw == "preprocessor" and role != "preprocessor":
+        ctx.error(path, "step id 'preprocessor' is reserved for preprocessor_module", "rename the step")
+    first = ctx.ids.get(raw)
+    if first is not None:
+        ctx.error(
+            path,
+            f"duplicate step id {raw!r}: already used by the step at {first}",
+            "step ids must be unique in the whole flow, nested steps included: rename this one",
+        )
+    else:
+        ctx.ids[raw] = obj.path
+    return raw
+
+
+def _modules(ctx: _Ctx, data: list[Any] | None, path: str) -> list[FlowModule]:
+    out: list[FlowModule] = []
+    for index, item in enumerate(data or []):
+        module = _module(ctx, item, join_path(path, index), role="step")
+        if module is not None:
+            out.append(module)
+    return out
+
+
+def _module(ctx: _Ctx, data: Any, path: str, *, role: Role) -> FlowModule | None:
+    if not isinstance(data, dict):
+        ctx.error(path, f"a step must be a mapping, got {json_type(data)}", "write {id: ..., value: {...}}")
+        return None
+    obj = _Obj(ctx, data, path)
+    module_id = _check_id(ctx, obj, role=role)
+    legacy = obj.raw("input_transforms")  # legacy position, sibling of ``value`` (spec 3.8)
+    value = _value(ctx, obj, module_id=module_id, legacy=legacy)
+    module = FlowModule(
+        id=module_id or "",
+        value=value if value is not None else Identity(json_path=obj.at("value")),
+        summary=obj.string("summary"),
+        stop_after_if=_stop(ctx, obj, "stop_after_if"),
+        stop_after_all_iters_if=_stop(ctx, obj, "stop_after_all_iters_if"),
+        skip_if=_skip_if(ctx, obj),
+        sleep=_optional_transform(ctx, obj, "sleep"),
+        cache_ttl=obj.number("cache_ttl"),
+        timeout=_optional_transform(ctx, obj, "timeout"),
+        delete_after_use=obj.boolean("delete_after_use"),
+        mock=_mock(ctx, obj),
+        suspend=_suspend(ctx, obj),
+        priority=obj.number("priority"),
+        continue_on_error=obj.boolean("continue_on_error"),
+        retry=_retry(ctx, obj),
+        extra=obj.extra(),
+        json_path=path,
+    )
+    return module if module_id is not None and value is not None else None
+
+
+def _optional_transform(ctx: _Ctx, obj: _Obj, key: str) -> InputTransform | None:
+    raw = obj.raw(key)
+    return None if raw is None else _transform(ctx, raw, obj.at(key), allow_number=True)
+
+
+def _value(ctx: _Ctx, module: _Obj, *, module_id: str | None, legacy: Any) -> ModuleValue | None:
+    path = module.at("value")
+    data = module.raw("value")
+    if data is None:
+        ctx.error(path, "missing required field 'value'", "add value: {type: rawscript, ...}")
+        return None
+    if not isinstance(data, dict):
+        ctx.error(path, f"'value' must be a mapping, got {json_type(data)}", _HINTS["a mapping"])
+        return None
+    obj = _Obj(ctx, data, path)
+    kind = obj.raw("type")
+    known = ", ".join(MODULE_TYPES)
+    if kind is None:
+        ctx.error(obj.at("type"), f"missing required field 'type' (known types: {known})", "add type: ...")
+        return None
+    if kind not in MODULE_TYPES:
+        ctx.error(obj.at("type"), f"unknown step type {kind!r} (known types: {known})", "fix the type")
+        return None
+    takes_args = kind in ("rawscript", "script", "flow", "aiagent")
+    transforms: dict[str, InputTransform] = {}
+    if takes_args:
+        transforms = _step_transforms(ctx, obj, module, legacy)
+    elif legacy is not None:
+        ctx.warn(
+            module.at("input_transforms"), f"'input_transforms' is ignored on a {kind} step", "remove it"
+        )
+    return _BUILDERS[kind](ctx, obj, module_id, transforms)
+
+
+def _step_transforms(ctx: _Ctx, obj: _Obj, module: _Obj, legacy: Any) -> dict[str, InputTransform]:
+    own = obj.raw("input_transforms")
+    if legacy is None:
+        return _transforms(ctx, own, obj.at("input_transforms"))
+    legacy_path = module.at("input_transforms")
+    if own:
+        ctx.warn(
+            legacy_path,
+            "module-level 'input_transforms' is ignored: value.input_transforms is also set",
+            "remove the module-level input_transforms",
+        )
+        return _transforms(ctx, own, obj.at("input_transforms"))
+    ctx.warn(
+        legacy_path,
+        "legacy module-level 'input_transforms' moved into value.input_transforms",
+        "move input_transforms under value:",
+    )
+    return _transforms(ctx, legacy, legacy_path)
+
+
+def _inline(ctx: _Ctx, obj: _Obj, key: str, value: str, *, kind: InlineKind, module_id: str | None) -> str:
+    """Replace an ``!inline <file>`` reference by the file's text (spec 9.2)."""
+    path = obj.at(key)
+    if ctx.inline is None:
+        ctx.error(
+            path,
+            f"'!inline {inline_name(value)}' cannot be resolved: the document was not loaded from a file",
+            "load the flow from its flow.yaml/flow.json file, or put the code itself in the document",
+        )
+        return value
+    read = ctx.inline.read(value, kind=kind, module_id=module_id)
+    if read.text is not None:
+        return read.text
+    tried = " or ".join(read.looked_for) or "(no file name)"
+    if kind == "lock":  # the CLI treats a missing lock file as an empty lock
+        ctx.warn(path, f"inline lock file {tried} {read.reason} in {ctx.inline.folder}; using an empty lock")
+        return ""
+    ctx.error(
+        path,
+        f"inline file {tried} {read.reason} in {ctx.inline.folder}",
+        "create the file next to the flow file or fix the '!inline' reference",
+    )
+    return value
+
+
+def _rawscript(
+    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+) -> RawScript:
+    language = obj.string("language", required=True, hint="add language: python3 (or bash, ...)")
+    content = obj.string("content", required=True, hint="add content: <the script's code>")
+    if content is not None and is_inline_ref(content, kind="content"):
+        content = _inline(ctx, obj, "content", content, kind="content", module_id=module_id)
+    lock = obj.string("lock")
+    if lock is not None and is_inline_ref(lock, kind="lock"):
+        lock = _inline(ctx, obj, "lock", lock, kind="lock", module_id=module_id)
+    value = RawScript(
+        language=language or "",
+        content=content or "",
+        input_transforms=transforms,
+        lock=lock,
+        path=obj.string("path"),
+        tag=obj.string("tag"),
+        concurrent_limit=obj.number("concurrent_limit"),
+        concurrency_time_window_s=obj.number("concurrency_time_window_s"),
+        custom_concurrency_key=obj.string("custom_concurrency_key"),
+        is_trigger=obj.boolean("is_trigger"),
+        assets=obj.array("assets") or [],
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+    return value
+
+
+def _script(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> PathScript:
+    path = obj.string("path", required=True, hint="add path: f/folder/script_name")
+    return PathScript(
+        path=path or "",
+        input_transforms=transforms,
+        hash=obj.string("hash"),
+        tag_override=obj.string("tag_override"),
+        is_trigger=obj.boolean("is_trigger"),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _flow(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> PathFlow:
+    path = obj.string("path", required=True, hint="add path: f/folder/flow_name")
+    return PathFlow(
+        path=path or "",
+        input_transforms=transforms,
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _parallelism(ctx: _Ctx, obj: _Obj) -> InputTransform | None:
+    raw = obj.raw("parallelism")
+    return None if raw is None else _transform(ctx, raw, obj.at("parallelism"), allow_number=True)
+
+
+def _forloop(
+    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+) -> ForloopFlow:
+    raw_iterator = obj.raw("iterator")
+    iterator: InputTransform | None = None
+    if raw_iterator is None:
+        ctx.error(
+            obj.at("iterator"),
+            "missing required field 'iterator'",
+            "add iterator: {type: javascript, expr: <expression giving a list>}",
+        )
+    else:
+        iterator = _transform(ctx, raw_iterator, obj.at("iterator"))
+    modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
+    return ForloopFlow(
+        modules=modules,
+        iterator=iterator or InputTransform(kind="static", value=[]),
+        skip_failures=obj.boolean("skip_failures"),
+        parallel=obj.boolean("parallel"),
+        parallelism=_parallelism(ctx, obj),
+        squash=obj.boolean("squash"),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _whileloop(
+    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+) -> WhileloopFlow:
+    modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
+    return WhileloopFlow(
+        modules=modules,
+        skip_failures=obj.boolean("skip_failures"),
+        parallel=obj.boolean("parallel"),
+        parallelism=_parallelism(ctx, obj),
+        squash=obj.boolean("squash"),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _branches(ctx: _Ctx, obj: _Obj, *, one: bool) -> list[Branch]:
+    raw = obj.array("branches", required=True, hint="add branches: [...]")
+    out: list[Branch] = []
+    for index, item in enumerate(raw or []):
+        path = join_path(obj.at("branches"), index)
+        if not isinstance(item, dict):
+            ctx.error(path, f"a branch must be a mapping, got {json_type(item)}", "write {modules: [...]}")
+            continue
+        sub = _Obj(ctx, item, path)
+        if one:
+            expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
+        else:
+            expr = sub.expr("expr")
+        raw_modules = sub.array("modules", required=True, hint="add modules: [...]")
+        modules = _modules(ctx, raw_modules, sub.at("modules"))
+        out.append(
+            Branch(
+                modules=modules,
+                expr=expr,
+                summary=sub.string("summary"),
+                skip_failure=sub.boolean("skip_failure"),
+                extra=sub.extra(),
+                json_path=path,
+            )
+        )
+    return out
+
+
+def _branchone(
+    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+) -> BranchOne:
+    branches = _branches(ctx, obj, one=True)
+    default = obj.array("default", required=True, hint="add default: [] (steps run when no branch matches)")
+    return BranchOne(
+        branches=branches,
+        default=_modules(ctx, default, obj.at("default")),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _branchall(
+    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+) -> BranchAll:
+    return BranchAll(
+        branches=_branches(ctx, obj, one=False),
+        parallel=obj.boolean("parallel", default=True),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _identity(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> Identity:
+    return Identity(flow=obj.boolean("flow"), extra=obj.extra(silent=frozenset({"type"})), json_path=obj.path)
+
+
+def _aiagent(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> AiAgent:
+    tools = obj.array("tools") or []
+    resolved: list[dict[str, Any]] = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            ctx.error(join_path(obj.at("tools"), index), f"a tool must be a mapping, got {json_type(tool)}")
+            continue
+        resolved.append(_inline_tool(ctx, tool, join_path(obj.at("tools"), index)))
+    return AiAgent(
+        input_transforms=transforms,
+        tools=resolved,
+        parallel=obj.boolean("parallel"),
+        extra=obj.extra(silent=frozenset({"type"})),
+        json_path=obj.path,
+    )
+
+
+def _inline_tool(ctx: _Ctx, tool: dict[str, Any], path: str) -> dict[str, Any]:
+    """Resolve ``!inline`` in a rawscript tool of an AI agent (kept as raw JSON otherwise)."""
+    value = tool.get("value")
+    if (
+        not isinstance(value, dict)
+        or value.get("tool_type") != "flowmodule"
+        or value.get("type") != "rawscript"
+    ):
+        return tool
+    tool_id = tool.get("id") if isinstance(tool.get("id"), str) else None
+    sub = _Obj(ctx, value, join_path(path, "value"))
+    new_value = dict(value)
+    for key, kind in (("content", "content"), ("lock", "lock")):
+        text = value.get(key)
+        if is_inline_ref(text, kind=kind):  # type: ignore[arg-type]
+            new_value[key] = _inline(ctx, sub, key, text, kind=kind, module_id=tool_id)  # type: ignore[arg-type]
+    return {**tool, "value": new_value}
+
+
+_Builder = Callable[[_Ctx, _Obj, "str | None", "dict[str, InputTransform]"], ModuleValue]
+_BUILDERS: dict[str, _Builder] = {
+    "rawscript": _rawscript,
+    "script": _script,
+    "flow": _flow,
+    "forloopflow": _forloop,
+    "whileloopflow": _whileloop,
+    "branchone": _branchone,
+    "branchall": _branchall,
+    "identity": _identity,
+    "aiagent": _aiagent,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Document
+
+
+def _flow_value(ctx: _Ctx, data: dict[Any, Any]) -> FlowValue:
+    obj = _Obj(ctx, data, "value")
+    modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
+    special: dict[str, FlowModule | None] = {}
+    for key, role in (("failure_module", "failure"), ("preprocessor_module", "preprocessor")):
+        raw = obj.raw(key)
+        special[key] = None if raw is None else _module(ctx, raw, obj.at(key), role=role)  # type: ignore[arg-type]
+    flow_env = obj.mapping("flow_env") or {}
+    value = FlowValue(
+        modules=modules,
+        failure_module=special["failure_module"],
+        preprocessor_module=special["preprocessor_module"],
+        same_worker=obj.boolean("same_worker"),
+        concurrent_limit=obj.number("concurrent_limit"),
+        concurrency_key=obj.string("concurrency_key"),
+        concurrency_time_window_s=obj.number("concurrency_time_window_s"),
+        debounce_delay_s=obj.number("debounce_delay_s"),
+        debounce_key=obj.string("debounce_key"),
+        skip_expr=obj.expr("skip_expr"),
+        cache_ttl=obj.number("cache_ttl"),
+        flow_env={str(k): v for k, v in flow_env.items()},
+        priority=obj.number("priority"),
+        early_return=obj.string("early_return"),
+        chat_input_enabled=obj.boolean("chat_input_enabled"),
+        notes=obj.array("notes") or [],
+        extra=obj.extra(),
+        json_path="value",
+    )
+    return value
+
+
+def parse_document(data: Any, *, source: FlowSource, inline: InlineFiles | None) -> ParseResult:
+    """Build the model from parsed JSON/YAML data. ``inline`` resolves ``!inline`` files (None: no folder)."""
+    ctx = _Ctx(file=source.file, inline=inline)
+    if not isinstance(data, dict):
+        ctx.error(
+            "",
+            f"the document must be a mapping with 'summary' and 'value', got {json_type(data)}",
+            "an OpenFlow document looks like {summary: ..., value: {modules: [...]}}",
+        )
+        return ParseResult(None, ctx.errors, ctx.warnings)
+    obj = _Obj(ctx, data, "")
+    summary = obj.raw("summary")
+    if summary is None:
+        ctx.warn("summary", "missing field 'summary'", "add summary: <a short title for the flow>")
+        summary = ""
+    elif not isinstance(summary, str):
+        ctx.error("summary", f"'summary' must be a string, got {json_type(summary)}", _HINTS["a string"])
+        summary = ""
+    description = obj.string("description")
+    raw_value = obj.mapping("value", required=True, hint="add value: {modules: [...]}")
+    value = _flow_value(ctx, raw_value) if raw_value is not None else None
+    schema = obj.mapping("schema")
+    extra = obj.extra(silent=DEPLOYMENT_KEYS)
+    if ctx.errors or value is None:
+        return ParseResult(None, ctx.errors, ctx.warnings)
+    flow = OpenFlow(
+        summary=summary,
+        value=value,
+        description=description,
+        schema=schema,
+        source=source,
+        extra=extra,
+    )
+    return ParseResult(flow, ctx.errors, ctx.warnings)

@@ -1,0 +1,166 @@
+"""What this release can execute. A valid document may still use constructs that are not built yet.
+
+Errors say ``not supported yet: <construct>`` and name the issue that will bring it; settings that
+are accepted but have no effect yet are warnings. Edit the tables below as features land.
+"""
+
+from __future__ import annotations
+
+from airflow_openflow.spec.errors import Problem
+from airflow_openflow.spec.locate import join_path, with_lines_from_file
+from airflow_openflow.spec.model import (
+    AiAgent,
+    BranchAll,
+    BranchOne,
+    FlowModule,
+    ForloopFlow,
+    InputTransform,
+    OpenFlow,
+    RawScript,
+    WhileloopFlow,
+)
+
+SUPPORTED_LANGUAGES = ("python3", "bash")
+
+_CONTROL_FLOW = "remove it or wait for control-flow support (issue 3)"
+_STEP_OPTIONS = "remove it or wait for step options support (issue 4)"
+_FLOW_OPTIONS = "remove it or wait for flow options support (issue 5)"
+_IGNORED = "it is accepted and ignored for now"
+
+# Module kinds that parse fine but do not run yet: kind -> (construct, hint).
+UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {
+    "forloopflow": ("for-loop steps (forloopflow)", _CONTROL_FLOW),
+    "whileloopflow": ("while-loop steps (whileloopflow)", _CONTROL_FLOW),
+    "branchone": ("branchone steps", _CONTROL_FLOW),
+    "branchall": ("branchall steps", _CONTROL_FLOW),
+    "script": ("workspace script steps (type: script)", "inline it as a rawscript step, or wait (issue 3)"),
+    "flow": ("sub-flow steps (type: flow)", _CONTROL_FLOW),
+}
+
+
+def check_supported(flow: OpenFlow) -> list[Problem]:
+    """Errors for what this release cannot run, warnings for what it accepts but ignores."""
+    checker = _Checker(flow.source.file)
+    for module in flow.value.modules:
+        checker.module(module, top_level=True)
+    value = flow.value
+    specials = (("failure_module", value.failure_module), ("preprocessor_module", value.preprocessor_module))
+    for key, special in specials:
+        if special is not None:
+            checker.error(
+                special.json_path, f"not supported yet: {key}", "remove it or wait for support (issue 3)"
+            )
+            checker.module(special, top_level=False)
+    if value.same_worker:
+        checker.error("value.same_worker", "not supported yet: same_worker", _FLOW_OPTIONS)
+    if value.skip_expr:
+        checker.error("value.skip_expr", "not supported yet: skip_expr", _FLOW_OPTIONS)
+    if value.cache_ttl:
+        checker.error("value.cache_ttl", "not supported yet: flow cache_ttl", _FLOW_OPTIONS)
+    if value.flow_env:
+        checker.error("value.flow_env", "not supported yet: flow_env", _FLOW_OPTIONS)
+    for key in (
+        "concurrent_limit",
+        "concurrency_key",
+        "concurrency_time_window_s",
+        "debounce_delay_s",
+        "debounce_key",
+        "early_return",
+    ):
+        if getattr(value, key) is not None:
+            checker.warn(join_path("value", key), f"'{key}' has no effect yet", _IGNORED)
+    if flow.extra.get("timeout") is not None:  # whole-flow timeout, a deployment setting (spec 1.1)
+        checker.warn("timeout", "the flow-level 'timeout' has no effect yet", _IGNORED)
+    # ``notes``, ``chat_input_enabled`` and ``priority`` have no runtime meaning here: silently ignored.
+    return with_lines_from_file(checker.problems, flow.source.file)
+
+
+class _Checker:
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def error(self, path: str, message: str, hint: str) -> None:
+        self.problems.append(Problem(message, file=self.file, json_path=path, hint=hint))
+
+    def warn(self, path: str, message: str, hint: str) -> None:
+        self.problems.append(Problem(message, file=self.file, json_path=path, hint=hint, severity="warning"))
+
+    def module(self, module: FlowModule, *, top_level: bool) -> None:
+        self._value(module)
+        self._fields(module, top_level=top_level)
+        # Nested steps are checked too, so the list is complete once containers are supported.
+        value = module.value
+        if isinstance(value, (ForloopFlow, WhileloopFlow)):
+            children = list(value.modules)
+        elif isinstance(value, BranchOne):
+            children = [m for branch in value.branches for m in branch.modules] + list(value.default)
+        elif isinstance(value, BranchAll):
+            children = [m for branch in value.branches for m in branch.modules]
+        else:
+            children = []
+        for child in children:
+            self.module(child, top_level=False)
+
+    def _value(self, module: FlowModule) -> None:
+        value = module.value
+        type_path = join_path(value.json_path, "type")
+        if isinstance(value, RawScript):
+            if value.language not in SUPPORTED_LANGUAGES:
+                self.error(
+                    join_path(value.json_path, "language"),
+                    f"not supported yet: language {value.language!r} (python3 and bash steps run today)",
+                    "rewrite the step in python3 or bash, or wait for more script runners",
+                )
+            for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
+                if getattr(value, key) is not None:
+                    self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
+            if value.is_trigger:
+                self.warn(
+                    join_path(value.json_path, "is_trigger"), "'is_trigger' has no effect yet", _IGNORED
+                )
+        elif isinstance(value, AiAgent):
+            self.error(
+                type_path,
+                "not supported: AI agent steps",
+                "replace the agent step with a python3 step that calls your model",
+            )
+        elif value.type in UNSUPPORTED_TYPES:
+            construct, hint = UNSUPPORTED_TYPES[value.type]
+            self.error(type_path, f"not supported yet: {construct}", hint)
+
+    def _fields(self, module: FlowModule, *, top_level: bool) -> None:
+        path = module.json_path
+        if module.stop_after_if is not None and not top_level:
+            self.error(
+                join_path(path, "stop_after_if"),
+                "not supported yet: stop_after_if on a nested step",
+                _CONTROL_FLOW,
+            )
+        if module.retry is not None and module.retry.max_retries > 0:
+            self.error(join_path(path, "retry"), "not supported yet: retry", _STEP_OPTIONS)
+        if _active_transform(module.timeout):
+            self.error(join_path(path, "timeout"), "not supported yet: timeout", _STEP_OPTIONS)
+        if _active_transform(module.sleep):
+            self.error(join_path(path, "sleep"), "not supported yet: sleep", _STEP_OPTIONS)
+        if module.cache_ttl:
+            self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _STEP_OPTIONS)
+        if module.stop_after_all_iters_if is not None:
+            self.error(
+                join_path(path, "stop_after_all_iters_if"),
+                "not supported yet: stop_after_all_iters_if",
+                _STEP_OPTIONS,
+            )
+        if module.suspend is not None and module.suspend.required_events > 0:
+            self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _STEP_OPTIONS)
+        if module.delete_after_use:
+            self.warn(join_path(path, "delete_after_use"), "'delete_after_use' has no effect yet", _IGNORED)
+        if module.priority is not None:
+            self.warn(join_path(path, "priority"), "'priority' has no effect yet", _IGNORED)
+
+
+def _active_transform(transform: InputTransform | None) -> bool:
+    """A sleep/timeout is off when absent or a static 0/null (what the editor writes when disabled)."""
+    if transform is None:
+        return False
+    return not (transform.kind == "static" and not transform.value)

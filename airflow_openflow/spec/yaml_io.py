@@ -1,0 +1,69 @@
+"""The YAML loader for flow documents: libyaml's C parser, YAML 1.2 core scalars, and ``!inline``.
+
+Why not plain ``yaml.safe_load``: Windmill's CLI reads ``flow.yaml`` with a YAML 1.2 parser, where
+``yes``/``no``/``on``/``off`` are strings, ``1:30`` is not a base-60 number and ``2024-01-01`` stays a
+string. PyYAML implements YAML 1.1 and would silently change such values (and produce ``datetime``
+objects that are not JSON). We keep the C parser and swap in the 1.2 core-schema resolvers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+try:  # libyaml is much faster; fall back only when PyYAML was built without it
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+INLINE_PREFIX = "!inline "
+
+
+class FlowYamlLoader(_BaseLoader):
+    """Safe loader with YAML 1.2 core-schema implicit types and an ``!inline <file>`` tag."""
+
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        # 1.2 core: decimal (leading zeros are decimal), 0o octal, 0x hex; no '_' and no base 60.
+        text = str(self.construct_scalar(node))
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+
+def _resolver(tag: str, pattern: str, first: str) -> None:
+    FlowYamlLoader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+
+
+_resolver("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+_resolver("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789")
+_resolver(
+    "tag:yaml.org,2002:float",
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    "-+0123456789.",
+)
+FlowYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_resolver("tag:yaml.org,2002:merge", r"^(?:<<)$", "<")
+FlowYamlLoader.add_constructor("tag:yaml.org,2002:int", FlowYamlLoader.construct_yaml_int)
+
+
+def _construct_inline(loader: yaml.BaseLoader, node: yaml.Node) -> str:
+    # Unquoted ``content: !inline a.py`` is a YAML tag: give it the same form as the quoted string.
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, "!inline expects a file name", node.start_mark)
+    return INLINE_PREFIX + str(loader.construct_scalar(node)).strip()
+
+
+FlowYamlLoader.add_constructor("!inline", _construct_inline)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=FlowYamlLoader)  # FlowYamlLoader derives from the safe loader

@@ -1,0 +1,5 @@
+customer="$1"
+amount="$2"
+currency="$3"
+echo "preparing the receipt for ${customer}"
+echo "${customer} pays ${amount} ${currency}"

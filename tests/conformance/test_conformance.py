@@ -1,0 +1,91 @@
+"""The shared OpenFlow conformance corpus, run through ``airflow_openflow.run_flow``.
+
+Cases live in ``../shared/conformance/cases`` (override with ``OPENFLOW_CONFORMANCE_DIR``); their
+format and the runner contract are in that folder's README. Cases that need constructs a later
+issue implements are marked expected-to-fail (strict: they turn red once they pass, so the mark
+must then be removed), never skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conformance.matching import check_expectation
+
+REPO = Path(__file__).resolve().parents[2]
+CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "cases"))
+
+# Constructs of later issues; a case needing one is expected to fail until that issue lands.
+PENDING: dict[str, str] = {
+    "forloopflow": "issue 3 (control flow): for-loops",
+    "whileloopflow": "issue 3 (control flow): while-loops",
+    "branchone": "issue 3 (control flow): branchone",
+    "branchall": "issue 3 (control flow): branchall",
+    "failure_module": "issue 3 (control flow): failure_module",
+    "retry": "issue 3 (control flow): retry",
+    "stop_after_all_iters_if": "issue 3 (control flow): stop_after_all_iters_if",
+    "suspend": "issue 4 (approvals): suspend",
+}
+
+
+def _cases() -> list[Any]:
+    if not CASES_DIR.is_dir():
+        return [pytest.param(None, None, id="corpus-missing")]
+    params = []
+    for path in sorted(CASES_DIR.glob("*.json")):
+        case = json.loads(path.read_text(encoding="utf-8"))
+        pending = sorted({PENDING[c] for c in _constructs(case["flow"]) if c in PENDING})
+        marks = [pytest.mark.xfail(reason="; ".join(pending), strict=True)] if pending else []
+        for index, run in enumerate(case["runs"]):
+            params.append(pytest.param(case, run, id=f"{path.stem}[{index}]", marks=marks))
+    return params
+
+
+def _constructs(flow: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(modules: list[dict[str, Any]]) -> None:
+        for module in modules:
+            value = module.get("value", {})
+            found.add(value.get("type", ""))
+            found.update(k for k in module if k not in ("id", "value", "summary"))
+            walk(value.get("modules", []))
+            for branch in value.get("branches", []):
+                walk(branch.get("modules", []))
+            walk(value.get("default", []))
+
+    walk(flow["value"]["modules"])
+    for special in ("failure_module", "preprocessor_module"):
+        if special in flow["value"]:
+            found.add(special)
+            walk([flow["value"][special]])
+    return found
+
+
+def _with_tmpdir(value: Any, tmpdir: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{{TMPDIR}}", tmpdir)
+    if isinstance(value, list):
+        return [_with_tmpdir(v, tmpdir) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_tmpdir(v, tmpdir) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("case", "run"), _cases())
+def test_case(case: dict[str, Any] | None, run: dict[str, Any] | None) -> None:
+    if case is None or run is None:
+        pytest.fail(f"conformance corpus not found at {CASES_DIR}; set OPENFLOW_CONFORMANCE_DIR")
+    import airflow_openflow
+
+    with tempfile.TemporaryDirectory(prefix="openflow-case-") as tmpdir:
+        inputs = _with_tmpdir(copy.deepcopy(run["input"]), tmpdir)
+        outcome = airflow_openflow.run_flow(case["flow"], inputs)
+    check_expectation(outcome.status, outcome.result, run["expect"])

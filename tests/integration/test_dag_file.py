@@ -1,0 +1,65 @@
+"""The DAG file users copy: a folder of flows becomes DAGs, as Airflow's own DagBag parses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import REPO
+
+GOOD = {
+    "summary": "good",
+    "value": {
+        "modules": [
+            {
+                "id": "a",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main():\n    return 1\n",
+                    "input_transforms": {},
+                },
+            }
+        ]
+    },
+}
+
+
+def _dags_folder(tmp_path: Path) -> Path:
+    dags = tmp_path / "dags"
+    flows = dags / "flows"
+    (flows / "team").mkdir(parents=True)
+    (flows / "first.json").write_text(json.dumps(GOOD))
+    (flows / "team" / "second.yaml").write_text("summary: second\nvalue:\n  modules: []\n")
+    # Line 5 holds the duplicate id.
+    (flows / "broken.yaml").write_text(
+        "summary: broken\nvalue:\n  modules:\n    - {id: a, value: {type: identity}}\n"
+        "    - {id: a, value: {type: identity}}\n"
+    )
+    (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    return dags
+
+
+def test_one_broken_flow_does_not_hide_the_others(tmp_path: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(_dags_folder(tmp_path)), include_examples=False)
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["broken", "first", "team__second"]
+    assert bag.dags["first"].task_ids == ["a", "flow_result"]
+    assert "openflow" in bag.dags["first"].tags
+
+    broken = bag.dags["broken"]
+    assert "openflow-invalid" in broken.tags
+    assert broken.task_ids == ["invalid_flow_document"]
+    doc = broken.doc_md
+    assert "broken.yaml:5" in doc and "value.modules[1].id" in doc and "duplicate" in doc.lower()
+
+
+def test_in_a_worker_only_the_dag_being_run_is_built(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from airflow_openflow import load_openflow_dags
+
+    flows = _dags_folder(tmp_path) / "flows"
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "first")
+    dags = load_openflow_dags(flows)
+    assert list(dags) == ["first"]

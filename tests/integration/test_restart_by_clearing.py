@@ -1,0 +1,95 @@
+"""Restart = Airflow's clear: clearing step 2 (with downstream) of a finished run re-runs steps 2
+and 3 with step 1's stored result, and step 1 does not run again. Driven over the REST API exactly
+as the Airflow UI's Clear dialog does, against a real scheduler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.deployment import AirflowDeployment
+
+REPO = Path(__file__).resolve().parents[2]
+
+FLOW = {
+    "summary": "three steps that log their runs",
+    "schema": {"type": "object", "properties": {"log": {"type": "string"}}, "required": ["log"]},
+    "value": {
+        "modules": [
+            {
+                "id": step,
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": (
+                        "import random\n\n"
+                        "def main(log, before):\n"
+                        f"    token = random.randint(0, 10**9)\n"
+                        f"    with open(log, 'a') as f:\n"
+                        f"        f.write('{step}\\n')\n"
+                        f"    return {{'step': '{step}', 'token': token, 'before': before}}\n"
+                    ),
+                    "input_transforms": {
+                        "log": {"type": "javascript", "expr": "flow_input.log"},
+                        "before": {"type": "javascript", "expr": "previous_result.token ?? null"},
+                    },
+                },
+            }
+            for step in ("a", "b", "c")
+        ]
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+    base = tmp_path_factory.mktemp("deployment")
+    dags = base / "dags"
+    (dags / "flows").mkdir(parents=True)
+    (dags / "flows" / "restart_demo.json").write_text(json.dumps(FLOW))
+    (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    deployment = AirflowDeployment(base / "home", dags).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def test_clearing_a_step_restarts_the_flow_from_it(deployment: AirflowDeployment, tmp_path: Path) -> None:
+    dag_id = "restart_demo"
+    deployment.wait_for_dag(dag_id)
+    log = tmp_path / "runs.log"
+    run_id = deployment.trigger(dag_id, {"log": str(log)})
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    first = {step: deployment.xcom(dag_id, run_id, step) for step in "abc"}
+    assert log.read_text().split() == ["a", "b", "c"]
+    assert first["b"]["before"] == first["a"]["token"]
+
+    cleared = deployment.api(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        {
+            "dag_run_id": run_id,
+            "task_ids": ["b"],
+            "include_downstream": True,
+            "only_failed": False,
+            "dry_run": False,
+        },
+    )
+    assert sorted(ti["task_id"] for ti in cleared["task_instances"]) == ["b", "c", "flow_result"]
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+
+    # a ran once; b and c ran again, b with a's stored result.
+    assert log.read_text().split() == ["a", "b", "c", "b", "c"]
+    tis = deployment.task_instances(dag_id, run_id)
+    assert tis["a"]["try_number"] == 1
+    assert tis["b"]["try_number"] == 2 and tis["c"]["try_number"] == 2
+    again = {step: deployment.xcom(dag_id, run_id, step) for step in "abc"}
+    assert again["a"] == first["a"]
+    assert again["b"]["before"] == first["a"]["token"]
+    assert again["b"]["token"] != first["b"]["token"]  # b really re-ran
+    assert again["c"]["before"] == again["b"]["token"]
+    assert deployment.xcom(dag_id, run_id, "flow_result") == again["c"]

@@ -1,0 +1,136 @@
+"""Step semantics through real DAG runs (``run_flow``): what a user of a flow sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import airflow_openflow
+from airflow_openflow import FlowDocumentError
+
+
+def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
+    """A python3 step whose main takes the given JS-transformed args."""
+    params = ", ".join(transforms)
+    return {
+        "id": step_id,
+        "value": {
+            "type": "rawscript",
+            "language": "python3",
+            "content": f"def main({params}):\n" + "".join(f"    {line}\n" for line in body.splitlines()),
+            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
+        },
+    }
+
+
+def flow(*modules: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": "test flow", "value": {"modules": list(modules)}, **extra}
+
+
+def test_linear_flow_result_xcom_and_task_states() -> None:
+    outcome = airflow_openflow.run_flow(
+        flow(py("a", "return x + 1", x="flow_input.x"), py("b", "return {'twice': v * 2}", v="results.a")),
+        {"x": 20},
+    )
+    assert outcome.status == "success"
+    assert outcome.result == {"twice": 42}
+    assert outcome.task_states == {"a": "success", "b": "success", "flow_result": "success"}
+
+
+def test_schema_defaults_fill_missing_inputs_and_extra_inputs_pass_through() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "default": 5}, "label": {"type": "string"}},
+    }
+    outcome = airflow_openflow.run_flow(
+        flow(
+            py(
+                "a",
+                "return [n, label, other]",
+                n="flow_input.n",
+                label="flow_input.label",
+                other="flow_input.other",
+            ),
+            schema=schema,
+        ),
+        {"other": "kept"},
+    )
+    assert (outcome.status, outcome.result) == ("success", [5, None, "kept"])
+
+
+def test_empty_flow_returns_its_input() -> None:
+    outcome = airflow_openflow.run_flow(flow(), {"hello": "world"})
+    assert (outcome.status, outcome.result) == ("success", {"hello": "world"})
+
+
+def test_skip_if_passes_the_previous_result_and_shows_skipped() -> None:
+    b = py("b", "return 'ran'")
+    b["skip_if"] = {"expr": "flow_input.skip"}
+    outcome = airflow_openflow.run_flow(
+        flow(py("a", "return 'from a'"), b, py("c", "return p", p="previous_result")), {"skip": True}
+    )
+    assert (outcome.status, outcome.result) == ("success", "from a")
+    assert outcome.task_states["b"] == "skipped" and outcome.task_states["c"] == "success"
+
+
+def test_mock_returns_the_mocked_value_without_running() -> None:
+    a = py("a", "raise RuntimeError('must not run')")
+    a["mock"] = {"enabled": True, "return_value": {"mocked": 1}}
+    outcome = airflow_openflow.run_flow(flow(a, py("b", "return r", r="results.a")), {})
+    assert (outcome.status, outcome.result) == ("success", {"mocked": 1})
+
+
+def test_continue_on_error_passes_the_error_object_on() -> None:
+    a = py("a", "raise ValueError('bad value')")
+    a["continue_on_error"] = True
+    outcome = airflow_openflow.run_flow(
+        flow(a, py("b", "return [e['error']['name'], e['error']['message']]", e="previous_result")), {}
+    )
+    assert (outcome.status, outcome.result) == ("success", ["ValueError", "bad value"])
+
+
+def test_continue_on_error_on_the_last_step_still_fails_the_flow() -> None:
+    a = py("a", "raise ValueError('bad value')")
+    a["continue_on_error"] = True
+    outcome = airflow_openflow.run_flow(flow(a), {})
+    assert outcome.status == "failure"
+    assert outcome.result["error"]["name"] == "ValueError"
+
+
+def test_script_exception_fails_the_flow_with_its_error_object() -> None:
+    outcome = airflow_openflow.run_flow(
+        flow(py("a", "return 1"), py("b", "raise KeyError('missing')"), py("c", "return 3")), {}
+    )
+    assert outcome.status == "failure"
+    error = outcome.result["error"]
+    assert error["name"] == "KeyError" and "missing" in error["message"] and error["step_id"] == "b"
+    assert "Traceback" in error["stack"] or "line" in error["stack"]
+    assert outcome.task_states["b"] == "failed" and outcome.task_states["c"] == "upstream_failed"
+    assert outcome.task_states["flow_result"] == "failed"
+
+
+def test_stop_with_skip_if_stopped_ends_successfully_and_skips_the_rest() -> None:
+    a = py("a", "return 0")
+    a["stop_after_if"] = {"expr": "result == 0", "skip_if_stopped": True}
+    outcome = airflow_openflow.run_flow(flow(a, py("b", "return 1"), py("c", "return 2")), {})
+    assert (outcome.status, outcome.result, outcome.skipped) == ("success", 0, True)
+    assert outcome.task_states["b"] == "skipped" and outcome.task_states["c"] == "skipped"
+
+
+def test_throwing_transform_fails_the_step_with_a_clear_error() -> None:
+    outcome = airflow_openflow.run_flow(flow(py("a", "return v", v="results.nothing.deeper")), {})
+    assert outcome.status == "failure"
+    assert "results.nothing.deeper" in outcome.result["error"]["message"]
+
+
+def test_runaway_expression_is_stopped_by_the_time_limit() -> None:
+    outcome = airflow_openflow.run_flow(flow(py("a", "return v", v="(() => { while (true) {} })()")), {})
+    assert outcome.status == "failure"
+    assert "time limit" in outcome.result["error"]["message"]
+
+
+def test_unsupported_construct_is_rejected_before_running() -> None:
+    bad = flow({"id": "loop", "value": {"type": "whileloopflow", "modules": [], "skip_failures": False}})
+    with pytest.raises(FlowDocumentError, match="not supported yet"):
+        airflow_openflow.run_flow(bad, {})

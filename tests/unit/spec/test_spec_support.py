@@ -1,0 +1,204 @@
+"""check_supported: what this release runs (python3/bash rawscript, identity), errors and warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spec_helpers import by_path, flow, line, step
+
+from airflow_openflow.spec import check_supported, load_flow
+from airflow_openflow.spec.errors import Problem
+
+
+def _check(document: dict[str, Any]) -> list[Problem]:
+    return check_supported(load_flow(document).flow)
+
+
+def _errors(document: dict[str, Any]) -> dict[str, Problem]:
+    return by_path([p for p in _check(document) if p.severity == "error"])
+
+
+def _warnings(document: dict[str, Any]) -> dict[str, Problem]:
+    return by_path([p for p in _check(document) if p.severity == "warning"])
+
+
+def test_supported_flow_has_no_problems() -> None:
+    document = flow(
+        {
+            **step("a"),
+            "summary": "first",
+            "skip_if": {"expr": "false"},
+            "mock": {"enabled": True, "return_value": 3},
+            "continue_on_error": True,
+            "stop_after_if": {"expr": "result", "skip_if_stopped": True, "error_message": None},
+        },
+        {
+            **step("b", language="bash", content="echo $1"),
+            "stop_after_if": {"expr": "1", "error_message": "x"},
+        },
+        {"id": "c", "value": {"type": "identity"}},
+        notes=[{"id": "n", "text": "hi", "color": "yellow", "type": "free"}],
+        chat_input_enabled=True,
+        priority=3,
+    )
+    document["schema"] = {"type": "object", "properties": {}}
+    document["description"] = "d"
+    assert _check(document) == []
+
+
+def test_default_valued_options_are_not_reported() -> None:
+    # What the Windmill editor writes for switched-off settings.
+    module = {
+        **step("a"),
+        "retry": {
+            "constant": {"attempts": 0, "seconds": 0},
+            "exponential": {"attempts": 0, "multiplier": 1, "seconds": 0, "random_factor": 0},
+        },
+        "sleep": {"type": "static", "value": 0},
+        "timeout": {"type": "static", "value": None},
+        "cache_ttl": 0,
+        "suspend": {"required_events": 0},
+        "delete_after_use": False,
+        "mock": {"enabled": False},
+    }
+    assert _check(flow(module, same_worker=False, flow_env={}, skip_expr="")) == []
+
+
+@pytest.mark.parametrize("language", ["deno", "bun", "go", "postgresql", "nativets"])
+def test_other_languages(language: str) -> None:
+    found = _errors(flow(step("a", language=language)))
+    problem = found["value.modules[0].value.language"]
+    assert problem.message == f"not supported yet: language '{language}' (python3 and bash steps run today)"
+    assert problem.hint and "python3 or bash" in problem.hint
+
+
+LOOP = {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "skip_failures": False}
+
+
+@pytest.mark.parametrize(
+    ("value", "construct"),
+    [
+        ({**LOOP, "modules": []}, "for-loop steps (forloopflow)"),
+        (
+            {"type": "whileloopflow", "skip_failures": False, "modules": []},
+            "while-loop steps (whileloopflow)",
+        ),
+        ({"type": "branchone", "branches": [], "default": []}, "branchone steps"),
+        ({"type": "branchall", "branches": []}, "branchall steps"),
+        (
+            {"type": "script", "path": "f/x/y", "input_transforms": {}},
+            "workspace script steps (type: script)",
+        ),
+        ({"type": "flow", "path": "f/x/y", "input_transforms": {}}, "sub-flow steps (type: flow)"),
+    ],
+)
+def test_unsupported_module_types(value: dict[str, Any], construct: str) -> None:
+    [problem] = _check(flow({"id": "x", "value": value}))
+    assert problem.json_path == "value.modules[0].value.type"
+    assert problem.message == f"not supported yet: {construct}"
+    assert problem.hint and "issue 3" in problem.hint
+
+
+def test_ai_agent() -> None:
+    [problem] = _check(flow({"id": "x", "value": {"type": "aiagent", "input_transforms": {}, "tools": []}}))
+    assert problem.message == "not supported: AI agent steps"
+    assert problem.json_path == "value.modules[0].value.type"
+
+
+def test_nested_steps_are_checked_too() -> None:
+    body = [{**step("b", language="deno"), "stop_after_if": {"expr": "true"}}]
+    found = _errors(flow({"id": "l", "value": {**LOOP, "modules": body}}))
+    assert set(found) == {
+        "value.modules[0].value.type",
+        "value.modules[0].value.modules[0].value.language",
+        "value.modules[0].value.modules[0].stop_after_if",
+    }
+    assert found["value.modules[0].value.modules[0].stop_after_if"].message == (
+        "not supported yet: stop_after_if on a nested step"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "message"),
+    [
+        ({"retry": {"constant": {"attempts": 2, "seconds": 1}}}, "retry", "not supported yet: retry"),
+        ({"timeout": {"type": "static", "value": 10}}, "timeout", "not supported yet: timeout"),
+        ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep"),
+        ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl"),
+        (
+            {"stop_after_all_iters_if": {"expr": "true"}},
+            "stop_after_all_iters_if",
+            "not supported yet: stop_after_all_iters_if",
+        ),
+        ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend"),
+    ],
+)
+def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str) -> None:
+    [problem] = _check(flow({**step("a"), **fields}))
+    assert problem.json_path == f"value.modules[0].{key}"
+    assert problem.message.startswith(message)
+    assert problem.hint and "issue 4" in problem.hint
+
+
+@pytest.mark.parametrize(
+    ("fields", "json_path", "message"),
+    [
+        ({"failure_module": step("failure")}, "value.failure_module", "not supported yet: failure_module"),
+        (
+            {"preprocessor_module": step("preprocessor")},
+            "value.preprocessor_module",
+            "not supported yet: preprocessor_module",
+        ),
+        ({"same_worker": True}, "value.same_worker", "not supported yet: same_worker"),
+        ({"skip_expr": "true"}, "value.skip_expr", "not supported yet: skip_expr"),
+        ({"cache_ttl": 60}, "value.cache_ttl", "not supported yet: flow cache_ttl"),
+        ({"flow_env": {"K": "v"}}, "value.flow_env", "not supported yet: flow_env"),
+    ],
+)
+def test_unsupported_flow_options(fields: dict[str, Any], json_path: str, message: str) -> None:
+    [problem] = _check(flow(step("a"), **fields))
+    assert (problem.severity, problem.json_path, problem.message) == ("error", json_path, message)
+    assert problem.hint and "remove it" in problem.hint
+
+
+def test_accepted_with_warning() -> None:
+    document = flow(
+        {**step("a", tag="gpu"), "delete_after_use": True, "priority": 10},
+        concurrent_limit=2,
+        concurrency_key="k",
+        concurrency_time_window_s=60,
+        debounce_delay_s=5,
+        debounce_key="d",
+        early_return="a",
+    )
+    document["timeout"] = 3600
+    found = _warnings(document)
+    assert set(found) == {
+        "value.modules[0].value.tag",
+        "value.modules[0].delete_after_use",
+        "value.modules[0].priority",
+        "value.concurrent_limit",
+        "value.concurrency_key",
+        "value.concurrency_time_window_s",
+        "value.debounce_delay_s",
+        "value.debounce_key",
+        "value.early_return",
+        "timeout",
+    }
+    assert found["value.concurrent_limit"].message == "'concurrent_limit' has no effect yet"
+    assert _errors(document) == {}
+
+
+def test_problems_carry_file_and_line(tmp_path: Path) -> None:
+    document = flow(
+        step("a"), {**step("b", language="go"), "retry": {"constant": {"attempts": 1, "seconds": 1}}}
+    )
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    found = by_path(check_supported(load_flow(path).flow))
+    assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
+    assert found["value.modules[1].retry"].line == line(path, '"retry"')
+    assert all(p.file == str(path) for p in found.values())

@@ -43,7 +43,7 @@ def _dags_folder(tmp_path: Path) -> Path:
 def test_one_broken_flow_does_not_hide_the_others(tmp_path: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(_dags_folder(tmp_path)), include_examples=False)
+    bag = DagBag(dag_folder=str(_dags_folder(tmp_path)))
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["broken", "first", "team__second"]
     assert bag.dags["first"].task_ids == ["a", "flow_result"]

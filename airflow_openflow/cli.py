@@ -100,7 +100,8 @@ def render_dag(dag_id: str, dag: Any) -> str:
     for task in dag.topological_sort():
         upstream = sorted(task.upstream_task_ids)
         after = f"  <- {', '.join(upstream)}" if upstream else ""
-        lines.append(f"  {task.task_id}  [{type(task).__name__}, trigger_rule={task.trigger_rule}]{after}")
+        rule = getattr(task.trigger_rule, "value", task.trigger_rule)
+        lines.append(f"  {task.task_id}  [{type(task).__name__}, trigger_rule={rule}]{after}")
     return "\n".join(lines)
 
 

@@ -52,9 +52,10 @@ def load_openflow_dags(
             errors = [p for p in problems if p.severity == "error"]
             if errors:
                 raise FlowDocumentError(errors)
-            for warning in [*loaded.warnings, *problems]:
+            warnings = [*loaded.warnings, *problems]
+            for warning in warnings:
                 log.warning("%s", warning.format())
-            dag = build_dag(loaded.flow, dag_id=dag_id, fileloc=dag_file, **dag_kwargs)
+            dag = build_dag(loaded.flow, dag_id=dag_id, fileloc=dag_file, warnings=warnings, **dag_kwargs)
         except FlowDocumentError as exc:
             if strict:
                 raise

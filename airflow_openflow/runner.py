@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DAG_FILE_NAME = "openflow_run_dag.py"
 _lock = threading.Lock()
 _runner: _Runner | None = None
 
@@ -92,6 +92,8 @@ class _Runner:
         self.dags.mkdir(parents=True, exist_ok=True)
         self.documents.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
+        # One DAG file per process: two processes sharing an AIRFLOW_HOME do not overwrite each other.
+        self.dag_file = self.dags / f"openflow_run_{os.getpid()}.py"
         self._configure()
         self._api: subprocess.Popen[bytes] | None = None
         atexit.register(self.close)
@@ -178,6 +180,8 @@ class _Runner:
                 api.wait(timeout=5)
         if self._own_home:
             shutil.rmtree(self.home, ignore_errors=True)
+        else:
+            self.dag_file.unlink(missing_ok=True)
 
     # -- one run ----------------------------------------------------------------------------------
 
@@ -192,7 +196,7 @@ class _Runner:
             target.write_text(json.dumps(source, ensure_ascii=False), encoding="utf-8")
         else:
             target = Path(source).resolve()
-        dag_file = self.dags / DAG_FILE_NAME
+        dag_file = self.dag_file
         dag_file.write_text(
             "# Written by airflow_openflow.run_flow: the flow being run, as an Airflow DAG.\n"
             "from airflow_openflow import load_openflow_dags\n\n"
@@ -262,6 +266,10 @@ def _quiet() -> Any:
     result there) by sending file descriptor 1 to stderr while Airflow runs."""
     sys.stdout.flush()
     saved = os.dup(1)
+    # DAG.test logs a warning on every loop while tasks are queued; it is progress, not a problem.
+    test_loop_log = logging.getLogger("airflow.sdk.definitions.dag")
+    level = test_loop_log.level
+    test_loop_log.setLevel(logging.ERROR)
     try:
         os.dup2(2, 1)
         yield
@@ -269,3 +277,4 @@ def _quiet() -> Any:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        test_loop_log.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import DAG, TriggerRule
@@ -11,12 +12,20 @@ from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
+from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import OpenFlow
 
 TAG = "openflow"
 
 
-def build_dag(flow: OpenFlow, *, dag_id: str, fileloc: str | None = None, **dag_kwargs: Any) -> DAG:
+def build_dag(
+    flow: OpenFlow,
+    *,
+    dag_id: str,
+    fileloc: str | None = None,
+    warnings: Sequence[Problem] = (),
+    **dag_kwargs: Any,
+) -> DAG:
     """One DAG per flow: one task per top-level step, chained in order, then ``flow_result``.
 
     Steps after the first use ``none_failed``: a step skipped by ``skip_if`` still lets the flow
@@ -32,7 +41,7 @@ def build_dag(flow: OpenFlow, *, dag_id: str, fileloc: str | None = None, **dag_
     dag = DAG(
         dag_id=dag_id,
         description=(flow.summary or None),
-        doc_md=_doc_md(flow),
+        doc_md=_doc_md(flow, warnings),
         params=params_from_schema(flow.schema),
         tags=[TAG],
         default_args={"owner": "openflow", "retries": 0},
@@ -70,7 +79,7 @@ def build_dag(flow: OpenFlow, *, dag_id: str, fileloc: str | None = None, **dag_
     return dag
 
 
-def _doc_md(flow: OpenFlow) -> str:
+def _doc_md(flow: OpenFlow, warnings: Sequence[Problem]) -> str:
     parts = [f"# {flow.summary or 'OpenFlow flow'}"]
     if flow.description:
         parts.append(flow.description)
@@ -82,4 +91,7 @@ def _doc_md(flow: OpenFlow) -> str:
     )
     if steps:
         parts.append("Steps:\n\n" + steps)
+    if warnings:
+        listed = "\n".join(f"- `{w.format()}`" for w in warnings)
+        parts.append(f"Warnings from loading the document:\n\n{listed}")
     return "\n\n".join(parts)

@@ -1,0 +1,73 @@
+"""compile/: the DAG a flow becomes (no database, no run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_openflow.compile import build_dag, dag_id_for_document, dag_id_for_path
+from airflow_openflow.compile.naming import result_task_id
+from airflow_openflow.compile.params import params_from_schema
+from airflow_openflow.spec import load_flow
+
+
+def step(step_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": step_id, "value": {"type": "identity"}, **extra}
+
+
+def test_one_task_per_step_chained_then_flow_result() -> None:
+    flow = load_flow(
+        {"summary": "S", "description": "D", "value": {"modules": [step("a"), step("b"), step("c")]}}
+    ).flow
+    dag = build_dag(flow, dag_id="x")
+    assert [t.task_id for t in dag.topological_sort()] == ["a", "b", "c", "flow_result"]
+    rules = {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in dag.tasks}
+    assert rules == {"a": "all_success", "b": "none_failed", "c": "none_failed", "flow_result": "all_done"}
+    assert dag.task_dict["c"].upstream_task_ids == {"b"}
+    assert dag.task_dict["a"].plan.later_task_ids == ("b", "c")
+    assert dag.task_dict["c"].plan.visible_step_ids == {"a", "b"}
+    assert dag.task_dict["a"].plan.previous_step_id is None
+    assert "openflow" in dag.tags and dag.schedule is None
+    assert "# S" in dag.doc_md and "D" in dag.doc_md
+
+
+def test_step_named_flow_result_moves_the_final_task() -> None:
+    assert result_task_id(["a", "flow_result"]) == "flow_result_"
+    flow = load_flow({"summary": "S", "value": {"modules": [step("flow_result")]}}).flow
+    assert build_dag(flow, dag_id="x").task_ids == ["flow_result", "flow_result_"]
+
+
+@pytest.mark.parametrize(
+    ("path", "dag_id"),
+    [("f/examples/etl", "f__examples__etl"), ("u/ada/my flow!", "u__ada__my_flow_"), ("hello", "hello")],
+)
+def test_dag_id_from_workspace_path(path: str, dag_id: str) -> None:
+    assert dag_id_for_path(path) == dag_id
+
+
+def test_dag_id_for_a_document_without_path_is_stable_and_valid() -> None:
+    assert dag_id_for_document("My Flow: v2", "ab" * 32) == "openflow_my_flow_v2_ababababab"
+    assert len(dag_id_for_path("x/" * 200)) <= 250
+
+
+def test_params_follow_the_schema() -> None:
+    params = params_from_schema(
+        {
+            "type": "object",
+            "required": ["name", "count"],
+            "properties": {
+                "name": {"type": "string", "description": "who"},
+                "count": {"type": "integer", "default": 3, "minimum": 1},
+                "note": {"type": "string"},
+                "mode": {"type": "string", "enum": ["a", "b"], "default": None},
+                "token": {"type": "string", "password": True, "default": ""},
+            },
+        }
+    )
+    assert params["count"].value == 3 and params["count"].schema["minimum"] == 1
+    assert params["note"].value is None and params["note"].schema["type"] == ["string", "null"]
+    assert params["mode"].schema["enum"] == ["a", "b", None]
+    assert params["token"].schema["format"] == "password"
+    assert params["name"].description == "who"
+    assert not params["name"].has_value  # required, no default: must be given when triggering

@@ -1,0 +1,160 @@
+"""runtime/step.py: the order and outcomes of a step's semantics, without Airflow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from airflow_openflow.runtime.step import OutcomeKind, flow_verdict, run_step
+from airflow_openflow.spec import load_flow
+from airflow_openflow.spec.model import FlowModule
+
+
+@dataclass
+class FakeRun:
+    flow_input: Any = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    previous: Any = None
+    is_last_attempt: bool = True
+    flow_env: Mapping[str, Any] = field(default_factory=dict)
+
+    def previous_result(self) -> Any:
+        return self.previous
+
+    def result_of(self, step_id: str) -> Any:
+        return self.results.get(step_id)
+
+    def variable(self, path: str) -> Any:
+        return f"var:{path}"
+
+    def resource(self, path: str) -> Any:
+        return {"path": path}
+
+
+def module(**fields: Any) -> FlowModule:
+    raw = {"id": "s", **fields}
+    raw.setdefault(
+        "value",
+        {
+            "type": "rawscript",
+            "language": "python3",
+            "content": "def main(x=None):\n    return x\n",
+            "input_transforms": {"x": {"type": "javascript", "expr": "previous_result"}},
+        },
+    )
+    return load_flow({"summary": "t", "value": {"modules": [raw]}}).flow.value.modules[0]
+
+
+def test_plain_step_returns_the_script_result() -> None:
+    outcome = run_step(module(), FakeRun(previous=7))
+    assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, 7)
+
+
+def test_skip_if_runs_before_anything_and_passes_the_previous_result() -> None:
+    outcome = run_step(
+        module(skip_if={"expr": "previous_result > 5"}, mock={"enabled": True, "return_value": 1}),
+        FakeRun(previous=7),
+    )
+    assert (outcome.kind, outcome.result) == (OutcomeKind.SKIPPED, 7)
+
+
+def test_mock_replaces_the_script() -> None:
+    outcome = run_step(module(mock={"enabled": True, "return_value": {"m": 1}}), FakeRun(previous=7))
+    assert (outcome.kind, outcome.result) == (OutcomeKind.MOCKED, {"m": 1})
+
+
+@pytest.mark.parametrize(
+    ("stop", "kind", "result"),
+    [
+        ({"expr": "result > 5"}, OutcomeKind.STOPPED, 7),
+        ({"expr": "result > 5", "skip_if_stopped": True}, OutcomeKind.STOPPED_SKIPPED, 7),
+        (
+            {"expr": "result > 5", "error_message": "too big"},
+            OutcomeKind.ERROR_STOP,
+            {"error": {"name": "EarlyStopError", "message": "too big"}},
+        ),
+        (
+            {"expr": "result > 5", "error_message": "too big", "error_include_result": True},
+            OutcomeKind.ERROR_STOP,
+            {"error": {"name": "EarlyStopError", "message": "too big", "result": 7}},
+        ),
+        (
+            {"expr": "result > 5", "error_message": ""},
+            OutcomeKind.ERROR_STOP,
+            {"error": {"name": "EarlyStopError", "message": "stop after if: result > 5"}},
+        ),
+        ({"expr": "result > 50"}, OutcomeKind.SUCCESS, 7),
+    ],
+)
+def test_stop_after_if_outcomes(stop: dict[str, Any], kind: OutcomeKind, result: Any) -> None:
+    outcome = run_step(module(stop_after_if=stop), FakeRun(previous=7))
+    assert (outcome.kind, outcome.result) == (kind, result)
+
+
+def failing() -> dict[str, Any]:
+    return {
+        "type": "rawscript",
+        "language": "python3",
+        "content": "def main():\n    raise ValueError('no')\n",
+        "input_transforms": {},
+    }
+
+
+def test_failure_is_retryable_until_the_last_attempt_then_continue_on_error_applies() -> None:
+    step = module(value=failing(), continue_on_error=True)
+    early = run_step(step, FakeRun(is_last_attempt=False))
+    assert early.kind is OutcomeKind.FAILED and early.retryable
+    last = run_step(step, FakeRun(is_last_attempt=True))
+    assert last.kind is OutcomeKind.CONTINUED_ERROR
+    assert last.result["error"]["name"] == "ValueError" and last.result["error"]["step_id"] == "s"
+
+
+def test_throwing_predicate_fails_without_retry() -> None:
+    outcome = run_step(module(skip_if={"expr": "null.x"}), FakeRun())
+    assert outcome.kind is OutcomeKind.FAILED and not outcome.retryable
+    assert "null.x" in outcome.result["error"]["message"]
+
+
+def test_throwing_transform_is_an_ordinary_retryable_step_failure() -> None:
+    step = module(
+        value={
+            "type": "rawscript",
+            "language": "python3",
+            "content": "def main(x):\n    return x\n",
+            "input_transforms": {"x": {"type": "javascript", "expr": "results.a.b"}},
+        }
+    )
+    outcome = run_step(step, FakeRun(is_last_attempt=False))
+    assert outcome.kind is OutcomeKind.FAILED and outcome.retryable
+
+
+def test_identity_returns_the_previous_result() -> None:
+    assert run_step(module(value={"type": "identity"}), FakeRun(previous=[1])).result == [1]
+
+
+RESULTS = {"a": 1, "b": {"error": {"name": "E"}}, "c": 3}
+
+
+@pytest.mark.parametrize(
+    ("steps", "status", "result"),
+    [
+        ([], "success", {"in": 1}),
+        ([("a", OutcomeKind.SUCCESS), ("c", OutcomeKind.SUCCESS)], "success", 3),
+        ([("a", OutcomeKind.SUCCESS), ("b", OutcomeKind.FAILED), ("c", None)], "failure", RESULTS["b"]),
+        ([("a", OutcomeKind.STOPPED), ("b", None), ("c", None)], "success", 1),
+        ([("a", OutcomeKind.SUCCESS), ("b", OutcomeKind.CONTINUED_ERROR)], "failure", RESULTS["b"]),
+        ([("b", OutcomeKind.CONTINUED_ERROR), ("c", OutcomeKind.SUCCESS)], "success", 3),
+        ([("a", OutcomeKind.SKIPPED), ("c", OutcomeKind.SKIPPED)], "success", 3),
+    ],
+)
+def test_flow_verdict(steps: list[tuple[str, OutcomeKind | None]], status: str, result: Any) -> None:
+    verdict = flow_verdict(steps, RESULTS.__getitem__, {"in": 1})
+    assert (verdict.status, verdict.result) == (status, result)
+
+
+def test_flow_verdict_reports_a_step_that_never_finished() -> None:
+    verdict = flow_verdict([("a", OutcomeKind.SUCCESS), ("b", None)], RESULTS.__getitem__, {})
+    assert verdict.status == "failure" and verdict.result["error"]["name"] == "StepDidNotComplete"

@@ -272,7 +272,8 @@ def _quiet() -> Any:
     test_loop_log.setLevel(logging.ERROR)
     try:
         os.dup2(2, 1)
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +138,93 @@ def test_unsupported_construct_is_rejected_before_running() -> None:
     bad = flow({"id": "loop", "value": {"type": "whileloopflow", "modules": [], "skip_failures": False}})
     with pytest.raises(FlowDocumentError, match="not supported yet"):
         airflow_openflow.run_flow(bad, {})
+
+
+def test_unbounded_allocation_in_an_expression_is_stopped_by_the_memory_limit() -> None:
+    outcome = airflow_openflow.run_flow(
+        flow(
+            py("a", "return v", v="(() => { const a = []; while (true) a.push(new Array(1e5).fill(1)); })()")
+        ),
+        {},
+    )
+    assert outcome.status == "failure"
+    assert "memory limit" in outcome.result["error"]["message"]
+
+
+def test_variables_and_resources_come_from_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Airflow reads AIRFLOW_VAR_* / AIRFLOW_CONN_* in the task process; workers inherit the env.
+    monkeypatch.setenv("AIRFLOW_VAR_F__TEAM__GREETING", "hello")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_F__TEAM__DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "db.internal",
+                "login": "ada",
+                "password": "s3cret",
+                "port": 5432,
+                "schema": "sales",
+                "extra": {"sslmode": "require"},
+            }
+        ),
+    )
+    a = py(
+        "a",
+        "return [g, static_var, db['host'], db['user'], db['dbname'], db['sslmode'], db['port']]",
+        g='variable("f/team/greeting")',
+        db='resource("f/team/db")',
+        static_var="null",
+    )
+    a["value"]["input_transforms"]["static_var"] = {"type": "static", "value": "$var:f/team/greeting"}
+    outcome = airflow_openflow.run_flow(flow(a), {})
+    assert (outcome.status, outcome.result) == (
+        "success",
+        ["hello", "hello", "db.internal", "ada", "sales", "require", 5432],
+    )
+
+
+def test_a_missing_variable_fails_the_step_naming_the_airflow_key() -> None:
+    outcome = airflow_openflow.run_flow(flow(py("a", "return v", v='variable("f/none/here")')), {})
+    assert outcome.status == "failure"
+    assert "f__none__here" in outcome.result["error"]["message"]
+
+
+def test_bash_step_failure_reports_exit_code_and_output() -> None:
+    step = {
+        "id": "a",
+        "value": {
+            "type": "rawscript",
+            "language": "bash",
+            "input_transforms": {},
+            "content": "echo working\necho oops >&2\nexit 3\n",
+        },
+    }
+    outcome = airflow_openflow.run_flow(flow(step), {})
+    assert outcome.status == "failure"
+    assert outcome.result["error"]["name"] == "ExecutionErr"
+    assert (
+        "ExitCode: 3" in outcome.result["error"]["message"] and "oops" in outcome.result["error"]["message"]
+    )
+
+
+def test_cli_run_prints_only_the_result_on_stdout(tmp_path: Path) -> None:
+    def cli(document: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "airflow_openflow.cli", "run", str(document), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    document = tmp_path / "cli_flow.json"
+    document.write_text(json.dumps(flow(py("a", "return {'n': n * 2}", n="flow_input.n"))))
+    done = cli(document, "--input", '{"n": 21}')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"n": 42}
+    assert "flow success" in done.stderr
+
+    failing = tmp_path / "cli_fail.json"
+    failing.write_text(json.dumps(flow(py("a", "raise RuntimeError('nope')"))))
+    done = cli(failing)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert json.loads(done.stdout)["error"]["name"] == "RuntimeError"

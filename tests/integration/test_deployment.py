@@ -1,6 +1,10 @@
-"""Restart = Airflow's clear: clearing step 2 (with downstream) of a finished run re-runs steps 2
-and 3 with step 1's stored result, and step 1 does not run again. Driven over the REST API exactly
-as the Airflow UI's Clear dialog does, against a real scheduler."""
+"""A real deployment (API server, scheduler, DAG processor) running the DAG file users copy.
+
+- A folder with one broken flow: the others load, the broken one is a DAG that shows the error.
+- Restart = Airflow's clear: clearing step 2 (with downstream) of a finished run re-runs steps 2
+  and 3 with step 1's stored result, and step 1 does not run again. Driven over the REST API
+  exactly as the Airflow UI's Clear dialog does.
+"""
 
 from __future__ import annotations
 
@@ -50,12 +54,22 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     dags = base / "dags"
     (dags / "flows").mkdir(parents=True)
     (dags / "flows" / "restart_demo.json").write_text(json.dumps(FLOW))
+    (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     deployment = AirflowDeployment(base / "home", dags).start()
     try:
         yield deployment
     finally:
         deployment.stop()
+
+
+def test_a_broken_flow_is_shown_as_an_invalid_dag_and_hides_nothing(deployment: AirflowDeployment) -> None:
+    deployment.wait_for_dag("restart_demo")
+    broken = deployment.wait_for_dag("broken_flow")
+    assert "openflow-invalid" in [tag["name"] for tag in broken["tags"]]
+    details = deployment.api("GET", "/dags/broken_flow/details")
+    assert "broken_flow.yaml:4 at value.modules[0].value" in details["doc_md"]
+    assert deployment.api("GET", "/importErrors")["total_entries"] == 0
 
 
 def test_clearing_a_step_restarts_the_flow_from_it(deployment: AirflowDeployment, tmp_path: Path) -> None:

@@ -1,0 +1,90 @@
+"""DAG-parse cost of OpenFlow documents, as ratios against plain-Python DAGs built in the same run.
+
+For N flows of S steps each (git-sync folders with !inline scripts):
+  - baseline: the same N DAGs of S+1 chained EmptyOperators written directly in Python;
+  - load_openflow_dags over the folder (discover, parse YAML, resolve !inline, validate, compile);
+  - the worker path: the same call with the parsing context set to one dag_id (builds one DAG).
+Prints seconds and the ratios. Run: make bench  (or: python bench/parse_time.py [N] [S])
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="openflow-bench-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def write_flows(root: Path, flows: int, steps: int) -> None:
+    for f in range(flows):
+        folder = root / "f" / "bench" / f"flow_{f:04d}.flow"
+        folder.mkdir(parents=True)
+        modules = []
+        for s in range(steps):
+            (folder / f"step_{s}.inline_script.py").write_text(f"def main(x):\n    return (x or 0) + {s}\n")
+            modules.append(
+                f"    - id: s{s}\n      summary: step {s}\n      value:\n        type: rawscript\n"
+                f"        language: python3\n        content: '!inline step_{s}.inline_script.py'\n"
+                f"        input_transforms:\n          x:\n            type: javascript\n"
+                f"            expr: previous_result\n"
+            )
+        (folder / "flow.yaml").write_text(
+            "summary: bench flow\nschema:\n  type: object\n"
+            "  properties:\n    x: {type: integer, default: 1}\n"
+            "value:\n  modules:\n" + "".join(modules)
+        )
+
+
+def baseline(flows: int, steps: int) -> float:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, chain
+
+    start = time.perf_counter()
+    for f in range(flows):
+        with DAG(dag_id=f"baseline_{f}", schedule=None, params={"x": 1}):
+            chain(*[EmptyOperator(task_id=f"s{s}") for s in range(steps + 1)])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    flows = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    from airflow_openflow import load_openflow_dags
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_flows(root, flows, steps)
+        baseline(2, steps)  # warm imports of both paths before timing
+        load_openflow_dags(next(root.rglob("flow.yaml")).parent)
+
+        base = min(baseline(flows, steps) for _ in range(3))
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            dags = load_openflow_dags(root)
+            times.append(time.perf_counter() - start)
+        ours = min(times)
+        assert len(dags) == flows, f"expected {flows} DAGs, got {len(dags)}"
+
+        os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = (
+            "f__bench__flow_0042" if flows > 42 else "f__bench__flow_0000"
+        )
+        start = time.perf_counter()
+        one = load_openflow_dags(root)
+        worker = time.perf_counter() - start
+        del os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"]
+        assert len(one) == 1
+
+    print(f"{flows} flows x {steps} steps")
+    print(f"  baseline (plain Python DAGs, EmptyOperator chain): {base:.3f} s")
+    print(f"  load_openflow_dags (all flows):                    {ours:.3f} s  ratio {ours / base:.2f}x")
+    print(f"  worker path (one dag_id):                          {worker:.3f} s  ratio {worker / base:.2f}x")
+    print(f"  per flow: {ours / flows * 1000:.2f} ms (baseline {base / flows * 1000:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()

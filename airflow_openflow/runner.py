@@ -113,7 +113,6 @@ class _Runner:
         defaults = {
             "AIRFLOW__CORE__PARALLELISM": "4",  # >= 2: branches and parallel loops overlap
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }
         os.environ.update(settings)
@@ -127,6 +126,10 @@ class _Runner:
                 if key.startswith("AIRFLOW__"):
                     section, option = key[len("AIRFLOW__") :].lower().split("__", 1)
                     conf.set(section, option, os.environ[key])
+            from airflow import settings as airflow_settings
+
+            # Read once at import; the dags-folder bundle uses it.
+            airflow_settings.DAGS_FOLDER = str(self.dags)
 
     def _init_db(self) -> None:
         from airflow.utils import db
@@ -266,9 +269,13 @@ def _quiet() -> Any:
     result there) by sending file descriptor 1 to stderr while Airflow runs."""
     sys.stdout.flush()
     saved = os.dup(1)
-    # DAG.test logs a warning on every loop while tasks are queued; it is progress, not a problem.
+    # The scheduling loop's INFO chatter (and a warning on every loop while tasks are queued) is
+    # progress, not news: keep this process's console to warnings. Task logs keep their own level.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
     test_loop_log = logging.getLogger("airflow.sdk.definitions.dag")
-    level = test_loop_log.level
+    test_loop_level = test_loop_log.level
     test_loop_log.setLevel(logging.ERROR)
     try:
         os.dup2(2, 1)
@@ -278,4 +285,5 @@ def _quiet() -> Any:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-        test_loop_log.setLevel(level)
+        root.setLevel(level)
+        test_loop_log.setLevel(test_loop_level)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -23,6 +25,9 @@ from typing import Any, Protocol
 from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object
 from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
 from airflow_openflow.spec.model import FlowModule, Identity, RawScript
+
+
+log = logging.getLogger(__name__)
 
 
 class OutcomeKind(enum.StrEnum):
@@ -138,6 +143,8 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         return scope.previous()
     if isinstance(value, RawScript):
         args = evaluate_transforms(value.input_transforms, scope.build())
+        # Airflow's secrets masker redacts Variable / Connection values in what reaches the task log.
+        log.info("step %s: arguments %s", module.id, _preview(args))
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
@@ -152,6 +159,11 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
     )
 
 
+def _preview(value: Any, limit: int = 2000) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _default_script_runner(language: str, content: str, args: dict[str, Any], **kwargs: Any) -> Any:
     from airflow_openflow.runtime.scripts import run_script
 
@@ -159,6 +171,7 @@ def _default_script_runner(language: str, content: str, args: dict[str, Any], **
 
 
 def _after_success(module: FlowModule, value: Any, scope: _Scope) -> StepOutcome:
+    log.info("step %s: result %s", module.id, _preview(value))
     stop = module.stop_after_if
     if stop is None:
         return StepOutcome(OutcomeKind.SUCCESS, value)

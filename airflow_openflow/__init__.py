@@ -13,15 +13,24 @@ from airflow_openflow.version import __version__
 
 if TYPE_CHECKING:
     from airflow_openflow.dag_factory import load_openflow_dags
-    from airflow_openflow.runner import FlowOutcome, run_flow
+    from airflow_openflow.runner import FlowInputError, FlowOutcome, run_flow
     from airflow_openflow.spec import FlowDocumentError, load_flow
 
-__all__ = ["FlowDocumentError", "FlowOutcome", "__version__", "load_flow", "load_openflow_dags", "run_flow"]
+__all__ = [
+    "FlowDocumentError",
+    "FlowInputError",
+    "FlowOutcome",
+    "__version__",
+    "load_flow",
+    "load_openflow_dags",
+    "run_flow",
+]
 
 _LAZY = {
     "load_openflow_dags": "airflow_openflow.dag_factory",
     "run_flow": "airflow_openflow.runner",
     "FlowOutcome": "airflow_openflow.runner",
+    "FlowInputError": "airflow_openflow.runner",
     "load_flow": "airflow_openflow.spec",
     "FlowDocumentError": "airflow_openflow.spec",
 }

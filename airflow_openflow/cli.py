@@ -115,12 +115,12 @@ def _run(path: Path, input_json: str) -> int:
         print("--input must be a JSON object (the flow arguments)", file=sys.stderr)
         return EXIT_INVALID
 
-    from airflow_openflow.runner import run_flow
+    from airflow_openflow.runner import FlowInputError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
     try:
         outcome = run_flow(path, inputs)
-    except FlowDocumentError as exc:
+    except (FlowDocumentError, FlowInputError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))

@@ -44,7 +44,10 @@ def load_openflow_dags(
         if wanted is not None and dag_id != wanted:
             continue
         if dag_id in dags:
-            _report(f"{path}: dag_id {dag_id!r} is already used by another flow; rename one of them", strict)
+            message = f"{path}: dag_id {dag_id!r} is already used by another flow; rename one of them"
+            _report(message, strict)
+            # Shown on the DAG that kept the id, so the conflict is visible in the UI.
+            dags[dag_id].doc_md = f"{dags[dag_id].doc_md or ''}\n\n**Conflict:** {message}; it is not loaded."
             continue
         try:
             loaded = load_flow(path, root=root)

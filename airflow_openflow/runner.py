@@ -59,8 +59,9 @@ def run_flow(
     with ``inputs`` as its arguments, and wait for the DAG run to finish.
 
     Raises ``FlowDocumentError`` when the document is invalid or uses what this release cannot
-    run, and ``RuntimeError`` when Airflow cannot run it at all; a flow that fails returns an
-    outcome with ``status == "failure"``.
+    run, ``FlowInputError`` when the inputs do not match the flow's schema (a required input
+    without default is missing, a value has the wrong type), and ``RuntimeError`` when Airflow
+    cannot run it at all. A flow that fails returns an outcome with ``status == "failure"``.
     """
     from airflow_openflow.spec import FlowDocumentError, check_supported, load_flow
 
@@ -107,7 +108,7 @@ class _Runner:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "airflow_openflow.runner_executor.RunnerLocalExecutor",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
         }
         defaults = {
@@ -209,6 +210,7 @@ class _Runner:
         namespace: dict[str, Any] = {"__file__": str(dag_file)}
         dags = load_openflow_dags(target, namespace, strict=True)
         (dag,) = dags.values()
+        _check_inputs(dag, inputs)
         with _quiet():
             dag_run = dag.test(run_conf=inputs, use_executor=True)
         return self._outcome(dag, dag_run)
@@ -255,6 +257,22 @@ class _Runner:
             task_states=states,
             skipped=states.get(final_id) == "skipped",
         )
+
+
+class FlowInputError(ValueError):
+    """The inputs do not match the flow's schema (as Airflow checks a run's conf against the DAG's
+    params when the run is created)."""
+
+
+def _check_inputs(dag: Any, inputs: dict[str, Any]) -> None:
+    import copy
+
+    params = copy.deepcopy(dag.params)
+    try:
+        params.update(inputs)
+        params.validate()
+    except (ValueError, TypeError) as exc:  # Airflow's ParamValidationError is a ValueError
+        raise FlowInputError(f"inputs do not match the schema of flow {dag.dag_id!r}: {exc}") from exc
 
 
 def _free_port() -> int:

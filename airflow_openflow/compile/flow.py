@@ -36,17 +36,17 @@ def build_dag(
     modules = flow.value.modules
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
     final_id = result_task_id(m.id for m in modules)
-    dag_kwargs.setdefault("schedule", None)
-    dag_kwargs.setdefault("catchup", False)
-    dag = DAG(
-        dag_id=dag_id,
-        description=(flow.summary or None),
-        doc_md=_doc_md(flow, warnings),
-        params=params_from_schema(flow.schema),
-        tags=[TAG],
-        default_args={"owner": "openflow", "retries": 0},
-        **dag_kwargs,
-    )
+    settings: dict[str, Any] = {
+        "schedule": None,
+        "catchup": False,
+        "description": flow.summary or None,
+        "doc_md": _doc_md(flow, warnings),
+        "params": params_from_schema(flow.schema),
+        **dag_kwargs,  # the DAG file's settings win, except that tags and default_args are merged
+        "tags": [TAG, *[t for t in dag_kwargs.get("tags", ()) if t != TAG]],
+        "default_args": {"owner": "openflow", "retries": 0, **dict(dag_kwargs.get("default_args") or {})},
+    }
+    dag = DAG(dag_id=dag_id, **settings)
     if fileloc:
         dag.fileloc = fileloc
 

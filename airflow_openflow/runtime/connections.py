@@ -13,6 +13,12 @@ from typing import Any
 from airflow_openflow.runtime.errors import StepError, error_object
 
 
+def mask_secret(value: Any, name: str | None = None) -> None:
+    from airflow.sdk.log import mask_secret as airflow_mask_secret
+
+    airflow_mask_secret(value, name)
+
+
 def airflow_key(path: str) -> str:
     return path.strip("/").replace("/", "__")
 
@@ -24,6 +30,8 @@ def get_variable(path: str) -> Any:
     for key in dict.fromkeys((airflow_key(path), path)):
         value = Variable.get(key, default=missing)
         if value is not missing:
+            # Airflow's rule: masked in logs when the name looks sensitive (password, token, ...).
+            mask_secret(value, name=key)
             return value  # Windmill variables are strings; so are Airflow Variables
     raise StepError(
         error_object(
@@ -47,7 +55,11 @@ def get_resource(path: str) -> Any:
                 f"create one with id {conn_id!r} ({exc})",
             )
         ) from exc
-    return connection_to_resource(conn)
+    resource = connection_to_resource(conn)
+    if conn.password:
+        mask_secret(conn.password)
+    mask_secret(resource)  # walks the object: values under sensitive keys are masked in logs
+    return resource
 
 
 def connection_to_resource(conn: Any) -> dict[str, Any]:

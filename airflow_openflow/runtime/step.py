@@ -26,7 +26,6 @@ from airflow_openflow.runtime.errors import ExpressionError, StepError, error_ob
 from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
 from airflow_openflow.spec.model import FlowModule, Identity, RawScript
 
-
 log = logging.getLogger(__name__)
 
 
@@ -120,7 +119,11 @@ def run_step(
             )
 
     if module.mock is not None and module.mock.enabled:
-        return StepOutcome(OutcomeKind.MOCKED, module.mock.return_value, "mocked: the script did not run")
+        # A mocked step runs as an identity returning the mock value; what follows a step still applies.
+        outcome = _after_success(module, module.mock.return_value, scope)
+        if outcome.kind is OutcomeKind.SUCCESS:
+            return StepOutcome(OutcomeKind.MOCKED, outcome.result, "mocked: the script did not run")
+        return outcome
 
     try:
         value = _execute(module, scope, script_runner)
@@ -143,7 +146,7 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         return scope.previous()
     if isinstance(value, RawScript):
         args = evaluate_transforms(value.input_transforms, scope.build())
-        # Airflow's secrets masker redacts Variable / Connection values in what reaches the task log.
+        # Values from Connections (password, sensitive keys) and sensitive-named Variables are masked.
         log.info("step %s: arguments %s", module.id, _preview(args))
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))

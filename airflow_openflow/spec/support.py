@@ -23,8 +23,8 @@ from airflow_openflow.spec.model import (
 SUPPORTED_LANGUAGES = ("python3", "bash")
 
 _CONTROL_FLOW = "remove it or wait for control-flow support (issue 3)"
-_STEP_OPTIONS = "remove it or wait for step options support (issue 4)"
-_FLOW_OPTIONS = "remove it or wait for flow options support (issue 5)"
+_APPROVALS = "remove it or wait for approval steps (issue 4)"
+_SHARED_DIR = "remove it or wait for the shared directory (issue 5)"
 _IGNORED = "it is accepted and ignored for now"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
@@ -47,18 +47,16 @@ def check_supported(flow: OpenFlow) -> list[Problem]:
     specials = (("failure_module", value.failure_module), ("preprocessor_module", value.preprocessor_module))
     for key, special in specials:
         if special is not None:
-            checker.error(
-                special.json_path, f"not supported yet: {key}", "remove it or wait for support (issue 3)"
-            )
+            checker.error(special.json_path, f"not supported yet: {key}", _CONTROL_FLOW)
             checker.module(special, top_level=False)
     if value.same_worker:
-        checker.error("value.same_worker", "not supported yet: same_worker", _FLOW_OPTIONS)
+        checker.error("value.same_worker", "not supported yet: same_worker", _SHARED_DIR)
     if value.skip_expr:
-        checker.error("value.skip_expr", "not supported yet: skip_expr", _FLOW_OPTIONS)
+        checker.error("value.skip_expr", "not supported yet: skip_expr", _CONTROL_FLOW)
     if value.cache_ttl:
-        checker.error("value.cache_ttl", "not supported yet: flow cache_ttl", _FLOW_OPTIONS)
+        checker.error("value.cache_ttl", "not supported yet: flow cache_ttl", _CONTROL_FLOW)
     if value.flow_env:
-        checker.error("value.flow_env", "not supported yet: flow_env", _FLOW_OPTIONS)
+        checker.error("value.flow_env", "not supported yet: flow_env", _CONTROL_FLOW)
     for key in (
         "concurrent_limit",
         "concurrency_key",
@@ -119,6 +117,19 @@ class _Checker:
                 self.warn(
                     join_path(value.json_path, "is_trigger"), "'is_trigger' has no effect yet", _IGNORED
                 )
+            if value.lock and value.lock.strip() and not _only_comments(value.lock):
+                self.warn(
+                    join_path(value.json_path, "lock"),
+                    "the lock (dependencies) is not installed: steps run in the Airflow worker's environment",
+                    "install the packages it lists in the worker image",
+                )
+            for name, transform in value.input_transforms.items():
+                if transform.kind == "ai":
+                    self.error(
+                        join_path(join_path(value.json_path, "input_transforms"), name),
+                        "not supported: 'ai' input transforms",
+                        "give the argument a static value or a javascript expression",
+                    )
         elif isinstance(value, AiAgent):
             self.error(
                 type_path,
@@ -138,25 +149,29 @@ class _Checker:
                 _CONTROL_FLOW,
             )
         if module.retry is not None and module.retry.max_retries > 0:
-            self.error(join_path(path, "retry"), "not supported yet: retry", _STEP_OPTIONS)
+            self.error(join_path(path, "retry"), "not supported yet: retry", _CONTROL_FLOW)
         if _active_transform(module.timeout):
-            self.error(join_path(path, "timeout"), "not supported yet: timeout", _STEP_OPTIONS)
+            self.error(join_path(path, "timeout"), "not supported yet: timeout", _CONTROL_FLOW)
         if _active_transform(module.sleep):
-            self.error(join_path(path, "sleep"), "not supported yet: sleep", _STEP_OPTIONS)
+            self.error(join_path(path, "sleep"), "not supported yet: sleep", _CONTROL_FLOW)
         if module.cache_ttl:
-            self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _STEP_OPTIONS)
+            self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _CONTROL_FLOW)
         if module.stop_after_all_iters_if is not None:
             self.error(
                 join_path(path, "stop_after_all_iters_if"),
                 "not supported yet: stop_after_all_iters_if",
-                _STEP_OPTIONS,
+                _CONTROL_FLOW,
             )
         if module.suspend is not None and module.suspend.required_events > 0:
-            self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _STEP_OPTIONS)
+            self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _APPROVALS)
         if module.delete_after_use:
             self.warn(join_path(path, "delete_after_use"), "'delete_after_use' has no effect yet", _IGNORED)
         if module.priority is not None:
             self.warn(join_path(path, "priority"), "'priority' has no effect yet", _IGNORED)
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def _active_transform(transform: InputTransform | None) -> bool:

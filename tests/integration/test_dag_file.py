@@ -36,7 +36,16 @@ def _dags_folder(tmp_path: Path) -> Path:
         "summary: broken\nvalue:\n  modules:\n    - {id: a, value: {type: identity}}\n"
         "    - {id: a, value: {type: identity}}\n"
     )
+    # An inline script that mentions "airflow" and "dag" must not be imported as a DAG file.
+    folder = flows / "f" / "etl.flow"
+    folder.mkdir(parents=True)
+    (folder / "flow.yaml").write_text(
+        "summary: etl\nvalue:\n  modules:\n    - id: a\n      value:\n        type: rawscript\n"
+        "        language: python3\n        content: '!inline a.py'\n        input_transforms: {}\n"
+    )
+    (folder / "a.py").write_text("raise RuntimeError('an airflow dag script imported at parse time')\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     return dags
 
 
@@ -45,7 +54,7 @@ def test_one_broken_flow_does_not_hide_the_others(tmp_path: Path) -> None:
 
     bag = DagBag(dag_folder=str(_dags_folder(tmp_path)))
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["broken", "first", "team__second"]
+    assert sorted(bag.dag_ids) == ["broken", "f__etl", "first", "team__second"]
     assert bag.dags["first"].task_ids == ["a", "flow_result"]
     assert "openflow" in bag.dags["first"].tags
 

@@ -56,6 +56,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "restart_demo.json").write_text(json.dumps(FLOW))
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     deployment = AirflowDeployment(base / "home", dags).start()
     try:
         yield deployment

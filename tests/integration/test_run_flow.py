@@ -63,6 +63,15 @@ def test_schema_defaults_fill_missing_inputs_and_extra_inputs_pass_through() -> 
     assert (outcome.status, outcome.result) == ("success", [5, None, "kept"])
 
 
+def test_inputs_that_break_the_schema_are_refused_before_the_run() -> None:
+    schema = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+    document = flow(py("a", "return n", n="flow_input.n"), schema=schema)
+    with pytest.raises(airflow_openflow.FlowInputError, match="param n"):
+        airflow_openflow.run_flow(document, {"n": "three"})
+    with pytest.raises(airflow_openflow.FlowInputError):
+        airflow_openflow.run_flow(document, {})
+
+
 def test_empty_flow_returns_its_input() -> None:
     outcome = airflow_openflow.run_flow(flow(), {"hello": "world"})
     assert (outcome.status, outcome.result) == ("success", {"hello": "world"})

@@ -71,3 +71,12 @@ def test_params_follow_the_schema() -> None:
     assert params["token"].schema["format"] == "password"
     assert params["name"].description == "who"
     assert not params["name"].has_value  # required, no default: must be given when triggering
+
+
+def test_dag_settings_from_the_dag_file_merge_with_ours() -> None:
+    flow = load_flow({"summary": "S", "value": {"modules": [step("a")]}}).flow
+    dag = build_dag(
+        flow, dag_id="x", tags=["team"], default_args={"owner": "data", "retries": 2}, max_active_runs=3
+    )
+    assert set(dag.tags) == {"openflow", "team"} and dag.max_active_runs == 3
+    assert dag.default_args["owner"] == "data" and dag.task_dict["a"].retries == 2

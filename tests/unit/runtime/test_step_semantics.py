@@ -158,3 +158,10 @@ def test_flow_verdict(steps: list[tuple[str, OutcomeKind | None]], status: str, 
 def test_flow_verdict_reports_a_step_that_never_finished() -> None:
     verdict = flow_verdict([("a", OutcomeKind.SUCCESS), ("b", None)], RESULTS.__getitem__, {})
     assert verdict.status == "failure" and verdict.result["error"]["name"] == "StepDidNotComplete"
+
+
+def test_a_mocked_step_still_applies_stop_after_if() -> None:
+    outcome = run_step(
+        module(mock={"enabled": True, "return_value": 0}, stop_after_if={"expr": "result == 0"}), FakeRun()
+    )
+    assert (outcome.kind, outcome.result) == (OutcomeKind.STOPPED, 0)

@@ -122,25 +122,26 @@ def test_nested_steps_are_checked_too() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "key", "message"),
+    ("fields", "key", "message", "issue"),
     [
-        ({"retry": {"constant": {"attempts": 2, "seconds": 1}}}, "retry", "not supported yet: retry"),
-        ({"timeout": {"type": "static", "value": 10}}, "timeout", "not supported yet: timeout"),
-        ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep"),
-        ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl"),
+        ({"retry": {"constant": {"attempts": 2, "seconds": 1}}}, "retry", "not supported yet: retry", 3),
+        ({"timeout": {"type": "static", "value": 10}}, "timeout", "not supported yet: timeout", 3),
+        ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep", 3),
+        ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl", 3),
         (
             {"stop_after_all_iters_if": {"expr": "true"}},
             "stop_after_all_iters_if",
             "not supported yet: stop_after_all_iters_if",
+            3,
         ),
-        ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend"),
+        ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
     ],
 )
-def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str) -> None:
+def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str, issue: int) -> None:
     [problem] = _check(flow({**step("a"), **fields}))
     assert problem.json_path == f"value.modules[0].{key}"
     assert problem.message.startswith(message)
-    assert problem.hint and "issue 4" in problem.hint
+    assert problem.hint and f"issue {issue}" in problem.hint
 
 
 @pytest.mark.parametrize(
@@ -202,3 +203,21 @@ def test_problems_carry_file_and_line(tmp_path: Path) -> None:
     assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
     assert found["value.modules[1].retry"].line == line(path, '"retry"')
     assert all(p.file == str(path) for p in found.values())
+
+
+def test_ai_transforms_are_rejected_at_load_time() -> None:
+    module = step("a")
+    module["value"]["input_transforms"] = {"prompt": {"type": "ai"}}
+    [problem] = _check(flow(module))
+    assert problem.severity == "error"
+    assert problem.json_path == "value.modules[0].value.input_transforms.prompt"
+    assert "'ai' input transforms" in problem.message
+
+
+def test_a_real_lock_warns_that_dependencies_are_not_installed() -> None:
+    module = step("a")
+    module["value"]["lock"] = "requests==2.32.0\n"
+    [problem] = _check(flow(module))
+    assert problem.severity == "warning" and problem.json_path == "value.modules[0].value.lock"
+    module["value"]["lock"] = "# py: 3.11\n"
+    assert _check(flow(module)) == []

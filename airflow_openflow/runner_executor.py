@@ -19,7 +19,7 @@ _JOIN_SECONDS = 30.0
 
 class RunnerLocalExecutor(LocalExecutor):
     def end(self) -> None:
-        self.log.info("Stopping the run_flow LocalExecutor workers")
+        self.log.debug("Stopping the run_flow LocalExecutor workers")
         workers: list[Any] = list(self.workers.values())
         for _ in workers:
             self.activity_queue.put(None)  # one stop message per worker, alive or not

@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_openflow.compile import identity, rawscript
+from airflow_openflow.compile import container, identity, rawscript
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule
 
@@ -20,6 +20,10 @@ Builder = Callable[..., BaseOperator]
 BUILDERS: dict[str, Builder] = {
     "rawscript": rawscript.build,
     "identity": identity.build,
+    "forloopflow": container.build,
+    "whileloopflow": container.build,
+    "branchone": container.build,
+    "branchall": container.build,
 }
 
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from airflow_openflow.runtime.containers import Frame, is_container, run_container
 from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object
 from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
-from airflow_openflow.spec.model import FlowModule, Identity, RawScript
+from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, RawScript, StopAfterIf
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +126,52 @@ def run_step(
             return StepOutcome(OutcomeKind.MOCKED, outcome.result, "mocked: the script did not run")
         return outcome
 
-    try:
-        value = _execute(module, scope, script_runner)
-    except (StepError, ExpressionError) as exc:
-        error = exc.error if isinstance(exc, StepError) else exc.error_object()
-        error["error"].setdefault("step_id", module.id)
-        summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
-        if not ctx.is_last_attempt:
-            return StepOutcome(OutcomeKind.FAILED, error, summary)
-        if module.continue_on_error:
-            return StepOutcome(OutcomeKind.CONTINUED_ERROR, error, f"continue_on_error: {summary}")
-        return StepOutcome(OutcomeKind.FAILED, error, summary)
+    if is_container(module):
+        frame = Frame(flow_input=ctx.flow_input, lookup=ctx.result_of)
+        previous = scope.previous()
+        outcome = run_container(module, frame, previous, ctx, run_step, scope.build(result=previous))
+        if outcome.kind is OutcomeKind.SUCCESS and isinstance(module.value, BranchOne):
+            outcome = _after_success(module, outcome.result, scope)  # on loops it is the break test
+    else:
+        try:
+            value = _execute(module, scope, script_runner)
+        except (StepError, ExpressionError) as exc:
+            error = exc.error if isinstance(exc, StepError) else exc.error_object()
+            error["error"].setdefault("step_id", module.id)
+            summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
+            outcome = StepOutcome(OutcomeKind.FAILED, error, summary)
+        else:
+            outcome = _after_success(module, value, scope)
+    if outcome.kind is OutcomeKind.FAILED and outcome.retryable:
+        return _after_failure(module, outcome, ctx, scope)
+    return outcome
 
-    return _after_success(module, value, scope)
+
+def _after_failure(
+    module: FlowModule, outcome: StepOutcome, ctx: StepRunContext, scope: _Scope
+) -> StepOutcome:
+    """Retries first (while attempts are left and ``retry_if`` allows), then ``continue_on_error``."""
+    if not ctx.is_last_attempt and _retry_allowed(module, outcome.result, scope):
+        return outcome
+    if module.continue_on_error:
+        return StepOutcome(
+            OutcomeKind.CONTINUED_ERROR, outcome.result, f"continue_on_error: {outcome.message}"
+        )
+    return dataclasses.replace(outcome, retryable=False)
+
+
+def _retry_allowed(module: FlowModule, error: Any, scope: _Scope) -> bool:
+    retry_if = module.retry.retry_if if module.retry is not None else None
+    if not retry_if:
+        return True
+    try:
+        allowed = evaluate_predicate(retry_if, scope.build(result=error))
+    except ExpressionError as exc:
+        log.warning("step %s: retry_if failed (%s); not retrying", module.id, exc)
+        return False
+    if not allowed:
+        log.info("step %s: retry_if `%s` is false; not retrying", module.id, retry_if)
+    return allowed
 
 
 def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | None) -> Any:
@@ -184,22 +218,25 @@ def _after_success(module: FlowModule, value: Any, scope: _Scope) -> StepOutcome
         return _predicate_failure(module, "stop_after_if", exc)
     if not stopped:
         return StepOutcome(OutcomeKind.SUCCESS, value)
+    return stop_outcome(stop, value)
+
+
+def stop_outcome(stop: StopAfterIf, value: Any) -> StepOutcome:
+    """The outcome of a true ``stop_after_if`` / ``stop_after_all_iters_if`` (spec 2.1)."""
     if stop.error_message is not None:
         message = stop.error_message or f"stop after if: {stop.expr}"
         extra = {"result": value} if stop.error_include_result else {}
         return StepOutcome(
             OutcomeKind.ERROR_STOP,
             {"error": {"name": "EarlyStopError", "message": message, **extra}},
-            f"stop_after_if `{stop.expr}` is true: the flow fails with EarlyStopError: {message}",
+            f"`{stop.expr}` is true: the flow fails with EarlyStopError: {message}",
             retryable=False,
         )
     if stop.skip_if_stopped:
         return StepOutcome(
-            OutcomeKind.STOPPED_SKIPPED,
-            value,
-            f"stop_after_if `{stop.expr}` is true: the flow ends (skipped)",
+            OutcomeKind.STOPPED_SKIPPED, value, f"`{stop.expr}` is true: the flow ends (skipped)"
         )
-    return StepOutcome(OutcomeKind.STOPPED, value, f"stop_after_if `{stop.expr}` is true: the flow ends here")
+    return StepOutcome(OutcomeKind.STOPPED, value, f"`{stop.expr}` is true: the flow ends here")
 
 
 def _predicate_failure(module: FlowModule, what: str, exc: ExpressionError) -> StepOutcome:

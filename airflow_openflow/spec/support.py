@@ -29,10 +29,6 @@ _IGNORED = "it is accepted and ignored for now"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
 UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {
-    "forloopflow": ("for-loop steps (forloopflow)", _CONTROL_FLOW),
-    "whileloopflow": ("while-loop steps (whileloopflow)", _CONTROL_FLOW),
-    "branchone": ("branchone steps", _CONTROL_FLOW),
-    "branchall": ("branchall steps", _CONTROL_FLOW),
     "script": ("workspace script steps (type: script)", "inline it as a rawscript step, or wait (issue 3)"),
     "flow": ("sub-flow steps (type: flow)", _CONTROL_FLOW),
 }
@@ -142,26 +138,12 @@ class _Checker:
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path
-        if module.stop_after_if is not None and not top_level:
-            self.error(
-                join_path(path, "stop_after_if"),
-                "not supported yet: stop_after_if on a nested step",
-                _CONTROL_FLOW,
-            )
-        if module.retry is not None and module.retry.max_retries > 0:
-            self.error(join_path(path, "retry"), "not supported yet: retry", _CONTROL_FLOW)
         if _active_transform(module.timeout):
             self.error(join_path(path, "timeout"), "not supported yet: timeout", _CONTROL_FLOW)
         if _active_transform(module.sleep):
             self.error(join_path(path, "sleep"), "not supported yet: sleep", _CONTROL_FLOW)
         if module.cache_ttl:
             self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _CONTROL_FLOW)
-        if module.stop_after_all_iters_if is not None:
-            self.error(
-                join_path(path, "stop_after_all_iters_if"),
-                "not supported yet: stop_after_all_iters_if",
-                _CONTROL_FLOW,
-            )
         if module.suspend is not None and module.suspend.required_events > 0:
             self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _APPROVALS)
         if module.delete_after_use:

@@ -24,13 +24,7 @@ CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "share
 
 # Constructs of later issues; a case needing one is expected to fail until that issue lands.
 PENDING: dict[str, str] = {
-    "forloopflow": "issue 3 (control flow): for-loops",
-    "whileloopflow": "issue 3 (control flow): while-loops",
-    "branchone": "issue 3 (control flow): branchone",
-    "branchall": "issue 3 (control flow): branchall",
     "failure_module": "issue 3 (control flow): failure_module",
-    "retry": "issue 3 (control flow): retry",
-    "stop_after_all_iters_if": "issue 3 (control flow): stop_after_all_iters_if",
     "suspend": "issue 4 (approvals): suspend",
 }
 

@@ -156,7 +156,12 @@ class _Output:
 
     def __init__(self) -> None:
         self.last_line: str | None = None  # last non-empty stdout line, trimmed
-        self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)  # stdout + stderr
+        # One tail per stream: the two pipes are read by two threads, so their interleaving is
+        # not the script's order; the error shows the last lines of stdout, then of stderr.
+        self.tails: dict[bool, collections.deque[str]] = {
+            True: collections.deque(maxlen=_TAIL_LINES),
+            False: collections.deque(maxlen=_TAIL_LINES),
+        }
         self._lock = threading.Lock()
 
     def pump(self, pipe: IO[bytes] | None, sink: IO[str], is_stdout: bool) -> None:
@@ -172,13 +177,13 @@ class _Output:
                     except (OSError, ValueError):
                         pass  # a closed log stream must not stop the capture
                     text = line.rstrip("\r\n")
-                    self.tail.append(text)
+                    self.tails[is_stdout].append(text)
                     if is_stdout and text.strip():
                         self.last_line = text.strip()
 
     def tail_text(self) -> str:
         with self._lock:
-            return "\n".join(self.tail)
+            return "\n".join([*self.tails[True], *self.tails[False]])
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

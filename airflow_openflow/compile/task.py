@@ -1,0 +1,23 @@
+"""The task every builder places for a step: an ``OpenFlowStepOperator`` with the step's retries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow_openflow.operators.retry_policy import WindmillRetryPolicy
+from airflow_openflow.operators.step import OpenFlowStepOperator
+from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.runtime.retry import retry_interval
+from airflow_openflow.spec.model import FlowModule
+
+
+def step_task(module: FlowModule, plan: StepPlan, *, doc_md: str, **task_kwargs: Any) -> OpenFlowStepOperator:
+    retry = module.retry
+    if retry is not None and retry.max_retries > 0:
+        # Airflow counts and schedules the retries; the policy gives each one Windmill's delay and the
+        # step itself evaluates retry_if (runtime/step.py), so a refused retry fails without waiting.
+        task_kwargs.setdefault("retries", retry.max_retries)
+        task_kwargs.setdefault("retry_delay", timedelta(seconds=retry_interval(retry, 0) or 0))
+        task_kwargs.setdefault("retry_policy", WindmillRetryPolicy(retry))
+    return OpenFlowStepOperator(task_id=module.id, module=module, plan=plan, doc_md=doc_md, **task_kwargs)

@@ -1,0 +1,382 @@
+"""Loops and branches executed inside one task: the in-task execution of container modules.
+
+Used for what one Airflow task runs as a whole: a container step at the top level of a flow, and
+containers nested where Airflow cannot map them (a loop inside a loop, while loops). Every leaf
+step still goes through ``run_step``, so a step means the same thing wherever it runs.
+
+The rules are Windmill's (spec 2.1, 3.3, 3.4, 4.4-4.8, 11):
+- a body is a sub-flow: its ``flow_input`` is the parent's (plus ``iter`` in a for-loop, with the
+  outer ``iter`` kept as ``iter_parent``), its first step's ``previous_result`` is that input, and
+  its steps read outer results through ``results.<id>``; its own step results are not visible
+  outside (the container's result is);
+- a loop / branchall result is the array of each body's last result in index order, failed-but-
+  tolerated slots holding the error object;
+- ``stop_after_if`` inside a body: breaks a sequential loop (the flow goes on), ends only that
+  iteration / branch when parallel, and stops the whole flow from a sequential branchall or a
+  branchone branch.
+
+Parallel loops and branches run their bodies one after another here (the results and failure
+rules are those of parallel execution); real concurrency comes from mapping them onto tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_openflow.runtime.errors import ExpressionError
+from airflow_openflow.runtime.expressions import EvalScope, evaluate, evaluate_predicate
+from airflow_openflow.runtime.retry import retry_interval
+from airflow_openflow.spec.model import (
+    BranchAll,
+    BranchOne,
+    FlowModule,
+    ForloopFlow,
+    InputTransform,
+    StopAfterIf,
+    WhileloopFlow,
+)
+
+# Imported lazily by step.py (and importing it here at module level would be circular).
+RunStep = Callable[..., Any]
+
+CONTAINER_TYPES = (ForloopFlow, WhileloopFlow, BranchOne, BranchAll)
+
+
+def is_container(module: FlowModule) -> bool:
+    return isinstance(module.value, CONTAINER_TYPES)
+
+
+@dataclass
+class Frame:
+    """A (sub-)flow being run: its input, and where ``results.<id>`` look."""
+
+    flow_input: Any
+    lookup: Callable[[str], Any]  # results of steps outside this frame
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def result_of(self, step_id: str) -> Any:
+        if step_id in self.results:
+            return self.results[step_id]
+        return self.lookup(step_id)
+
+    def child(self, flow_input: Any) -> Frame:
+        return Frame(flow_input=flow_input, lookup=self.result_of)
+
+
+class _FrameContext:
+    """The ``StepRunContext`` of a step inside a body: the frame's input and results, the task's
+    flow_env and secrets, and the in-task attempt counter."""
+
+    def __init__(self, base: Any, frame: Frame, previous: Any, *, last_attempt: bool) -> None:
+        self._base = base
+        self._frame = frame
+        self._previous = previous
+        self._last_attempt = last_attempt
+
+    @property
+    def flow_input(self) -> Any:
+        return self._frame.flow_input
+
+    @property
+    def flow_env(self) -> Mapping[str, Any]:
+        return self._base.flow_env  # type: ignore[no-any-return]
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self._last_attempt
+
+    def previous_result(self) -> Any:
+        return self._previous
+
+    def result_of(self, step_id: str) -> Any:
+        return self._frame.result_of(step_id)
+
+    def variable(self, path: str) -> Any:
+        return self._base.variable(path)
+
+    def resource(self, path: str) -> Any:
+        return self._base.resource(path)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyOutcome:
+    """How a module list (a body, a branch) ended."""
+
+    kind: str  # "completed" | "stopped" | "failed"
+    result: Any  # the last result, the stopping step's result, or the error
+    stop: Any = None  # the StepOutcome of a stop (plain, skipped or error) when kind == "stopped"
+
+
+def run_body(modules: list[FlowModule], frame: Frame, base: Any, run_step: RunStep) -> BodyOutcome:
+    """Run a module list in order, retrying each step in the task as its ``retry`` says."""
+    from airflow_openflow.runtime.step import ENDS_FLOW, OutcomeKind
+
+    previous: Any = frame.flow_input  # the body's args (spec 3.3)
+    last_kind = None
+    for module in modules:
+        outcome = _run_with_retries(module, frame, previous, base, run_step)
+        if outcome.kind is OutcomeKind.FAILED:
+            return BodyOutcome("failed", outcome.result)
+        if outcome.kind is OutcomeKind.ERROR_STOP:
+            return BodyOutcome("failed", outcome.result, stop=outcome)
+        frame.results[module.id] = outcome.result
+        previous = outcome.result
+        last_kind = outcome.kind
+        if outcome.kind in ENDS_FLOW:
+            return BodyOutcome("stopped", outcome.result, stop=outcome)
+    if last_kind is OutcomeKind.CONTINUED_ERROR:
+        return BodyOutcome("failed", previous)  # a body ending on an error has failed (spec 5.2)
+    return BodyOutcome("completed", previous)
+
+
+def _run_with_retries(module: FlowModule, frame: Frame, previous: Any, base: Any, run_step: RunStep) -> Any:
+    from airflow_openflow.runtime.step import OutcomeKind
+
+    retry = module.retry
+    max_retries = retry.max_retries if retry is not None else 0
+    for attempt in range(max_retries + 1):
+        ctx = _FrameContext(base, frame, previous, last_attempt=attempt == max_retries)
+        outcome = run_step(module, ctx)
+        if outcome.kind is not OutcomeKind.FAILED or not outcome.retryable or attempt == max_retries:
+            return outcome
+        assert retry is not None
+        delay = retry_interval(retry, attempt) or 0.0
+        time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+
+
+def run_container(
+    module: FlowModule, frame: Frame, previous: Any, base: Any, run_step: RunStep, scope: EvalScope
+) -> Any:
+    """Run a loop or branch module to its ``StepOutcome``."""
+    value = module.value
+    if isinstance(value, ForloopFlow):
+        return _for_loop(module, value, frame, previous, base, run_step, scope)
+    if isinstance(value, WhileloopFlow):
+        return _while_loop(module, value, frame, base, run_step, scope)
+    if isinstance(value, BranchOne):
+        return _branch_one(module, value, frame, previous, base, run_step, scope)
+    assert isinstance(value, BranchAll)
+    return _branch_all(module, value, frame, previous, base, run_step, scope)
+
+
+def _iteration_input(flow_input: Any, index: int, value: Any) -> dict[str, Any]:
+    inputs = dict(flow_input) if isinstance(flow_input, Mapping) else {}
+    if "iter" in inputs:
+        inputs["iter_parent"] = inputs["iter"]
+    inputs["iter"] = {"index": index, "value": value}
+    return inputs
+
+
+def _for_loop(
+    module: FlowModule,
+    loop: ForloopFlow,
+    frame: Frame,
+    previous: Any,
+    base: Any,
+    run_step: RunStep,
+    scope: EvalScope,
+) -> Any:
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    try:
+        items = _evaluate_transform(loop.iterator, scope)
+    except ExpressionError as exc:
+        return _flow_error(module, exc.error_object())
+    if not isinstance(items, list):
+        return _flow_error(module, iterator_not_array_error(items))
+
+    results: list[Any] = []
+    failed = False
+    for index, item in enumerate(items):
+        body = run_body(
+            loop.modules, frame.child(_iteration_input(frame.flow_input, index, item)), base, run_step
+        )
+        results.append(body.result)
+        if body.kind == "failed":
+            if loop.skip_failures:
+                continue
+            failed = True
+            if not loop.parallel:
+                break  # sequential: the first failure ends the loop with the array so far
+            continue
+        if loop.parallel:
+            continue  # a stop inside a parallel iteration only ends that iteration
+        if body.kind == "stopped":
+            break  # a stop inside a sequential body breaks the loop; the flow goes on
+        if _break_after_iteration(module.stop_after_if, body.result, scope):
+            break
+    if failed:
+        return StepOutcome(OutcomeKind.FAILED, results, f"for-loop {module.id!r}: an iteration failed")
+    return _after_all_iterations(module, results, scope)
+
+
+def _while_loop(
+    module: FlowModule, loop: WhileloopFlow, frame: Frame, base: Any, run_step: RunStep, scope: EvalScope
+) -> Any:
+    """Runs until a ``stop_after_if`` (on the loop or a body step) or a failure ends it (spec 4.6)."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    results: list[Any] = []
+    index = 0
+    while True:
+        body = run_body(
+            loop.modules, frame.child(_iteration_input(frame.flow_input, index, index)), base, run_step
+        )
+        results.append(body.result)
+        index += 1
+        if body.kind == "failed":
+            if loop.skip_failures:
+                continue
+            return StepOutcome(
+                OutcomeKind.FAILED, results, f"while-loop {module.id!r}: iteration {index - 1} failed"
+            )
+        if body.kind == "stopped" or _break_after_iteration(module.stop_after_if, body.result, scope):
+            break
+    return _after_all_iterations(module, results, scope)
+
+
+def _branch_one(
+    module: FlowModule,
+    value: BranchOne,
+    frame: Frame,
+    previous: Any,
+    base: Any,
+    run_step: RunStep,
+    scope: EvalScope,
+) -> Any:
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    chosen = value.default
+    label = "default"
+    for index, branch in enumerate(value.branches):
+        try:
+            if evaluate_predicate(branch.expr or "false", _with(scope, result=previous)):
+                chosen, label = branch.modules, f"branch {index}"
+                break
+        except ExpressionError as exc:
+            return _flow_error(module, exc.error_object())
+    if not chosen:
+        return StepOutcome(OutcomeKind.SUCCESS, previous, f"branchone {module.id!r}: {label} (empty)")
+    body = run_body(chosen, frame.child(frame.flow_input), base, run_step)
+    message = f"branchone {module.id!r}: ran the {label}"
+    if body.kind == "failed":
+        return StepOutcome(OutcomeKind.FAILED, body.result, message)
+    if body.kind == "stopped":
+        return _propagated_stop(body, body.result, message)  # a stop in a chosen branch stops the flow
+    return StepOutcome(OutcomeKind.SUCCESS, body.result, message)
+
+
+def _branch_all(
+    module: FlowModule,
+    value: BranchAll,
+    frame: Frame,
+    previous: Any,
+    base: Any,
+    run_step: RunStep,
+    scope: EvalScope,
+) -> Any:
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    results: list[Any] = []
+    failed = False
+    for branch in value.branches:
+        body = run_body(branch.modules, frame.child(frame.flow_input), base, run_step)
+        # An empty branch passes the previous result through, as an empty branchone does.
+        results.append(body.result if branch.modules else previous)
+        if body.kind == "failed":
+            if branch.skip_failure:
+                continue
+            failed = True
+            if not value.parallel:
+                break  # sequential: later branches do not run
+            continue
+        if body.kind == "stopped" and not value.parallel:
+            # A stop inside a sequential branchall stops the whole flow, with the array so far.
+            return _propagated_stop(body, results, f"branchall {module.id!r}: stopped in a branch")
+    if failed:
+        return StepOutcome(OutcomeKind.FAILED, results, f"branchall {module.id!r}: a branch failed")
+    return StepOutcome(OutcomeKind.SUCCESS, results)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _propagated_stop(body: BodyOutcome, result: Any, message: str) -> Any:
+    from airflow_openflow.runtime.step import StepOutcome
+
+    stop = body.stop
+    return StepOutcome(stop.kind, result, f"{message}: {stop.message}", retryable=False)
+
+
+def _break_after_iteration(stop: StopAfterIf | None, result: Any, scope: EvalScope) -> bool:
+    """``stop_after_if`` on a loop module is its break condition, tested after each iteration."""
+    if stop is None:
+        return False
+    return evaluate_predicate(stop.expr, _with(scope, result=result, previous_result=result))
+
+
+def _after_all_iterations(module: FlowModule, results: list[Any], scope: EvalScope) -> Any:
+    """``stop_after_all_iters_if``: evaluated once on the whole array; true stops the flow."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, stop_outcome
+
+    stop = module.stop_after_all_iters_if
+    if stop is None:
+        return StepOutcome(OutcomeKind.SUCCESS, results)
+    try:
+        stopped = evaluate_predicate(stop.expr, _with(scope, result=results, previous_result=results))
+    except ExpressionError as exc:
+        return _flow_error(module, exc.error_object())
+    if not stopped:
+        return StepOutcome(OutcomeKind.SUCCESS, results)
+    return stop_outcome(stop, results)
+
+
+def _evaluate_transform(transform: InputTransform, scope: EvalScope) -> Any:
+    if transform.kind == "static":
+        return transform.value
+    return evaluate(transform.expr or "", scope)
+
+
+def _with(scope: EvalScope, **changes: Any) -> EvalScope:
+    import dataclasses
+
+    return dataclasses.replace(scope, **changes)
+
+
+def _flow_error(module: FlowModule, error: dict[str, Any]) -> Any:
+    """An iterator or predicate that cannot be evaluated fails the flow; a retry cannot help."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    error["error"].setdefault("step_id", module.id)
+    return StepOutcome(
+        OutcomeKind.FAILED, error, f"{module.id}: {error['error'].get('message')}", retryable=False
+    )
+
+
+def iterator_not_array_error(value: Any) -> dict[str, Any]:
+    """Windmill's message (serde's wording): "Expected an array value in the iterator expression,
+    found: invalid type: map, expected a sequence ..." (spec 3.5)."""
+    if value is None:
+        found = "invalid type: null"
+    elif isinstance(value, bool):
+        found = f"invalid type: boolean `{json.dumps(value)}`"
+    elif isinstance(value, int):
+        found = f"invalid type: integer `{value}`"
+    elif isinstance(value, float):
+        found = f"invalid type: floating point `{value}`"
+    elif isinstance(value, str):
+        found = f"invalid type: string {json.dumps(value)}"
+    else:
+        found = "invalid type: map"
+    message = f"Expected an array value in the iterator expression, found: {found}, expected a sequence"
+    return {"error": {"name": "IteratorNotArray", "message": message}}

@@ -81,13 +81,6 @@ LOOP = {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "ski
 @pytest.mark.parametrize(
     ("value", "construct"),
     [
-        ({**LOOP, "modules": []}, "for-loop steps (forloopflow)"),
-        (
-            {"type": "whileloopflow", "skip_failures": False, "modules": []},
-            "while-loop steps (whileloopflow)",
-        ),
-        ({"type": "branchone", "branches": [], "default": []}, "branchone steps"),
-        ({"type": "branchall", "branches": []}, "branchall steps"),
         (
             {"type": "script", "path": "f/x/y", "input_transforms": {}},
             "workspace script steps (type: script)",
@@ -111,29 +104,34 @@ def test_ai_agent() -> None:
 def test_nested_steps_are_checked_too() -> None:
     body = [{**step("b", language="deno"), "stop_after_if": {"expr": "true"}}]
     found = _errors(flow({"id": "l", "value": {**LOOP, "modules": body}}))
-    assert set(found) == {
-        "value.modules[0].value.type",
-        "value.modules[0].value.modules[0].value.language",
-        "value.modules[0].value.modules[0].stop_after_if",
+    assert set(found) == {"value.modules[0].value.modules[0].value.language"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {**LOOP, "modules": [step("b")]},
+        {"type": "whileloopflow", "skip_failures": False, "modules": [step("b")]},
+        {"type": "branchone", "branches": [{"expr": "true", "modules": [step("b")]}], "default": []},
+        {"type": "branchall", "branches": [{"modules": [step("b")]}]},
+    ],
+)
+def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
+    module = {
+        "id": "l",
+        "value": value,
+        "retry": {"constant": {"attempts": 1, "seconds": 0}},
+        "stop_after_all_iters_if": {"expr": "false"},
     }
-    assert found["value.modules[0].value.modules[0].stop_after_if"].message == (
-        "not supported yet: stop_after_if on a nested step"
-    )
+    assert _check(flow(module)) == []
 
 
 @pytest.mark.parametrize(
     ("fields", "key", "message", "issue"),
     [
-        ({"retry": {"constant": {"attempts": 2, "seconds": 1}}}, "retry", "not supported yet: retry", 3),
         ({"timeout": {"type": "static", "value": 10}}, "timeout", "not supported yet: timeout", 3),
         ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep", 3),
         ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl", 3),
-        (
-            {"stop_after_all_iters_if": {"expr": "true"}},
-            "stop_after_all_iters_if",
-            "not supported yet: stop_after_all_iters_if",
-            3,
-        ),
         ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
     ],
 )
@@ -194,14 +192,12 @@ def test_accepted_with_warning() -> None:
 
 
 def test_problems_carry_file_and_line(tmp_path: Path) -> None:
-    document = flow(
-        step("a"), {**step("b", language="go"), "retry": {"constant": {"attempts": 1, "seconds": 1}}}
-    )
+    document = flow(step("a"), {**step("b", language="go"), "cache_ttl": 60})
     path = tmp_path / "f.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     found = by_path(check_supported(load_flow(path).flow))
     assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
-    assert found["value.modules[1].retry"].line == line(path, '"retry"')
+    assert found["value.modules[1].cache_ttl"].line == line(path, '"cache_ttl"')
     assert all(p.file == str(path) for p in found.values())
 
 

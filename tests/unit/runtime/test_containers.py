@@ -75,7 +75,7 @@ def test_body_reads_outer_results_and_its_own_earlier_steps() -> None:
 
 
 def test_first_body_step_sees_the_iteration_input_as_previous_result() -> None:
-    kind, result = run(loop([5], py("a", "return p", p="previous_result")), flow_input={"k": 1})
+    _, result = run(loop([5], py("a", "return p", p="previous_result")), flow_input={"k": 1})
     assert result == [{"k": 1, "iter": {"index": 0, "value": 5}}]
 
 
@@ -260,7 +260,8 @@ def test_a_nested_step_is_retried_in_the_task_with_the_same_budget(tmp_path: Pat
     flaky = {
         **py(
             "f",
-            f"import pathlib\np = pathlib.Path({str(counter)!r})\nn = int(p.read_text()) + 1 if p.exists() else 1\n"
+            f"import pathlib\np = pathlib.Path({str(counter)!r})\n"
+            "n = int(p.read_text()) + 1 if p.exists() else 1\n"
             "p.write_text(str(n))\nif n < 3:\n    raise RuntimeError(n)\nreturn n",
         ),
         "retry": {"constant": {"attempts": 2, "seconds": 0}},

@@ -13,7 +13,7 @@ from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.model import OpenFlow
+from airflow_openflow.spec.model import OpenFlow, all_modules
 
 TAG = "openflow"
 
@@ -35,7 +35,7 @@ def build_dag(
     """
     modules = flow.value.modules
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
-    final_id = result_task_id(m.id for m in modules)
+    final_id = result_task_id(m.id for m in all_modules(flow))
     settings: dict[str, Any] = {
         "schedule": None,
         "catchup": False,
@@ -67,16 +67,40 @@ def build_dag(
                 previous >> task
             previous = task
             seen.append(module.id)
+        steps = list(dag.tasks)
+        handler = _failure_handler(flow, info, [m.id for m in modules], steps)
         final = FlowResultOperator(
             task_id=final_id,
             step_ids=[m.id for m in modules],
             flow=info,
+            failure_step_id=handler.task_id if handler is not None else None,
             trigger_rule=TriggerRule.ALL_DONE,
             doc_md="Decides the flow's status and result from the steps' outcomes.",
         )
         if previous is not None:
             previous >> final
+        if handler is not None:
+            handler >> final
     return dag
+
+
+def _failure_handler(flow: OpenFlow, info: FlowInfo, step_ids: list[str], steps: list[Any]) -> Any:
+    """The failure module runs once when a step fails (``one_failed`` on every step), with the
+    failed step's error as ``previous_result``; ``flow_result`` then takes its result (spec 5.1)."""
+    module = flow.value.failure_module
+    if module is None or not steps:  # an empty flow cannot fail
+        return None
+    plan = StepPlan(
+        step_id=module.id,
+        flow=info,
+        visible_step_ids=frozenset(step_ids),
+        handles_failure_of=tuple(step_ids),
+    )
+    handler = build_step(module, plan, trigger_rule=TriggerRule.ONE_FAILED)
+    handler.doc_md = f"Failure module: runs when a step fails. {handler.doc_md or ''}"
+    for step in steps:
+        step >> handler
+    return handler
 
 
 def _doc_md(flow: OpenFlow, warnings: Sequence[Problem]) -> str:

@@ -18,26 +18,34 @@ class FlowResultOperator(BaseOperator):
     template_fields: Sequence[str] = ()
     ui_color = "#e8e3f5"
 
-    def __init__(self, *, step_ids: Sequence[str], flow: FlowInfo, **kwargs: Any) -> None:
+    def __init__(
+        self, *, step_ids: Sequence[str], flow: FlowInfo, failure_step_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.step_ids = list(step_ids)
         self.flow = flow
+        self.failure_step_id = failure_step_id
 
     def execute(self, context: Any) -> None:
         from airflow_openflow.runtime.inputs import flow_input_from
-        from airflow_openflow.runtime.step import OutcomeKind, flow_verdict
+        from airflow_openflow.runtime.step import flow_verdict, outcome_kind, with_failure_module
 
         ti = context["ti"]
         kinds: list[Any] = ti.xcom_pull(task_ids=self.step_ids, key=OUTCOME_KEY) if self.step_ids else []
-        steps = [
-            (step_id, OutcomeKind(k) if k else None) for step_id, k in zip(self.step_ids, kinds, strict=True)
-        ]
+        steps = [(step_id, outcome_kind(k)) for step_id, k in zip(self.step_ids, kinds, strict=True)]
         conf = getattr(context.get("dag_run"), "conf", None) or {}
         verdict = flow_verdict(
             steps,
             lambda step_id: ti.xcom_pull(task_ids=step_id, key="return_value"),
             flow_input_from(conf, self.flow.schema),
         )
+        if self.failure_step_id is not None:
+            handler = self.failure_step_id
+            verdict = with_failure_module(
+                verdict,
+                outcome_kind(ti.xcom_pull(task_ids=handler, key=OUTCOME_KEY)),
+                ti.xcom_pull(task_ids=handler, key="return_value"),
+            )
         ti.xcom_push(key="return_value", value=verdict.result)
         ti.xcom_push(key=STATUS_KEY, value=verdict.status)
         self.log.info("flow %s: %s (%s)", self.flow.dag_id, verdict.status, verdict.message)

@@ -9,7 +9,8 @@ from typing import Any
 
 from airflow_openflow.runtime.connections import get_resource, get_variable
 from airflow_openflow.runtime.inputs import flow_input_from
-from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.runtime.plan import OUTCOME_KEY, StepPlan
+from airflow_openflow.runtime.step import outcome_kind
 
 
 class AirflowStepContext:
@@ -34,9 +35,20 @@ class AirflowStepContext:
         return bool(self._ti.try_number > self._ti.max_tries)
 
     def previous_result(self) -> Any:
+        if self._plan.handles_failure_of:
+            return self.failed_step_result()
         if self._plan.previous_step_id is None:
             return self.flow_input
         return self._pull(self._plan.previous_step_id)
+
+    def failed_step_result(self) -> Any:
+        """For the failure module: the result of the step that failed the flow."""
+        from airflow_openflow.runtime.step import flow_verdict
+
+        step_ids = list(self._plan.handles_failure_of)
+        kinds = self._ti.xcom_pull(task_ids=step_ids, key=OUTCOME_KEY)
+        verdict = flow_verdict(list(zip(step_ids, map(outcome_kind, kinds), strict=True)), self._pull, None)
+        return verdict.result
 
     def result_of(self, step_id: str) -> Any:
         if step_id not in self._plan.visible_step_ids:

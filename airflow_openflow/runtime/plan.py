@@ -34,3 +34,6 @@ class StepPlan:
     visible_step_ids: frozenset[str] = frozenset()
     #: task ids to skip when this step stops the flow early
     later_task_ids: tuple[str, ...] = ()
+    #: set on the failure module: the top-level steps whose failure it handles; its
+    #: ``previous_result`` is the failed step's result (the error object)
+    handles_failure_of: tuple[str, ...] = ()

@@ -41,6 +41,11 @@ class OutcomeKind(enum.StrEnum):
     FAILED = "failed"
 
 
+def outcome_kind(value: str | None) -> OutcomeKind | None:
+    """The ``OutcomeKind`` recorded in XCom, or None for a step that did not finish."""
+    return OutcomeKind(value) if value else None
+
+
 #: Outcomes after which the flow does not go on to the next step.
 ENDS_FLOW = frozenset({OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED, OutcomeKind.ERROR_STOP})
 
@@ -291,3 +296,16 @@ def flow_verdict(
         # continue_on_error on the last step still leaves the flow failed (spec 5.2).
         return FlowVerdict("failure", result_of(last_id), f"last step {last_id!r} failed (continue_on_error)")
     return FlowVerdict("success", result_of(last_id), "flow completed")
+
+
+def with_failure_module(verdict: FlowVerdict, kind: OutcomeKind | None, result: Any) -> FlowVerdict:
+    """The flow's verdict once the failure module ran (spec 5.1): its result is the flow result,
+    the flow stays failed unless that result carries ``recover: true``, and a failure module that
+    fails makes its own error the result."""
+    if verdict.status != "failure" or kind is None:
+        return verdict
+    if kind in (OutcomeKind.FAILED, OutcomeKind.ERROR_STOP):
+        return FlowVerdict("failure", result, f"{verdict.message}; the failure module failed too")
+    if isinstance(result, dict) and result.get("recover") is True:
+        return FlowVerdict("success", result, f"{verdict.message}; the failure module recovered the flow")
+    return FlowVerdict("failure", result, f"{verdict.message}; the failure module ran")

@@ -40,11 +40,12 @@ def check_supported(flow: OpenFlow) -> list[Problem]:
     for module in flow.value.modules:
         checker.module(module, top_level=True)
     value = flow.value
-    specials = (("failure_module", value.failure_module), ("preprocessor_module", value.preprocessor_module))
-    for key, special in specials:
-        if special is not None:
-            checker.error(special.json_path, f"not supported yet: {key}", _CONTROL_FLOW)
-            checker.module(special, top_level=False)
+    if value.failure_module is not None:
+        checker.module(value.failure_module, top_level=False)
+    if value.preprocessor_module is not None:
+        special = value.preprocessor_module
+        checker.error(special.json_path, "not supported yet: preprocessor_module", _CONTROL_FLOW)
+        checker.module(special, top_level=False)
     if value.same_worker:
         checker.error("value.same_worker", "not supported yet: same_worker", _SHARED_DIR)
     if value.skip_expr:

@@ -24,7 +24,6 @@ CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "share
 
 # Constructs of later issues; a case needing one is expected to fail until that issue lands.
 PENDING: dict[str, str] = {
-    "failure_module": "issue 3 (control flow): failure_module",
     "suspend": "issue 4 (approvals): suspend",
 }
 

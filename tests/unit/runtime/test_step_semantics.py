@@ -165,3 +165,17 @@ def test_a_mocked_step_still_applies_stop_after_if() -> None:
         module(mock={"enabled": True, "return_value": 0}, stop_after_if={"expr": "result == 0"}), FakeRun()
     )
     assert (outcome.kind, outcome.result) == (OutcomeKind.STOPPED, 0)
+
+
+def test_failure_module_verdicts() -> None:
+    from airflow_openflow.runtime.step import FlowVerdict, with_failure_module
+
+    failed = FlowVerdict("failure", {"error": {"name": "E"}}, "step 'a' failed")
+    assert with_failure_module(failed, OutcomeKind.SUCCESS, {"handled": 1}).status == "failure"
+    assert with_failure_module(failed, OutcomeKind.SUCCESS, {"handled": 1}).result == {"handled": 1}
+    recovered = with_failure_module(failed, OutcomeKind.SUCCESS, {"recover": True})
+    assert (recovered.status, recovered.result) == ("success", {"recover": True})
+    broken = with_failure_module(failed, OutcomeKind.FAILED, {"error": {"name": "F"}})
+    assert (broken.status, broken.result) == ("failure", {"error": {"name": "F"}})
+    ok = FlowVerdict("success", 1, "flow completed")
+    assert with_failure_module(ok, None, None) is ok

@@ -145,7 +145,6 @@ def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str
 @pytest.mark.parametrize(
     ("fields", "json_path", "message"),
     [
-        ({"failure_module": step("failure")}, "value.failure_module", "not supported yet: failure_module"),
         (
             {"preprocessor_module": step("preprocessor")},
             "value.preprocessor_module",

@@ -15,15 +15,17 @@ The rules are Windmill's (spec 2.1, 3.3, 3.4, 4.4-4.8, 11):
   iteration / branch when parallel, and stops the whole flow from a sequential branchall or a
   branchone branch.
 
-Parallel loops and branches run their bodies one after another here (the results and failure
-rules are those of parallel execution); real concurrency comes from mapping them onto tasks.
+Parallel loops and branches run their bodies at the same time, in threads of the task (at most
+``parallelism`` at once); results keep index order. Python steps in those threads share the task's
+working directory (a process has one), where a sequential step gets a directory of its own.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,9 @@ from airflow_openflow.spec.model import (
 
 # Imported lazily by step.py (and importing it here at module level would be circular).
 RunStep = Callable[..., Any]
+
+#: Threads one task uses at most for a parallel loop or branchall (parallelism can lower it).
+_MAX_THREADS = 32
 
 CONTAINER_TYPES = (ForloopFlow, WhileloopFlow, BranchOne, BranchAll)
 
@@ -194,12 +199,22 @@ def _for_loop(
     if not isinstance(items, list):
         return _flow_error(module, iterator_not_array_error(items))
 
+    def iteration(index: int) -> BodyOutcome:
+        inputs = _iteration_input(frame.flow_input, index, items[index])
+        return run_body(loop.modules, frame.child(inputs), base, run_step)
+
+    if loop.parallel:
+        try:
+            width = _parallelism(loop.parallelism, scope, len(items))
+        except ExpressionError as exc:
+            return _flow_error(module, exc.error_object())
+        bodies: Iterable[BodyOutcome] = _in_parallel(iteration, len(items), width)
+    else:
+        bodies = (iteration(index) for index in range(len(items)))  # lazily: a break stops it
+
     results: list[Any] = []
     failed = False
-    for index, item in enumerate(items):
-        body = run_body(
-            loop.modules, frame.child(_iteration_input(frame.flow_input, index, item)), base, run_step
-        )
+    for body in bodies:
         results.append(body.result)
         if body.kind == "failed":
             if loop.skip_failures:
@@ -286,10 +301,18 @@ def _branch_all(
 ) -> Any:
     from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
 
+    def run_branch(index: int) -> BodyOutcome:
+        return run_body(value.branches[index].modules, frame.child(frame.flow_input), base, run_step)
+
+    count = len(value.branches)
+    if value.parallel:
+        bodies: Iterable[BodyOutcome] = _in_parallel(run_branch, count, count)
+    else:
+        bodies = (run_branch(index) for index in range(count))  # lazily: a failure or stop ends it
+
     results: list[Any] = []
     failed = False
-    for branch in value.branches:
-        body = run_body(branch.modules, frame.child(frame.flow_input), base, run_step)
+    for branch, body in zip(value.branches, bodies, strict=False):
         # An empty branch passes the previous result through, as an empty branchone does.
         results.append(body.result if branch.modules else previous)
         if body.kind == "failed":
@@ -309,6 +332,25 @@ def _branch_all(
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _in_parallel(run: Callable[[int], BodyOutcome], count: int, width: int) -> list[BodyOutcome]:
+    """Run bodies 0..count-1 at the same time (at most ``width`` at once) in threads of this task,
+    so that they really overlap, as Windmill's parallel jobs do; outcomes come back in index order."""
+    if count == 0:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(width, count, _MAX_THREADS))) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def _parallelism(transform: InputTransform | None, scope: EvalScope, count: int) -> int:
+    """``parallelism`` caps how many iterations run at once; absent means all of them."""
+    if transform is None:
+        return count
+    value = _evaluate_transform(transform, scope)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    return count
 
 
 def _propagated_stop(body: BodyOutcome, result: Any, message: str) -> Any:

@@ -17,6 +17,7 @@ import linecache
 import os
 import pathlib
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Mapping
@@ -56,11 +57,19 @@ def run_python(
     linecache.cache[filename] = (len(content), None, content.splitlines(keepends=True), filename)
     module = types.ModuleType(module_name)
     module.__file__ = filename
+    if threading.current_thread() is not threading.main_thread():
+        # Steps of parallel branches / iterations run in threads of one task: the working
+        # directory and sys.modules are process-wide, so each thread keeps the task's cwd and
+        # registers its module under a name of its own.
+        module_name = f"{module_name}_{threading.get_ident()}"
+        module.__name__ = module_name
+    own_cwd = threading.current_thread() is threading.main_thread()
     previous_module = sys.modules.get(module_name)
     previous_cwd = os.getcwd()
     sys.modules[module_name] = module  # dataclasses, pickle, typing need the module to be importable
     try:
-        os.chdir(workdir)
+        if own_cwd:
+            os.chdir(workdir)
         try:
             exec(code, module.__dict__)
             main = module.__dict__.get("main")
@@ -83,7 +92,8 @@ def run_python(
             sys.stdout.flush()
             sys.stderr.flush()
     finally:
-        os.chdir(previous_cwd)
+        if own_cwd:
+            os.chdir(previous_cwd)
         if previous_module is None:
             sys.modules.pop(module_name, None)
         else:

@@ -267,3 +267,38 @@ def test_a_nested_step_is_retried_in_the_task_with_the_same_budget(tmp_path: Pat
         "retry": {"constant": {"attempts": 2, "seconds": 0}},
     }
     assert run(loop([0], flaky)) == (OutcomeKind.SUCCESS, [3])
+
+
+RENDEZVOUS = (
+    "import pathlib, time\n"
+    "pathlib.Path(d, f'here_{me}').write_text('x')\n"
+    "deadline = time.time() + 20\n"
+    "while not pathlib.Path(d, f'here_{other}').exists():\n"
+    "    if time.time() > deadline:\n"
+    "        raise TimeoutError(f'{me} never saw {other}')\n"
+    "    time.sleep(0.02)\n"
+    "return me"
+)
+
+
+def test_parallel_branches_really_overlap(tmp_path: Path) -> None:
+    def branch(me: str, other: str) -> list[dict[str, Any]]:
+        return [py(me, RENDEZVOUS, d="flow_input.d", me=f"'{me}'", other=f"'{other}'")]
+
+    raw = branchall(branch("x", "y"), branch("y", "x"))
+    assert run(raw, flow_input={"d": str(tmp_path)}) == (OutcomeKind.SUCCESS, ["x", "y"])
+
+
+def test_parallel_iterations_really_overlap_and_parallelism_caps_them(tmp_path: Path) -> None:
+    body = py(
+        "w", RENDEZVOUS, d="flow_input.d", me="flow_input.iter.value", other="1 - flow_input.iter.value"
+    )
+    assert run(loop([0, 1], body, parallel=True), flow_input={"d": str(tmp_path)}) == (
+        OutcomeKind.SUCCESS,
+        [0, 1],
+    )
+
+    track = py("t", "import threading, time\nn = threading.active_count()\ntime.sleep(0.05)\nreturn n")
+    parallelism = {"type": "static", "value": 1}
+    kind, result = run(loop([0, 1, 2], track, parallel=True, parallelism=parallelism))
+    assert kind is OutcomeKind.SUCCESS and len(set(result)) == 1  # one worker thread at a time

@@ -13,7 +13,7 @@ from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.model import OpenFlow, all_modules
+from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, StopAfterIf, all_modules
 
 TAG = "openflow"
 
@@ -33,9 +33,9 @@ def build_dag(
     trigger rule can run them again. ``flow_result`` (``all_done``) turns the step outcomes into
     the flow's status and result and fails when the flow failed, so the run state is the flow's.
     """
-    modules = flow.value.modules
+    modules = _with_skip_expr_gate(flow)
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
-    final_id = result_task_id(m.id for m in all_modules(flow))
+    final_id = result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in modules)])
     settings: dict[str, Any] = {
         "schedule": None,
         "catchup": False,
@@ -82,6 +82,29 @@ def build_dag(
         if handler is not None:
             handler >> final
     return dag
+
+
+def _with_skip_expr_gate(flow: OpenFlow) -> list[FlowModule]:
+    """``skip_expr`` is evaluated once, before any step (spec 1.2): a first task that passes the
+    flow input on (an identity) and, when the expression is true, ends the flow successfully as
+    skipped. The steps after it see the flow input as their previous result, as without it."""
+    modules = list(flow.value.modules)
+    if not flow.value.skip_expr:
+        return modules
+    taken = {m.id for m in all_modules(flow)}
+    gate_id = "skip_expr"
+    while gate_id in taken:
+        gate_id += "_"
+    gate = FlowModule(
+        id=gate_id,
+        value=Identity(json_path="value.skip_expr"),
+        summary="the flow's skip_expr",
+        stop_after_if=StopAfterIf(
+            expr=flow.value.skip_expr, skip_if_stopped=True, json_path="value.skip_expr"
+        ),
+        json_path="value.skip_expr",
+    )
+    return [gate, *modules]
 
 
 def _failure_handler(flow: OpenFlow, info: FlowInfo, step_ids: list[str], steps: list[Any]) -> Any:

@@ -24,7 +24,12 @@ from typing import Any, Protocol
 
 from airflow_openflow.runtime.containers import Frame, is_container, run_container
 from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object
-from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
+from airflow_openflow.runtime.expressions import (
+    EvalScope,
+    evaluate,
+    evaluate_predicate,
+    evaluate_transforms,
+)
 from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, RawScript, StopAfterIf
 
 log = logging.getLogger(__name__)
@@ -185,12 +190,15 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         return scope.previous()
     if isinstance(value, RawScript):
         args = evaluate_transforms(value.input_transforms, scope.build())
+        timeout_s = _timeout_seconds(module, scope)
         # Values from Connections (password, sensitive keys) and sensitive-named Variables are masked.
         log.info("step %s: arguments %s", module.id, _preview(args))
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
-            return runner(value.language, value.content, args, step_id=module.id, workdir=workdir)
+            return runner(
+                value.language, value.content, args, step_id=module.id, workdir=workdir, timeout_s=timeout_s
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     # The loader rejects what this release cannot run; reaching here is a bug, not a user error.
@@ -199,6 +207,20 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
             "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
         )
     )
+
+
+def _timeout_seconds(module: FlowModule, scope: _Scope) -> float | None:
+    """``timeout`` (static or an expression): seconds the script may run; none when absent or 0."""
+    transform = module.timeout
+    if transform is None:
+        return None
+    if transform.kind == "static":
+        value = transform.value
+    else:
+        value = evaluate(transform.expr or "", scope.build(result=scope.previous()))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def _preview(value: Any, limit: int = 2000) -> str:

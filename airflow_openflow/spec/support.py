@@ -48,12 +48,8 @@ def check_supported(flow: OpenFlow) -> list[Problem]:
         checker.module(special, top_level=False)
     if value.same_worker:
         checker.error("value.same_worker", "not supported yet: same_worker", _SHARED_DIR)
-    if value.skip_expr:
-        checker.error("value.skip_expr", "not supported yet: skip_expr", _CONTROL_FLOW)
     if value.cache_ttl:
         checker.error("value.cache_ttl", "not supported yet: flow cache_ttl", _CONTROL_FLOW)
-    if value.flow_env:
-        checker.error("value.flow_env", "not supported yet: flow_env", _CONTROL_FLOW)
     for key in (
         "concurrent_limit",
         "concurrency_key",
@@ -139,8 +135,12 @@ class _Checker:
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path
-        if _active_transform(module.timeout):
-            self.error(join_path(path, "timeout"), "not supported yet: timeout", _CONTROL_FLOW)
+        if _active_transform(module.timeout) and not isinstance(module.value, RawScript):
+            self.warn(
+                join_path(path, "timeout"),
+                "'timeout' applies to script steps; on this step it has no effect",
+                "set a timeout on the script steps inside it",
+            )
         if _active_transform(module.sleep):
             self.error(join_path(path, "sleep"), "not supported yet: sleep", _CONTROL_FLOW)
         if module.cache_ttl:

@@ -25,15 +25,17 @@ def run_script(
     *,
     step_id: str,
     workdir: pathlib.Path,
+    timeout_s: float | None = None,
 ) -> Any:
     """Run a rawscript's ``content`` with its evaluated ``args``; return the step result.
 
-    Raises :class:`StepError` (the step's error object in ``.error``) when the script fails.
+    Raises :class:`StepError` (the step's error object in ``.error``) when the script fails or
+    runs longer than ``timeout_s``.
     """
     if language == "python3":
-        return run_python(content, args, step_id=step_id, workdir=workdir)
+        return run_python(content, args, step_id=step_id, workdir=workdir, timeout_s=timeout_s)
     if language == "bash":
-        return run_bash(content, args, step_id=step_id, workdir=workdir)
+        return run_bash(content, args, step_id=step_id, workdir=workdir, timeout_s=timeout_s)
     raise StepError(
         "NotSupported",
         f"rawscript language {language!r} is not supported; supported: {', '.join(SUPPORTED_LANGUAGES)}",

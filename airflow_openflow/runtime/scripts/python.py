@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import inspect
 import linecache
 import os
 import pathlib
+import signal
 import sys
 import threading
+import time
 import traceback
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from airflow_openflow.runtime.errors import StepError
@@ -35,6 +38,7 @@ def run_python(
     step_id: str,
     workdir: pathlib.Path,
     module_name: str = "openflow_step",
+    timeout_s: float | None = None,
 ) -> Any:
     """Execute ``content`` as a fresh module and return the JSON-compatible result of ``main(**args)``.
 
@@ -80,9 +84,10 @@ def run_python(
                     step_id=step_id,
                 )
             call_args, call_kwargs = _bind_arguments(main, args, step_id)
-            result = main(*call_args, **call_kwargs)
-            if inspect.iscoroutine(result):  # ``async def main`` is allowed, as in Windmill
-                result = asyncio.run(result)
+            with _time_limit(timeout_s, step_id):
+                result = main(*call_args, **call_kwargs)
+                if inspect.iscoroutine(result):  # ``async def main`` is allowed, as in Windmill
+                    result = asyncio.run(result)
         except StepError:
             raise
         except (Exception, SystemExit) as exc:
@@ -100,6 +105,44 @@ def run_python(
             sys.modules[module_name] = previous_module
         linecache.cache.pop(filename, None)
     return to_json_compatible(result, step_id=step_id)
+
+
+class _StepTimeout(BaseException):
+    """Raised into the script by the timer; a BaseException so ``except Exception`` in user code
+    cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _time_limit(timeout_s: float | None, step_id: str) -> Iterator[None]:
+    """Interrupt ``main`` after ``timeout_s`` (a step's ``timeout``). Signals only reach the main
+    thread, so a step running in a parallel branch's thread is not interrupted."""
+    if not timeout_s or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _StepTimeout
+
+    # Airflow's execution_timeout uses the same timer: when it would fire first, leave it alone;
+    # otherwise take the timer and give back what remains of Airflow's afterwards.
+    pending, _ = signal.getitimer(signal.ITIMER_REAL)
+    if pending and pending <= timeout_s:
+        yield
+        return
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        yield
+    except _StepTimeout:
+        raise StepError(
+            "TimeoutError", f"step {step_id} exceeded its timeout of {timeout_s:g} s", step_id=step_id
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if pending:
+            signal.setitimer(signal.ITIMER_REAL, max(pending - (time.monotonic() - started), 0.001))
 
 
 def _bind_arguments(main: Any, args: Mapping[str, Any], step_id: str) -> tuple[list[Any], dict[str, Any]]:

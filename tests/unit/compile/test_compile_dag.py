@@ -80,3 +80,40 @@ def test_dag_settings_from_the_dag_file_merge_with_ours() -> None:
     )
     assert set(dag.tags) == {"openflow", "team"} and dag.max_active_runs == 3
     assert dag.default_args["owner"] == "data" and dag.task_dict["a"].retries == 2
+
+
+def test_skip_expr_becomes_a_first_gate_step() -> None:
+    flow = load_flow(
+        {"summary": "S", "value": {"skip_expr": "flow_input.quiet", "modules": [step("a")]}}
+    ).flow
+    dag = build_dag(flow, dag_id="x")
+    assert [t.task_id for t in dag.topological_sort()] == ["skip_expr", "a", "flow_result"]
+    gate = dag.task_dict["skip_expr"].module
+    assert gate.stop_after_if.expr == "flow_input.quiet" and gate.stop_after_if.skip_if_stopped
+
+
+def test_failure_module_waits_for_every_step_with_one_failed() -> None:
+    flow = load_flow(
+        {"summary": "S", "value": {"modules": [step("a"), step("b")], "failure_module": step("failure")}}
+    ).flow
+    dag = build_dag(flow, dag_id="x")
+    handler = dag.task_dict["failure"]
+    assert handler.upstream_task_ids == {"a", "b"}
+    assert getattr(handler.trigger_rule, "value", handler.trigger_rule) == "one_failed"
+    assert dag.task_dict["flow_result"].upstream_task_ids == {"b", "failure"}
+    assert handler.plan.handles_failure_of == ("a", "b")
+
+
+def test_retry_maps_to_airflow_retries_with_windmill_delays() -> None:
+    retry = {
+        "constant": {"attempts": 2, "seconds": 3},
+        "exponential": {"attempts": 2, "multiplier": 1, "seconds": 2},
+    }
+    flow = load_flow({"summary": "S", "value": {"modules": [step("a", retry=retry)]}}).flow
+    task = build_dag(flow, dag_id="x").task_dict["a"]
+    assert task.retries == 4
+    delays = [
+        task.retry_policy.evaluate(RuntimeError(), try_number, 5).retry_delay.total_seconds()
+        for try_number in (1, 2, 3, 4)
+    ]
+    assert delays == [3, 3, 8, 16]  # constant first, then multiplier * seconds ** (k + 1)

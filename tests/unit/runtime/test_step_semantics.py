@@ -179,3 +179,20 @@ def test_failure_module_verdicts() -> None:
     assert (broken.status, broken.result) == ("failure", {"error": {"name": "F"}})
     ok = FlowVerdict("success", 1, "flow completed")
     assert with_failure_module(ok, None, None) is ok
+
+
+@pytest.mark.parametrize("language", ["python3", "bash"])
+@pytest.mark.parametrize(
+    "timeout", [{"type": "static", "value": 0.5}, {"type": "javascript", "expr": "0.25 * 2"}]
+)
+def test_a_script_longer_than_its_timeout_fails(language: str, timeout: dict[str, Any]) -> None:
+    content = "import time\ndef main():\n    time.sleep(30)\n" if language == "python3" else "sleep 30\n"
+    raw = {"type": "rawscript", "language": language, "content": content, "input_transforms": {}}
+    import time
+
+    started = time.monotonic()
+    outcome = run_step(module(value=raw, timeout=timeout), FakeRun())
+    assert time.monotonic() - started < 10
+    assert outcome.kind is OutcomeKind.FAILED
+    error = outcome.result["error"]
+    assert "0.5 s" in error["message"] and error["name"] in ("TimeoutError", "ExecutionErr")

@@ -129,7 +129,6 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("fields", "key", "message", "issue"),
     [
-        ({"timeout": {"type": "static", "value": 10}}, "timeout", "not supported yet: timeout", 3),
         ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep", 3),
         ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl", 3),
         ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
@@ -151,9 +150,7 @@ def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str
             "not supported yet: preprocessor_module",
         ),
         ({"same_worker": True}, "value.same_worker", "not supported yet: same_worker"),
-        ({"skip_expr": "true"}, "value.skip_expr", "not supported yet: skip_expr"),
         ({"cache_ttl": 60}, "value.cache_ttl", "not supported yet: flow cache_ttl"),
-        ({"flow_env": {"K": "v"}}, "value.flow_env", "not supported yet: flow_env"),
     ],
 )
 def test_unsupported_flow_options(fields: dict[str, Any], json_path: str, message: str) -> None:

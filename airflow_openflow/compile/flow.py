@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.operators.result import FlowResultOperator
+from airflow_openflow.operators.sleep import FlowSleepOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, StopAfterIf, all_modules
@@ -51,37 +53,63 @@ def build_dag(
         dag.fileloc = fileloc
 
     with dag:
-        previous = None
-        seen: list[str] = []
-        for index, module in enumerate(modules):
+        last_task: Any = None  # what the next step waits for: the step, or its sleep
+        previous_id: str | None = None  # whose result is the next step's previous_result
+        step_tasks: list[Any] = []
+        taken = {final_id, *(m.id for m in all_modules(flow))}
+        for module in modules:
             plan = StepPlan(
                 step_id=module.id,
                 flow=info,
-                previous_step_id=previous.task_id if previous is not None else None,
-                visible_step_ids=frozenset(seen),
-                later_task_ids=tuple(m.id for m in modules[index + 1 :]),
+                previous_step_id=previous_id,
+                visible_step_ids=frozenset(t.task_id for t in step_tasks),
             )
-            rule = TriggerRule.ALL_SUCCESS if previous is None else TriggerRule.NONE_FAILED
+            rule = TriggerRule.ALL_SUCCESS if last_task is None else TriggerRule.NONE_FAILED
             task = build_step(module, plan, trigger_rule=rule)
-            if previous is not None:
-                previous >> task
-            previous = task
-            seen.append(module.id)
-        steps = list(dag.tasks)
-        handler = _failure_handler(flow, info, [m.id for m in modules], steps)
+            if last_task is not None:
+                last_task >> task
+            step_tasks.append(task)
+            last_task, previous_id = task, module.id
+            if module.sleep is not None:
+                last_task = _sleep_task(module, info, taken)
+                task >> last_task
+        handler = _failure_handler(flow, info, [t.task_id for t in step_tasks], step_tasks)
         final = FlowResultOperator(
             task_id=final_id,
-            step_ids=[m.id for m in modules],
+            step_ids=[t.task_id for t in step_tasks],
             flow=info,
             failure_step_id=handler.task_id if handler is not None else None,
             trigger_rule=TriggerRule.ALL_DONE,
             doc_md="Decides the flow's status and result from the steps' outcomes.",
         )
-        if previous is not None:
-            previous >> final
+        if last_task is not None:
+            last_task >> final
         if handler is not None:
             handler >> final
+    # An early stop skips every task after the stopping step except the failure module and
+    # flow_result, which decide the outcome; known once the graph is complete.
+    keep = {final_id, *([handler.task_id] if handler is not None else [])}
+    for task in step_tasks:
+        later = sorted(set(task.get_flat_relative_ids(upstream=False)) - keep)
+        task.plan = dataclasses.replace(task.plan, later_task_ids=tuple(later))
     return dag
+
+
+def _sleep_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
+    """A deferrable wait after the step (its ``sleep``), before the next step starts."""
+    assert module.sleep is not None
+    task_id = f"{module.id}_sleep"
+    while task_id in taken:
+        task_id += "_"
+    taken.add(task_id)
+    plan = StepPlan(step_id=module.id, flow=info, previous_step_id=module.id)
+    return FlowSleepOperator(
+        task_id=task_id,
+        sleep=module.sleep,
+        plan=plan,
+        trigger_rule=TriggerRule.NONE_FAILED,
+        doc_md=f"Sleep after step `{module.id}`: the next step starts when it ends; no worker slot is held.",
+    )
 
 
 def _with_skip_expr_gate(flow: OpenFlow) -> list[FlowModule]:

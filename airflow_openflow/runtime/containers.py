@@ -133,6 +133,11 @@ def run_body(modules: list[FlowModule], frame: Frame, base: Any, run_step: RunSt
         last_kind = outcome.kind
         if outcome.kind in ENDS_FLOW:
             return BodyOutcome("stopped", outcome.result, stop=outcome)
+        if module.sleep is not None:
+            from airflow_openflow.runtime.step import sleep_seconds
+
+            # Inside a task there is no worker slot to give back: the wait is a plain sleep.
+            time.sleep(sleep_seconds(module.sleep, _FrameContext(base, frame, previous, last_attempt=True)))
     if last_kind is OutcomeKind.CONTINUED_ERROR:
         return BodyOutcome("failed", previous)  # a body ending on an error has failed (spec 5.2)
     return BodyOutcome("completed", previous)

@@ -30,7 +30,14 @@ from airflow_openflow.runtime.expressions import (
     evaluate_predicate,
     evaluate_transforms,
 )
-from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, RawScript, StopAfterIf
+from airflow_openflow.spec.model import (
+    BranchOne,
+    FlowModule,
+    Identity,
+    InputTransform,
+    RawScript,
+    StopAfterIf,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +214,19 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
             "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
         )
     )
+
+
+def sleep_seconds(transform: InputTransform, ctx: StepRunContext) -> float:
+    """A step's ``sleep``, evaluated after it ran: ``result`` and ``previous_result`` are the
+    step's own result (spec 2). A value that is not a positive number means no sleep."""
+    if transform.kind == "static":
+        value = transform.value
+    else:
+        own = ctx.previous_result()
+        value = evaluate(transform.expr or "", _Scope(ctx).build(result=own, previous_result=own))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return 0.0
 
 
 def _timeout_seconds(module: FlowModule, scope: _Scope) -> float | None:

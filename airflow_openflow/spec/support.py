@@ -141,8 +141,6 @@ class _Checker:
                 "'timeout' applies to script steps; on this step it has no effect",
                 "set a timeout on the script steps inside it",
             )
-        if _active_transform(module.sleep):
-            self.error(join_path(path, "sleep"), "not supported yet: sleep", _CONTROL_FLOW)
         if module.cache_ttl:
             self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _CONTROL_FLOW)
         if module.suspend is not None and module.suspend.required_events > 0:

@@ -117,3 +117,14 @@ def test_retry_maps_to_airflow_retries_with_windmill_delays() -> None:
         for try_number in (1, 2, 3, 4)
     ]
     assert delays == [3, 3, 8, 16]  # constant first, then multiplier * seconds ** (k + 1)
+
+
+def test_sleep_adds_a_wait_task_and_stops_skip_everything_after() -> None:
+    flow = load_flow(
+        {"summary": "S", "value": {"modules": [step("a", sleep={"type": "static", "value": 5}), step("b")]}}
+    ).flow
+    dag = build_dag(flow, dag_id="x")
+    assert [t.task_id for t in dag.topological_sort()] == ["a", "a_sleep", "b", "flow_result"]
+    assert dag.task_dict["b"].plan.previous_step_id == "a"  # the step's result, not the sleep's
+    assert dag.task_dict["a"].plan.later_task_ids == ("a_sleep", "b")
+    assert dag.task_dict["flow_result"].step_ids == ["a", "b"]

@@ -129,7 +129,6 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("fields", "key", "message", "issue"),
     [
-        ({"sleep": {"type": "javascript", "expr": "1"}}, "sleep", "not supported yet: sleep", 3),
         ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl", 3),
         ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
     ],

@@ -1,0 +1,41 @@
+"""``sleep`` after a step: a deferrable wait, so no worker slot is held while the flow waits."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.spec.model import InputTransform
+
+
+class FlowSleepOperator(BaseOperator):
+    """Evaluates the step's ``sleep`` (seconds; an expression sees ``result`` = the step's result)
+    and defers on a ``DateTimeTrigger`` until then (spec 2: the *next* step starts after it)."""
+
+    template_fields: Sequence[str] = ()
+    ui_color = "#fdf3d8"
+
+    def __init__(self, *, sleep: InputTransform, plan: StepPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sleep = sleep
+        self.plan = plan
+
+    def execute(self, context: Any) -> None:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.step import sleep_seconds
+
+        seconds = sleep_seconds(self.sleep, AirflowStepContext(context, self.plan))
+        if seconds <= 0:
+            return
+        self.log.info("step %s: sleeping %g s before the next step", self.plan.step_id, seconds)
+        moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=seconds)
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="resume")
+
+    def resume(self, context: Any, event: Any = None) -> None:
+        self.log.info("step %s: sleep over", self.plan.step_id)

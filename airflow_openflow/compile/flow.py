@@ -16,6 +16,7 @@ from airflow_openflow.operators.sleep import FlowSleepOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, StopAfterIf, all_modules
+from airflow_openflow.spec.scripts import with_scripts_inlined
 
 TAG = "openflow"
 
@@ -35,6 +36,7 @@ def build_dag(
     trigger rule can run them again. ``flow_result`` (``all_done``) turns the step outcomes into
     the flow's status and result and fails when the flow failed, so the run state is the flow's.
     """
+    flow = with_scripts_inlined(flow)  # `type: script` steps run as the code of their file
     modules = _with_skip_expr_gate(flow)
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
     final_id = result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in modules)])

@@ -16,9 +16,11 @@ from airflow_openflow.spec.model import (
     ForloopFlow,
     InputTransform,
     OpenFlow,
+    PathScript,
     RawScript,
     WhileloopFlow,
 )
+from airflow_openflow.spec.scripts import find_script
 
 SUPPORTED_LANGUAGES = ("python3", "bash")
 
@@ -29,14 +31,13 @@ _IGNORED = "it is accepted and ignored for now"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
 UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {
-    "script": ("workspace script steps (type: script)", "inline it as a rawscript step, or wait (issue 3)"),
     "flow": ("sub-flow steps (type: flow)", _CONTROL_FLOW),
 }
 
 
 def check_supported(flow: OpenFlow) -> list[Problem]:
     """Errors for what this release cannot run, warnings for what it accepts but ignores."""
-    checker = _Checker(flow.source.file)
+    checker = _Checker(flow)
     for module in flow.value.modules:
         checker.module(module, top_level=True)
     value = flow.value
@@ -67,8 +68,9 @@ def check_supported(flow: OpenFlow) -> list[Problem]:
 
 
 class _Checker:
-    def __init__(self, file: str | None) -> None:
-        self.file = file
+    def __init__(self, flow: OpenFlow) -> None:
+        self.flow = flow
+        self.file = flow.source.file
         self.problems: list[Problem] = []
 
     def error(self, path: str, message: str, hint: str) -> None:
@@ -123,6 +125,8 @@ class _Checker:
                         "not supported: 'ai' input transforms",
                         "give the argument a static value or a javascript expression",
                     )
+        elif isinstance(value, PathScript):
+            self._path_script(value)
         elif isinstance(value, AiAgent):
             self.error(
                 type_path,
@@ -132,6 +136,29 @@ class _Checker:
         elif value.type in UNSUPPORTED_TYPES:
             construct, hint = UNSUPPORTED_TYPES[value.type]
             self.error(type_path, f"not supported yet: {construct}", hint)
+
+    def _path_script(self, value: PathScript) -> None:
+        path = join_path(value.json_path, "path")
+        if value.path.startswith("hub/"):
+            self.error(
+                path,
+                f"not supported: Windmill Hub script {value.path!r} (the hub is not reachable from Airflow)",
+                "vendor the script into the repository (e.g. f/<folder>/<name>.py) and point path at it",
+            )
+            return
+        found = find_script(value.path, self.flow)
+        if found is None:
+            self.error(
+                path,
+                f"script {value.path!r} not found: no {value.path}.py or .sh under the repository root",
+                "add the script file (Windmill's git-sync layout) or fix the path",
+            )
+        elif not found.runnable:
+            self.error(
+                path,
+                f"not supported yet: script {value.path!r} is {found.language} ({found.path.name})",
+                "python3 and bash scripts run today",
+            )
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path

@@ -81,10 +81,6 @@ LOOP = {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "ski
 @pytest.mark.parametrize(
     ("value", "construct"),
     [
-        (
-            {"type": "script", "path": "f/x/y", "input_transforms": {}},
-            "workspace script steps (type: script)",
-        ),
         ({"type": "flow", "path": "f/x/y", "input_transforms": {}}, "sub-flow steps (type: flow)"),
     ],
 )

@@ -1,0 +1,118 @@
+"""Control flow through real DAG runs (``run_flow``): what the conformance corpus leaves out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import airflow_openflow
+from tests.integration.test_run_flow import flow, py
+
+
+def test_failure_module_can_recover_the_flow() -> None:
+    document = flow(py("a", "raise ValueError('broken')"), py("b", "return 'never'"))
+    document["value"]["failure_module"] = py(
+        "failure", "return {'recover': True, 'saw': e['error']['name']}", e="previous_result"
+    )
+    outcome = airflow_openflow.run_flow(document, {})
+    assert (outcome.status, outcome.result) == ("success", {"recover": True, "saw": "ValueError"})
+    assert outcome.task_states["a"] == "failed" and outcome.task_states["failure"] == "success"
+
+
+def test_failure_module_does_not_run_when_nothing_fails() -> None:
+    document = flow(py("a", "return 1"))
+    document["value"]["failure_module"] = py("failure", "return 'ran'")
+    outcome = airflow_openflow.run_flow(document, {})
+    assert (outcome.status, outcome.result) == ("success", 1)
+    assert outcome.task_states["failure"] == "skipped"
+
+
+def test_sleep_waits_before_the_next_step_in_a_deferred_task() -> None:
+    a = py("a", "import time\nreturn time.time()")
+    a["sleep"] = {"type": "javascript", "expr": "result > 0 ? 3 : 0"}
+    b = py("b", "import time\nreturn time.time() - t", t="results.a")
+    started = time.monotonic()
+    outcome = airflow_openflow.run_flow(flow(a, b), {})
+    assert outcome.status == "success" and outcome.result >= 3
+    assert outcome.task_states["a_sleep"] == "success"
+    assert time.monotonic() - started >= 3
+
+
+def test_timeout_fails_a_script_that_runs_too_long() -> None:
+    a = py("a", "import time\ntime.sleep(60)")
+    a["timeout"] = {"type": "static", "value": 1}
+    outcome = airflow_openflow.run_flow(flow(a), {})
+    assert outcome.status == "failure"
+    assert outcome.result["error"]["name"] == "TimeoutError"
+
+
+def test_skip_expr_skips_the_whole_flow() -> None:
+    document = flow(py("a", "return 'ran'"))
+    document["value"]["skip_expr"] = "flow_input.quiet"
+    skipped = airflow_openflow.run_flow(document, {"quiet": True})
+    assert skipped.status == "success" and skipped.skipped and skipped.task_states["a"] == "skipped"
+    ran = airflow_openflow.run_flow(document, {"quiet": False})
+    assert (ran.status, ran.result, ran.skipped) == ("success", "ran", False)
+
+
+def test_flow_env_is_visible_in_expressions_at_every_depth() -> None:
+    inner = py("inner", "return [k, i]", k="flow_env.KIND", i="flow_input.iter.value")
+    loop: dict[str, Any] = {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "skip_failures": False,
+            "iterator": {"type": "javascript", "expr": "flow_env.ITEMS"},
+            "modules": [inner],
+        },
+    }
+    document = flow(loop)
+    document["value"]["flow_env"] = {"KIND": "env", "ITEMS": [1, 2]}
+    outcome = airflow_openflow.run_flow(document, {})
+    assert (outcome.status, outcome.result) == ("success", [["env", 1], ["env", 2]])
+
+
+def test_a_script_by_path_runs_from_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "f" / "lib").mkdir(parents=True)
+    (tmp_path / "f" / "lib" / "double.py").write_text("def main(x):\n    return x * 2\n")
+    folder = tmp_path / "f" / "app" / "uses_script.flow"
+    folder.mkdir(parents=True)
+    (folder / "flow.yaml").write_text(
+        "summary: uses a script\nvalue:\n  modules:\n    - id: a\n      value:\n        type: script\n"
+        "        path: f/lib/double\n        input_transforms:\n"
+        "          x: {type: javascript, expr: flow_input.n}\n"
+    )
+    outcome = airflow_openflow.run_flow(folder, {"n": 21})
+    assert (outcome.status, outcome.result) == ("success", 42)
+
+
+def test_retry_then_continue_on_error_after_the_last_attempt(tmp_path: Path) -> None:
+    counter = tmp_path / "tries"
+    a = py(
+        "a",
+        f"import pathlib\np = pathlib.Path({str(counter)!r})\np.write_text(p.read_text() + 'x' if p.exists() "
+        "else 'x')\nraise RuntimeError('always')",
+    )
+    a["retry"] = {"constant": {"attempts": 2, "seconds": 0}}
+    a["continue_on_error"] = True
+    outcome = airflow_openflow.run_flow(
+        flow(a, py("b", "return e['error']['message']", e="previous_result")), {}
+    )
+    assert (outcome.status, outcome.result) == ("success", "always")
+    assert counter.read_text() == "xxx"  # 1 + 2 retries, then the error object went on
+
+
+def test_retry_if_false_stops_retrying(tmp_path: Path) -> None:
+    counter = tmp_path / "tries"
+    a = py(
+        "a",
+        f"import pathlib\np = pathlib.Path({str(counter)!r})\np.write_text(p.read_text() + 'x' if p.exists() "
+        "else 'x')\nraise KeyError('fatal')",
+    )
+    a["retry"] = {
+        "constant": {"attempts": 3, "seconds": 0},
+        "retry_if": {"expr": "result.error.name != 'KeyError'"},
+    }
+    outcome = airflow_openflow.run_flow(flow(a), {})
+    assert outcome.status == "failure" and counter.read_text() == "x"

@@ -19,6 +19,7 @@ from airflow_openflow.spec.model import (
     PathScript,
     RawScript,
     WhileloopFlow,
+    iter_modules,
 )
 from airflow_openflow.spec.scripts import find_script
 
@@ -127,6 +128,8 @@ class _Checker:
                     )
         elif isinstance(value, PathScript):
             self._path_script(value)
+        elif isinstance(value, WhileloopFlow):
+            self._while_loop(module, value)
         elif isinstance(value, AiAgent):
             self.error(
                 type_path,
@@ -136,6 +139,24 @@ class _Checker:
         elif value.type in UNSUPPORTED_TYPES:
             construct, hint = UNSUPPORTED_TYPES[value.type]
             self.error(type_path, f"not supported yet: {construct}", hint)
+
+    def _while_loop(self, module: FlowModule, value: WhileloopFlow) -> None:
+        """A while-loop has no condition (spec 4.6): it ends on a ``stop_after_if`` or a failure."""
+        path = join_path(value.json_path, "modules")
+        if not value.modules:
+            self.error(
+                path, "a while-loop with no steps never ends", "add the steps to repeat, or remove the loop"
+            )
+            return
+        stops = module.stop_after_if is not None or any(
+            m.stop_after_if is not None for m in iter_modules(value.modules)
+        )
+        if not stops:
+            self.warn(
+                path,
+                "this while-loop has no stop_after_if: it ends only when an iteration fails",
+                "add stop_after_if to the loop or to a step in it",
+            )
 
     def _path_script(self, value: PathScript) -> None:
         path = join_path(value.json_path, "path")

@@ -116,6 +116,7 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
     module = {
         "id": "l",
         "value": value,
+        "stop_after_if": {"expr": "true"},
         "retry": {"constant": {"attempts": 1, "seconds": 0}},
         "stop_after_all_iters_if": {"expr": "false"},
     }
@@ -208,3 +209,12 @@ def test_a_real_lock_warns_that_dependencies_are_not_installed() -> None:
     assert problem.severity == "warning" and problem.json_path == "value.modules[0].value.lock"
     module["value"]["lock"] = "# py: 3.11\n"
     assert _check(flow(module)) == []
+
+
+def test_while_loops_that_cannot_end_are_reported() -> None:
+    empty = {"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": []}}
+    [problem] = _check(flow(empty))
+    assert problem.severity == "error" and "never ends" in problem.message
+    endless = {"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": [step("b")]}}
+    [problem] = _check(flow(endless))
+    assert problem.severity == "warning" and "no stop_after_if" in problem.message

@@ -3,8 +3,8 @@
 The run goes through Airflow itself: the flow is compiled to a DAG, written as a DAG file into a
 dags folder of the runner's own, and executed with ``DAG.test(use_executor=True)``: Airflow's
 scheduling loop, a LocalExecutor (several task instances at once), task processes that talk to an
-Execution API server. That API server is started once per process on a free loopback port and
-stopped (by its pid) when the process exits.
+Execution API server. That API server and a triggerer (for deferred tasks) are started once per
+process, the server on a free loopback port, and stopped by their pids when the process exits.
 
 Configuration: the metadata database is the one of ``AIRFLOW_HOME`` (a temporary home is created
 when ``AIRFLOW_HOME`` is not set); the dags folder, the executor and the Execution API address are
@@ -96,10 +96,11 @@ class _Runner:
         # One DAG file per process: two processes sharing an AIRFLOW_HOME do not overwrite each other.
         self.dag_file = self.dags / f"openflow_run_{os.getpid()}.py"
         self._configure()
-        self._api: subprocess.Popen[bytes] | None = None
+        self._processes: list[subprocess.Popen[bytes]] = []
         atexit.register(self.close)
         self._init_db()
         self._start_api_server()
+        self._start_triggerer()
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -138,32 +139,28 @@ class _Runner:
         with _quiet():
             db.initdb()
 
-    def _start_api_server(self) -> None:
-        log_path = self.home / "openflow_run" / "api-server.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the server
-        self._api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow",
-                "api-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log_file = open(self.home / "openflow_run" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=os.environ.copy(),
         )
+        self._processes.append(process)
+        return process
+
+    def _start_api_server(self) -> None:
+        log_path = self.home / "openflow_run" / "api-server.log"
+        api = self._spawn(
+            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"
+        )
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if self._api.poll() is not None:
+            if api.poll() is not None:
                 raise RuntimeError(f"the Airflow API server exited early; see {log_path}")
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -171,17 +168,24 @@ class _Runner:
             time.sleep(0.5)
         raise RuntimeError(f"the Airflow API server did not become healthy in 120 s; see {log_path}")
 
+    def _start_triggerer(self) -> None:
+        # Deferred tasks (a step's sleep) resume through the triggerer; DAG.test does not run
+        # triggers itself when it uses an executor.
+        self._spawn("triggerer", "triggerer")
+
     def close(self) -> None:
-        api, self._api = self._api, None
-        if api is not None and api.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(api.pid, signal.SIGTERM)
+        processes, self._processes = self._processes, []
+        for process in processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
             try:
-                api.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(api.pid, signal.SIGKILL)
-                api.wait(timeout=5)
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
         if self._own_home:
             shutil.rmtree(self.home, ignore_errors=True)
         else:

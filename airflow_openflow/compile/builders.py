@@ -24,6 +24,7 @@ BUILDERS: dict[str, Builder] = {
     "whileloopflow": container.build,
     "branchone": container.build,
     "branchall": container.build,
+    "flow": container.build,
 }
 
 

@@ -1,4 +1,5 @@
-"""Loops and branches (forloopflow, whileloopflow, branchone, branchall) as one task each.
+"""Loops, branches and sub-flows (forloopflow, whileloopflow, branchone, branchall, flow) as one
+task each.
 
 The task runs the container and everything nested in it (runtime/containers.py); its result is
 the container's result (the iteration / branch array, or the chosen branch's result). Mapping
@@ -12,7 +13,7 @@ from typing import Any
 from airflow_openflow.compile.task import step_task
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import StepPlan
-from airflow_openflow.spec.model import BranchAll, BranchOne, FlowModule, ForloopFlow, WhileloopFlow
+from airflow_openflow.spec.model import BranchAll, BranchOne, FlowModule, ForloopFlow, PathFlow, WhileloopFlow
 
 
 def build(module: FlowModule, plan: StepPlan, **task_kwargs: Any) -> OpenFlowStepOperator:
@@ -28,6 +29,10 @@ def _doc(module: FlowModule) -> str:
         body = value.modules
     elif isinstance(value, WhileloopFlow):
         what, body = "while-loop (until a stop_after_if or a failure)", value.modules
+    elif isinstance(value, PathFlow):
+        child = value.resolved
+        what = f"sub-flow `{value.path}`" + (f" ({child.summary})" if child and child.summary else "")
+        body = list(child.value.modules) if child else []
     elif isinstance(value, BranchOne):
         what = f"branchone: {len(value.branches)} conditional branch(es) and a default"
         body = [m for b in value.branches for m in b.modules] + list(value.default)

@@ -17,6 +17,7 @@ from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, StopAfterIf, all_modules
 from airflow_openflow.spec.scripts import with_scripts_inlined
+from airflow_openflow.spec.subflows import with_subflows_resolved
 
 TAG = "openflow"
 
@@ -37,6 +38,7 @@ def build_dag(
     the flow's status and result and fails when the flow failed, so the run state is the flow's.
     """
     flow = with_scripts_inlined(flow)  # `type: script` steps run as the code of their file
+    flow, _ = with_subflows_resolved(flow)  # problems were reported by check_supported
     modules = _with_skip_expr_gate(flow)
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
     final_id = result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in modules)])

@@ -38,6 +38,7 @@ from airflow_openflow.spec.model import (
     FlowModule,
     ForloopFlow,
     InputTransform,
+    PathFlow,
     StopAfterIf,
     WhileloopFlow,
 )
@@ -48,7 +49,7 @@ RunStep = Callable[..., Any]
 #: Threads one task uses at most for a parallel loop or branchall (parallelism can lower it).
 _MAX_THREADS = 32
 
-CONTAINER_TYPES = (ForloopFlow, WhileloopFlow, BranchOne, BranchAll)
+CONTAINER_TYPES = (ForloopFlow, WhileloopFlow, BranchOne, BranchAll, PathFlow)
 
 
 def is_container(module: FlowModule) -> bool:
@@ -174,6 +175,8 @@ def run_container(
         return _while_loop(module, value, frame, base, run_step, scope)
     if isinstance(value, BranchOne):
         return _branch_one(module, value, frame, previous, base, run_step, scope)
+    if isinstance(value, PathFlow):
+        return _sub_flow(module, value, base, run_step, scope)
     assert isinstance(value, BranchAll)
     return _branch_all(module, value, frame, previous, base, run_step, scope)
 
@@ -333,6 +336,64 @@ def _branch_all(
     if failed:
         return StepOutcome(OutcomeKind.FAILED, results, f"branchall {module.id!r}: a branch failed")
     return StepOutcome(OutcomeKind.SUCCESS, results)
+
+
+class _ChildFlowBase:
+    """What a sub-flow's steps get from the task: its own ``flow_env`` (the caller's when it has
+    none, spec 1.2), the task's variables and resources."""
+
+    def __init__(self, base: Any, flow_env: Mapping[str, Any]) -> None:
+        self._base = base
+        self.flow_env = flow_env
+
+    def variable(self, path: str) -> Any:
+        return self._base.variable(path)
+
+    def resource(self, path: str) -> Any:
+        return self._base.resource(path)
+
+
+def _sub_flow(module: FlowModule, value: PathFlow, base: Any, run_step: RunStep, scope: EvalScope) -> Any:
+    """A ``type: flow`` step, run inside this task (spec 4.3): the child gets the evaluated
+    arguments as its input (with its schema's defaults), sees none of the caller's results, has its
+    own ``flow_env`` and failure module, and an early stop inside it only ends the child."""
+    from airflow_openflow.runtime.expressions import evaluate_transforms
+    from airflow_openflow.runtime.inputs import flow_input_from
+    from airflow_openflow.runtime.step import FlowVerdict, OutcomeKind, StepOutcome, with_failure_module
+
+    child = value.resolved
+    if child is None:  # check_supported reports this at load time
+        return _flow_error(
+            module, {"error": {"name": "SubFlowNotFound", "message": f"sub-flow {value.path!r}"}}
+        )
+    try:
+        args = evaluate_transforms(value.input_transforms, scope)
+    except ExpressionError as exc:
+        error = exc.error_object()
+        return StepOutcome(OutcomeKind.FAILED, error, f"sub-flow {value.path!r}: {error['error']['message']}")
+    inputs = flow_input_from(args, child.schema)
+    child_base = _ChildFlowBase(base, child.value.flow_env or base.flow_env)
+    frame = Frame(flow_input=inputs, lookup=lambda step_id: None)
+    label = f"sub-flow {value.path!r}"
+    if child.value.skip_expr:
+        try:
+            skipped = evaluate_predicate(child.value.skip_expr, _with(scope, flow_input=inputs))
+        except ExpressionError as exc:
+            return _flow_error(module, exc.error_object())
+        if skipped:
+            return StepOutcome(OutcomeKind.SUCCESS, inputs, f"{label}: skipped by its skip_expr")
+    body = run_body(child.value.modules, frame, child_base, run_step)
+    if body.kind != "failed":
+        return StepOutcome(OutcomeKind.SUCCESS, body.result, f"{label}: {body.kind}")
+    handler = child.value.failure_module
+    if handler is None:
+        return StepOutcome(OutcomeKind.FAILED, body.result, f"{label} failed")
+    outcome = _run_with_retries(handler, frame, body.result, child_base, run_step)
+    verdict = with_failure_module(
+        FlowVerdict("failure", body.result, f"{label} failed"), outcome.kind, outcome.result
+    )
+    kind = OutcomeKind.SUCCESS if verdict.status == "success" else OutcomeKind.FAILED
+    return StepOutcome(kind, verdict.result, verdict.message)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ This module imports neither Airflow nor a JavaScript engine.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -132,6 +134,8 @@ class PathFlow:
     extra: dict[str, Any] = field(default_factory=dict)
     json_path: str = ""
     type: Literal["flow"] = "flow"
+    #: the referenced flow, loaded from the repository by ``spec.subflows`` (not part of the document)
+    resolved: OpenFlow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,3 +327,34 @@ def all_modules(flow: OpenFlow) -> list[FlowModule]:
         if special is not None:
             out.extend(iter_modules([special]))
     return out
+
+
+def map_steps(flow: OpenFlow, change: Callable[[FlowModule], FlowModule]) -> OpenFlow:
+    """A copy of the flow with ``change`` applied to every module, nested ones included (children
+    first); containers are rebuilt around their changed children."""
+
+    def one(module: FlowModule) -> FlowModule:
+        value = module.value
+        new_value: Any = value
+        if isinstance(value, (ForloopFlow, WhileloopFlow)):
+            new_value = dataclasses.replace(value, modules=many(value.modules))
+        elif isinstance(value, BranchOne):
+            branches = [dataclasses.replace(b, modules=many(b.modules)) for b in value.branches]
+            new_value = dataclasses.replace(value, branches=branches, default=many(value.default))
+        elif isinstance(value, BranchAll):
+            branches = [dataclasses.replace(b, modules=many(b.modules)) for b in value.branches]
+            new_value = dataclasses.replace(value, branches=branches)
+        return change(module if new_value is value else dataclasses.replace(module, value=new_value))
+
+    def many(modules: list[FlowModule]) -> list[FlowModule]:
+        return [one(m) for m in modules]
+
+    value = flow.value
+    specials: dict[str, Any] = {
+        name: one(getattr(value, name))
+        for name in ("failure_module", "preprocessor_module")
+        if getattr(value, name) is not None
+    }
+    return dataclasses.replace(
+        flow, value=dataclasses.replace(value, modules=many(value.modules), **specials)
+    )

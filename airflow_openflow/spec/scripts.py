@@ -12,19 +12,8 @@ import dataclasses
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from airflow_openflow.spec.model import (
-    BranchAll,
-    BranchOne,
-    FlowModule,
-    ForloopFlow,
-    OpenFlow,
-    PathScript,
-    RawScript,
-    WhileloopFlow,
-    all_modules,
-)
+from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
 
 #: Extensions of the languages this release runs, and of those it recognises but cannot run.
 RUNNABLE_SUFFIXES = {".py": "python3", ".sh": "bash"}
@@ -81,43 +70,23 @@ def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:
     holding the file's code, so every execution path runs one kind of script step. Scripts that
     cannot be found are left as they are (``check_supported`` reports them)."""
 
-    def step(module: FlowModule) -> FlowModule:
+    def inline(module: FlowModule) -> FlowModule:
         value = module.value
-        if isinstance(value, PathScript):
-            found = find_script(value.path, flow)
-            if found is None or not found.runnable:
-                return module
-            inline = RawScript(
-                language=found.language,
-                content=found.read(),
-                input_transforms=value.input_transforms,
-                path=value.path,
-                is_trigger=value.is_trigger,
-                json_path=value.json_path,
-            )
-            return dataclasses.replace(module, value=inline, summary=module.summary or value.path)
-        if isinstance(value, (ForloopFlow, WhileloopFlow)):
-            return dataclasses.replace(module, value=dataclasses.replace(value, modules=steps(value.modules)))
-        if isinstance(value, BranchOne):
-            branches = [dataclasses.replace(b, modules=steps(b.modules)) for b in value.branches]
-            new_value: Any = dataclasses.replace(value, branches=branches, default=steps(value.default))
-            return dataclasses.replace(module, value=new_value)
-        if isinstance(value, BranchAll):
-            branches = [dataclasses.replace(b, modules=steps(b.modules)) for b in value.branches]
-            return dataclasses.replace(module, value=dataclasses.replace(value, branches=branches))
-        return module
-
-    def steps(modules: list[FlowModule]) -> list[FlowModule]:
-        return [step(m) for m in modules]
+        if not isinstance(value, PathScript):
+            return module
+        found = find_script(value.path, flow)
+        if found is None or not found.runnable:
+            return module
+        code = RawScript(
+            language=found.language,
+            content=found.read(),
+            input_transforms=value.input_transforms,
+            path=value.path,
+            is_trigger=value.is_trigger,
+            json_path=value.json_path,
+        )
+        return dataclasses.replace(module, value=code, summary=module.summary or value.path)
 
     if not any(isinstance(m.value, PathScript) for m in all_modules(flow)):
         return flow
-    value = flow.value
-    special: dict[str, Any] = {
-        name: step(getattr(value, name))
-        for name in ("failure_module", "preprocessor_module")
-        if getattr(value, name) is not None
-    }
-    return dataclasses.replace(
-        flow, value=dataclasses.replace(value, modules=steps(value.modules), **special)
-    )
+    return map_steps(flow, inline)

@@ -16,6 +16,7 @@ from airflow_openflow.spec.model import (
     ForloopFlow,
     InputTransform,
     OpenFlow,
+    PathFlow,
     PathScript,
     RawScript,
     WhileloopFlow,
@@ -31,13 +32,19 @@ _SHARED_DIR = "remove it or wait for the shared directory (issue 5)"
 _IGNORED = "it is accepted and ignored for now"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
-UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {
-    "flow": ("sub-flow steps (type: flow)", _CONTROL_FLOW),
-}
+UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {}
 
 
 def check_supported(flow: OpenFlow) -> list[Problem]:
-    """Errors for what this release cannot run, warnings for what it accepts but ignores."""
+    """Errors for what this release cannot run, warnings for what it accepts but ignores; sub-flows
+    are loaded from the repository and checked too."""
+    from airflow_openflow.spec.subflows import with_subflows_resolved
+
+    resolved, subflow_problems = with_subflows_resolved(flow)
+    return [*with_lines_from_file(subflow_problems, flow.source.file), *_check_resolved(resolved)]
+
+
+def _check_resolved(flow: OpenFlow) -> list[Problem]:
     checker = _Checker(flow)
     for module in flow.value.modules:
         checker.module(module, top_level=True)
@@ -130,6 +137,14 @@ class _Checker:
             self._path_script(value)
         elif isinstance(value, WhileloopFlow):
             self._while_loop(module, value)
+        elif isinstance(value, PathFlow) and value.resolved is not None:
+            for problem in _check_resolved(value.resolved):
+                if problem.severity == "error":
+                    self.error(
+                        join_path(value.json_path, "path"),
+                        f"sub-flow {value.path!r}: {problem.format()}",
+                        "fix the sub-flow document",
+                    )
         elif isinstance(value, AiAgent):
             self.error(
                 type_path,

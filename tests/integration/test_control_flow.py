@@ -116,3 +116,25 @@ def test_retry_if_false_stops_retrying(tmp_path: Path) -> None:
     }
     outcome = airflow_openflow.run_flow(flow(a), {})
     assert outcome.status == "failure" and counter.read_text() == "x"
+
+
+def test_a_sub_flow_runs_with_its_arguments_and_returns_its_result(tmp_path: Path) -> None:
+    child = tmp_path / "f" / "lib" / "double_all.flow"
+    child.mkdir(parents=True)
+    (child / "flow.yaml").write_text(
+        "summary: double all\nvalue:\n  modules:\n    - id: d\n      value:\n        type: forloopflow\n"
+        "        skip_failures: false\n        iterator: {type: javascript, expr: flow_input.xs}\n"
+        "        modules:\n          - id: x2\n            value:\n              type: rawscript\n"
+        "              language: python3\n              content: 'def main(v):\n    return v * 2'\n"
+        "              input_transforms:\n"
+        "                v: {type: javascript, expr: flow_input.iter.value}\n"
+    )
+    parent = tmp_path / "f" / "app" / "parent.flow"
+    parent.mkdir(parents=True)
+    (parent / "flow.yaml").write_text(
+        "summary: parent\nvalue:\n  modules:\n    - id: call\n      value:\n        type: flow\n"
+        "        path: f/lib/double_all\n        input_transforms:\n"
+        "          xs: {type: javascript, expr: flow_input.numbers}\n"
+    )
+    outcome = airflow_openflow.run_flow(parent, {"numbers": [1, 2, 3]})
+    assert (outcome.status, outcome.result) == ("success", [2, 4, 6])

@@ -78,19 +78,6 @@ def test_other_languages(language: str) -> None:
 LOOP = {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "skip_failures": False}
 
 
-@pytest.mark.parametrize(
-    ("value", "construct"),
-    [
-        ({"type": "flow", "path": "f/x/y", "input_transforms": {}}, "sub-flow steps (type: flow)"),
-    ],
-)
-def test_unsupported_module_types(value: dict[str, Any], construct: str) -> None:
-    [problem] = _check(flow({"id": "x", "value": value}))
-    assert problem.json_path == "value.modules[0].value.type"
-    assert problem.message == f"not supported yet: {construct}"
-    assert problem.hint and "issue 3" in problem.hint
-
-
 def test_ai_agent() -> None:
     [problem] = _check(flow({"id": "x", "value": {"type": "aiagent", "input_transforms": {}, "tools": []}}))
     assert problem.message == "not supported: AI agent steps"

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import DAG, TriggerRule
 
+from airflow_openflow.compile import forloop
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
@@ -69,9 +70,12 @@ def build_dag(
                 visible_step_ids=frozenset(t.task_id for t in step_tasks),
             )
             rule = TriggerRule.ALL_SUCCESS if last_task is None else TriggerRule.NONE_FAILED
-            task = build_step(module, plan, trigger_rule=rule)
+            if forloop.runs_on_tasks(module):
+                entry, task = forloop.build(module, plan, trigger_rule=rule)
+            else:
+                entry = task = build_step(module, plan, trigger_rule=rule)
             if last_task is not None:
-                last_task >> task
+                last_task >> entry
             step_tasks.append(task)
             last_task, previous_id = task, module.id
             if module.sleep is not None:
@@ -106,7 +110,9 @@ def _sleep_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
     while task_id in taken:
         task_id += "_"
     taken.add(task_id)
-    plan = StepPlan(step_id=module.id, flow=info, previous_step_id=module.id)
+    plan = StepPlan(
+        step_id=module.id, flow=info, previous_step_id=module.id, visible_step_ids=frozenset({module.id})
+    )
     return FlowSleepOperator(
         task_id=task_id,
         sleep=module.sleep,

@@ -13,11 +13,20 @@ from airflow_openflow.spec.model import FlowModule
 
 
 def step_task(module: FlowModule, plan: StepPlan, *, doc_md: str, **task_kwargs: Any) -> OpenFlowStepOperator:
+    return OpenFlowStepOperator(
+        task_id=module.id, module=module, plan=plan, doc_md=doc_md, **{**task_settings(module), **task_kwargs}
+    )
+
+
+def task_settings(module: FlowModule) -> dict[str, Any]:
+    """Airflow settings a step's own fields give its task: its retries."""
     retry = module.retry
-    if retry is not None and retry.max_retries > 0:
-        # Airflow counts and schedules the retries; the policy gives each one Windmill's delay and the
-        # step itself evaluates retry_if (runtime/step.py), so a refused retry fails without waiting.
-        task_kwargs.setdefault("retries", retry.max_retries)
-        task_kwargs.setdefault("retry_delay", timedelta(seconds=retry_interval(retry, 0) or 0))
-        task_kwargs.setdefault("retry_policy", WindmillRetryPolicy(retry))
-    return OpenFlowStepOperator(task_id=module.id, module=module, plan=plan, doc_md=doc_md, **task_kwargs)
+    if retry is None or retry.max_retries <= 0:
+        return {}
+    # Airflow counts and schedules the retries; the policy gives each one Windmill's delay and the
+    # step itself evaluates retry_if (runtime/step.py), so a refused retry fails without waiting.
+    return {
+        "retries": retry.max_retries,
+        "retry_delay": timedelta(seconds=retry_interval(retry, 0) or 0),
+        "retry_policy": WindmillRetryPolicy(retry),
+    }

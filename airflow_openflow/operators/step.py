@@ -39,10 +39,15 @@ class OpenFlowStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.step import OutcomeKind, run_step
+        from airflow_openflow.runtime.step import run_step
+
+        return self.finish(context, run_step(self.module, AirflowStepContext(context, self.plan)))
+
+    def finish(self, context: Any, outcome: Any) -> Any:
+        """Record the outcome in XCom and end the task in the state that shows it."""
+        from airflow_openflow.runtime.step import OutcomeKind
 
         ti = context["ti"]
-        outcome = run_step(self.module, AirflowStepContext(context, self.plan))
         ti.xcom_push(key=OUTCOME_KEY, value=outcome.kind.value)
         if outcome.message:
             self.log.info("step %s: %s", self.plan.step_id, outcome.message)
@@ -53,9 +58,11 @@ class OpenFlowStepOperator(BaseOperator):
         if kind is OutcomeKind.CONTINUED_ERROR:
             self.log.warning("step %s failed; continuing: %s", self.plan.step_id, _brief(outcome.result))
             return outcome.result
+        if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED) and not self.plan.later_task_ids:
+            return outcome.result  # nothing to skip (inside a loop iteration the next step checks)
         # The remaining outcomes end the task with an exception, which skips the automatic push.
         ti.xcom_push(key="return_value", value=outcome.result)
-        if kind is OutcomeKind.SKIPPED:
+        if kind in (OutcomeKind.SKIPPED, OutcomeKind.CUT):
             raise AirflowSkipException(outcome.message)
         if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
             # Listing every later step (not only direct ones) keeps them skipped whatever their

@@ -14,16 +14,25 @@ from airflow_openflow.runtime.step import outcome_kind
 
 
 class AirflowStepContext:
-    def __init__(self, context: Mapping[str, Any], plan: StepPlan) -> None:
+    def __init__(self, context: Mapping[str, Any], plan: StepPlan, *, iteration: Any = None) -> None:
         self._context = context
         self._plan = plan
         self._ti = context["ti"]
+        self._iteration = iteration  # the item of this loop iteration (mapped loop steps)
 
     @cached_property
-    def flow_input(self) -> Any:
+    def run_input(self) -> Any:
         dag_run = self._context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
         return flow_input_from(conf, self._plan.flow.schema)
+
+    @cached_property
+    def flow_input(self) -> Any:
+        if self._plan.iteration_task_ids is None:
+            return self.run_input
+        from airflow_openflow.runtime.containers import iteration_input
+
+        return iteration_input(self.run_input, self._ti.map_index, self._iteration)
 
     @property
     def flow_env(self) -> Mapping[str, Any]:
@@ -38,8 +47,8 @@ class AirflowStepContext:
         if self._plan.handles_failure_of:
             return self.failed_step_result()
         if self._plan.previous_step_id is None:
-            return self.flow_input
-        return self._pull(self._plan.previous_step_id)
+            return self.flow_input  # the first step of a flow or of a loop body: its input
+        return self.result_of(self._plan.previous_step_id)
 
     def failed_step_result(self) -> Any:
         """For the failure module: the result of the step that failed the flow."""
@@ -51,6 +60,11 @@ class AirflowStepContext:
         return verdict.result
 
     def result_of(self, step_id: str) -> Any:
+        in_iteration = self._plan.iteration_task_ids or {}
+        if step_id in in_iteration:
+            return self._ti.xcom_pull(
+                task_ids=in_iteration[step_id], key="return_value", map_indexes=self._ti.map_index
+            )
         if step_id not in self._plan.visible_step_ids:
             return None
         return self._pull(step_id)

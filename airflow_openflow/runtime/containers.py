@@ -181,7 +181,7 @@ def run_container(
     return _branch_all(module, value, frame, previous, base, run_step, scope)
 
 
-def _iteration_input(flow_input: Any, index: int, value: Any) -> dict[str, Any]:
+def iteration_input(flow_input: Any, index: int, value: Any) -> dict[str, Any]:
     inputs = dict(flow_input) if isinstance(flow_input, Mapping) else {}
     if "iter" in inputs:
         inputs["iter_parent"] = inputs["iter"]
@@ -198,17 +198,12 @@ def _for_loop(
     run_step: RunStep,
     scope: EvalScope,
 ) -> Any:
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
-    try:
-        items = _evaluate_transform(loop.iterator, scope)
-    except ExpressionError as exc:
-        return _flow_error(module, exc.error_object())
+    items = loop_items(module, loop, scope)
     if not isinstance(items, list):
-        return _flow_error(module, iterator_not_array_error(items))
+        return items  # the flow error of an iterator that failed or is not an array
 
     def iteration(index: int) -> BodyOutcome:
-        inputs = _iteration_input(frame.flow_input, index, items[index])
+        inputs = iteration_input(frame.flow_input, index, items[index])
         return run_body(loop.modules, frame.child(inputs), base, run_step)
 
     if loop.parallel:
@@ -219,6 +214,26 @@ def _for_loop(
         bodies: Iterable[BodyOutcome] = _in_parallel(iteration, len(items), width)
     else:
         bodies = (iteration(index) for index in range(len(items)))  # lazily: a break stops it
+    return loop_outcome(module, loop, bodies, scope)
+
+
+def loop_items(module: FlowModule, loop: ForloopFlow, scope: EvalScope) -> Any:
+    """The evaluated iterator (a list), or the ``StepOutcome`` failing the flow when the iterator
+    throws or is not an array (spec 3.5)."""
+    try:
+        items = _evaluate_transform(loop.iterator, scope)
+    except ExpressionError as exc:
+        return _flow_error(module, exc.error_object())
+    if not isinstance(items, list):
+        return _flow_error(module, iterator_not_array_error(items))
+    return items
+
+
+def loop_outcome(
+    module: FlowModule, loop: ForloopFlow, bodies: Iterable[BodyOutcome], scope: EvalScope
+) -> Any:
+    """The loop's ``StepOutcome`` from its iterations' outcomes, in index order (spec 4.4)."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
 
     results: list[Any] = []
     failed = False
@@ -252,7 +267,7 @@ def _while_loop(
     index = 0
     while True:
         body = run_body(
-            loop.modules, frame.child(_iteration_input(frame.flow_input, index, index)), base, run_step
+            loop.modules, frame.child(iteration_input(frame.flow_input, index, index)), base, run_step
         )
         results.append(body.result)
         index += 1

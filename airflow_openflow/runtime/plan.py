@@ -23,7 +23,7 @@ class FlowInfo:
     flow_env: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StepPlan:
     step_id: str
     flow: FlowInfo
@@ -37,3 +37,9 @@ class StepPlan:
     #: set on the failure module: the top-level steps whose failure it handles; its
     #: ``previous_result`` is the failed step's result (the error object)
     handles_failure_of: tuple[str, ...] = ()
+    #: set on the steps of a loop mapped onto tasks: step id -> task id of the body's steps that
+    #: run before this one in the same iteration (read at the task's own map index)
+    iteration_task_ids: dict[str, str] | None = None
+    #: for the collector of such a loop: the task evaluating the iterator, and the body's tasks
+    items_task_id: str | None = None
+    body_task_ids: tuple[str, ...] = ()

@@ -51,6 +51,7 @@ class OutcomeKind(enum.StrEnum):
     ERROR_STOP = "error_stop"  # stop_after_if with error_message: the flow fails (EarlyStopError)
     CONTINUED_ERROR = "continued_error"  # failed, but continue_on_error: the error object is the result
     FAILED = "failed"
+    CUT = "cut"  # not run: an earlier step of its loop iteration stopped it (parallel loop on tasks)
 
 
 def outcome_kind(value: str | None) -> OutcomeKind | None:
@@ -118,6 +119,11 @@ class _Scope:
 
 
 ScriptRunner = Callable[..., Any]
+
+
+def step_scope(ctx: StepRunContext, **overrides: Any) -> EvalScope:
+    """The expression scope of a step's context (``result`` and the like as overrides)."""
+    return _Scope(ctx).build(**overrides)
 
 
 def run_step(

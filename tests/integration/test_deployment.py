@@ -48,12 +48,59 @@ FLOW = {
 }
 
 
+LOOP_FLOW = {
+    "summary": "a parallel loop whose iterations log their runs",
+    "value": {
+        "modules": [
+            {
+                "id": "loop",
+                "value": {
+                    "type": "forloopflow",
+                    "parallel": True,
+                    "skip_failures": False,
+                    "iterator": {"type": "javascript", "expr": "[10, 20, 30]"},
+                    "modules": [
+                        {
+                            "id": "work",
+                            "value": {
+                                "type": "rawscript",
+                                "language": "python3",
+                                "content": (
+                                    "def main(log, v):\n"
+                                    "    with open(log, 'a') as f:\n"
+                                    "        f.write(f'{v}\\n')\n"
+                                    "    return v + 1\n"
+                                ),
+                                "input_transforms": {
+                                    "log": {"type": "javascript", "expr": "flow_input.log"},
+                                    "v": {"type": "javascript", "expr": "flow_input.iter.value"},
+                                },
+                            },
+                        }
+                    ],
+                },
+            },
+            {
+                "id": "total",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(xs):\n    return sum(xs)\n",
+                    "input_transforms": {"xs": {"type": "javascript", "expr": "results.loop"}},
+                },
+            },
+        ]
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
     base = tmp_path_factory.mktemp("deployment")
     dags = base / "dags"
     (dags / "flows").mkdir(parents=True)
     (dags / "flows" / "restart_demo.json").write_text(json.dumps(FLOW))
+    (dags / "flows" / "loop_demo.json").write_text(json.dumps(LOOP_FLOW))
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -108,3 +155,36 @@ def test_clearing_a_step_restarts_the_flow_from_it(deployment: AirflowDeployment
     assert again["b"]["token"] != first["b"]["token"]  # b really re-ran
     assert again["c"]["before"] == again["b"]["token"]
     assert deployment.xcom(dag_id, run_id, "flow_result") == again["c"]
+
+
+def test_clearing_one_iteration_reruns_only_that_iteration(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    dag_id = "loop_demo"
+    deployment.wait_for_dag(dag_id)
+    log = tmp_path / "iterations.log"
+    run_id = deployment.trigger(dag_id, {"log": str(log)})
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    assert sorted(log.read_text().split()) == ["10", "20", "30"]
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 63
+
+    cleared = deployment.api(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        {
+            "dag_run_id": run_id,
+            "task_ids": [["loop_iterations.work", 1]],
+            "include_downstream": True,
+            "only_failed": False,
+            "dry_run": False,
+        },
+    )
+    assert sorted((ti["task_id"], ti["map_index"]) for ti in cleared["task_instances"]) == [
+        ("flow_result", -1),
+        ("loop", -1),
+        ("loop_iterations.work", 1),
+        ("total", -1),
+    ]
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    assert sorted(log.read_text().split()) == ["10", "20", "20", "30"]  # only iteration 1 ran again
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 63

@@ -1,0 +1,97 @@
+"""``forloopflow`` with ``parallel: true`` at the top level: one task per iteration and body step.
+
+``<id>_items`` evaluates the iterator; the mapped task group ``<id>_iterations`` runs each body
+step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array. Loops
+that must run strictly one iteration after another (sequential), that carry a ``retry`` (Windmill
+re-runs the whole loop) or that sit inside another container run in one task (container.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from airflow.sdk import TriggerRule, task_group
+
+from airflow_openflow.compile.task import task_settings
+from airflow_openflow.operators.loop import LoopBodyOperator, LoopCollectorOperator, LoopItemsOperator
+from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.spec.model import FlowModule, ForloopFlow
+
+
+def runs_on_tasks(module: FlowModule) -> bool:
+    value = module.value
+    return (
+        isinstance(value, ForloopFlow)
+        and value.parallel
+        and (module.retry is None or not module.retry.max_retries)
+    )
+
+
+def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any, Any]:
+    """The loop's tasks: returns (first task, collector task)."""
+    loop = module.value
+    assert isinstance(loop, ForloopFlow)
+    items = LoopItemsOperator(
+        task_id=f"{module.id}_items",
+        module=module,
+        plan=plan,
+        trigger_rule=trigger_rule,
+        doc_md=f"Evaluates the iterator of loop `{module.id}`.",
+    )
+    group_id = f"{module.id}_iterations"
+    body_ids = {m.id: f"{group_id}.{m.id}" for m in loop.modules}
+    width = _static_parallelism(loop)
+    bodies: list[Any] = []
+
+    @task_group(group_id=group_id)  # type: ignore[untyped-decorator]
+    def iterations(item: Any) -> None:
+        before: dict[str, str] = {}
+        for index, body in enumerate(loop.modules):
+            body_plan = StepPlan(
+                step_id=body.id,
+                flow=plan.flow,
+                previous_step_id=loop.modules[index - 1].id if index else None,
+                visible_step_ids=plan.visible_step_ids,
+                iteration_task_ids=dict(before),
+            )
+            task = LoopBodyOperator(
+                task_id=body.id,
+                module=body,
+                plan=body_plan,
+                iteration=item,
+                trigger_rule=TriggerRule.ALL_SUCCESS if index == 0 else TriggerRule.NONE_FAILED,
+                doc_md=f"Step `{body.id}` of loop `{module.id}`, one task instance per iteration.",
+                **({"max_active_tis_per_dagrun": width} if width else {}),
+                **task_settings(body),
+            )
+            if bodies:
+                bodies[-1] >> task
+            bodies.append(task)
+            before[body.id] = body_ids[body.id]
+
+    iterations.expand(item=items.output)
+    collector_plan = dataclasses.replace(
+        plan, items_task_id=items.task_id, body_task_ids=tuple(body_ids.values())
+    )
+    collector = LoopCollectorOperator(
+        task_id=module.id,
+        module=module,
+        plan=collector_plan,
+        trigger_rule=TriggerRule.ALL_DONE,
+        doc_md=f"Loop `{module.id}`: the array of its iterations' results, in index order.",
+    )
+    items >> collector
+    if bodies:
+        bodies[-1] >> collector
+    return items, collector
+
+
+def _static_parallelism(loop: ForloopFlow) -> int | None:
+    transform = loop.parallelism
+    if transform is None or transform.kind != "static":
+        return None
+    value = transform.value
+    return (
+        int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 else None
+    )

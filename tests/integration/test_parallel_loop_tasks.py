@@ -1,0 +1,70 @@
+"""A parallel for-loop on Airflow tasks: one task instance per iteration and body step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import airflow_openflow
+from tests.integration.test_run_flow import flow, py
+
+RENDEZVOUS = (
+    "import pathlib, time\n"
+    "pathlib.Path(d, f'here_{me}').write_text('x')\n"
+    "deadline = time.time() + 60\n"
+    "while not pathlib.Path(d, f'here_{1 - me}').exists():\n"
+    "    if time.time() > deadline:\n"
+    "        raise TimeoutError(f'{me} never saw {1 - me}')\n"
+    "    time.sleep(0.1)\n"
+    "return me"
+)
+
+
+def loop(*body: dict[str, Any], **value: Any) -> dict[str, Any]:
+    return {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "parallel": True,
+            "skip_failures": False,
+            "iterator": {"type": "javascript", "expr": "flow_input.items"},
+            "modules": list(body),
+            **value,
+        },
+    }
+
+
+def test_each_iteration_is_a_task_instance_and_they_overlap(tmp_path: Path) -> None:
+    body = py("meet", RENDEZVOUS, d="flow_input.d", me="flow_input.iter.value")
+    outcome = airflow_openflow.run_flow(flow(loop(body)), {"items": [0, 1], "d": str(tmp_path)})
+    assert (outcome.status, outcome.result) == ("success", [0, 1])
+    assert outcome.task_states["loop_iterations.meet[0]"] == "success"
+    assert outcome.task_states["loop_iterations.meet[1]"] == "success"
+
+
+def test_body_steps_read_their_iteration_and_outer_results_and_stops_end_one_iteration() -> None:
+    first = {
+        **py("first", "return [v, base]", v="flow_input.iter.value", base="results.base"),
+        "stop_after_if": {"expr": "result[0] == 2"},
+    }
+    second = py("second", "return f + [p[0] * 10]", f="results.first", p="previous_result")
+    outcome = airflow_openflow.run_flow(
+        flow(py("base", "return 'b'"), loop(first, second), py("after", "return r", r="results.loop")),
+        {"items": [1, 2, 3]},
+    )
+    assert outcome.status == "success"
+    assert outcome.result == [[1, "b", 10], [2, "b"], [3, "b", 30]]
+    assert outcome.task_states["loop_iterations.second[1]"] == "skipped"
+
+
+def test_failures_follow_skip_failures_and_empty_iterators_give_an_empty_array() -> None:
+    body = py("maybe", "if v == 1:\n    raise ValueError('one')\nreturn v", v="flow_input.iter.value")
+    failed = airflow_openflow.run_flow(flow(loop(body)), {"items": [0, 1, 2]})
+    assert failed.status == "failure" and failed.result[0] == 0 and failed.result[2] == 2
+    assert failed.result[1]["error"]["name"] == "ValueError"
+    tolerated = airflow_openflow.run_flow(
+        flow(loop(body, skip_failures=True), py("n", "return len(r)", r="results.loop")), {"items": [0, 1, 2]}
+    )
+    assert (tolerated.status, tolerated.result) == ("success", 3)
+    empty = airflow_openflow.run_flow(flow(loop(body)), {"items": []})
+    assert (empty.status, empty.result) == ("success", [])

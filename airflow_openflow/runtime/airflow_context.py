@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
+from airflow_openflow.runtime.cache import cached_result, store_result
 from airflow_openflow.runtime.connections import get_resource, get_variable
 from airflow_openflow.runtime.inputs import flow_input_from
 from airflow_openflow.runtime.plan import OUTCOME_KEY, StepPlan
@@ -71,6 +72,17 @@ class AirflowStepContext:
 
     def variable(self, path: str) -> Any:
         return get_variable(path)
+
+    @property
+    def iteration_store(self) -> Any:
+        """The task's state store (Airflow 3.3; kept across tries), or None where there is none."""
+        return self._context.get("task_state_store")
+
+    def cache_get(self, key: str) -> tuple[Any] | None:
+        return cached_result(self._plan.flow.dag_id, key)
+
+    def cache_set(self, key: str, result: Any, ttl: float) -> None:
+        store_result(self._plan.flow.dag_id, key, result, ttl)
 
     def resource(self, path: str) -> Any:
         return get_resource(path)

@@ -107,6 +107,15 @@ class _FrameContext:
     def resource(self, path: str) -> Any:
         return self._base.resource(path)
 
+    def cache_get(self, key: str) -> Any:
+        getter = getattr(self._base, "cache_get", None)
+        return getter(key) if getter is not None else None
+
+    def cache_set(self, key: str, result: Any, ttl: float) -> None:
+        setter = getattr(self._base, "cache_set", None)
+        if setter is not None:
+            setter(key, result, ttl)
+
 
 @dataclass(frozen=True, slots=True)
 class BodyOutcome:
@@ -211,10 +220,20 @@ def _for_loop(
             width = _parallelism(loop.parallelism, scope, len(items))
         except ExpressionError as exc:
             return _flow_error(module, exc.error_object())
-        bodies: Iterable[BodyOutcome] = _in_parallel(iteration, len(items), width)
-    else:
-        bodies = (iteration(index) for index in range(len(items)))  # lazily: a break stops it
-    return loop_outcome(module, loop, bodies, scope)
+        return loop_outcome(module, loop, _in_parallel(iteration, len(items), width), scope)
+    with _Progress(base, module) as progress:
+        return loop_outcome(module, loop, _sequential(iteration, len(items), progress), scope)
+
+
+def _sequential(run: Callable[[int], BodyOutcome], count: int, progress: _Progress) -> Iterable[BodyOutcome]:
+    """Iterations one after another, lazily (a break stops them), resuming after checkpointed ones."""
+    done = progress.load()[:count]
+    yield from done
+    for index in range(len(done), count):
+        body = run(index)
+        done.append(body)
+        progress.save(done)
+        yield body
 
 
 def loop_items(module: FlowModule, loop: ForloopFlow, scope: EvalScope) -> Any:
@@ -260,26 +279,64 @@ def loop_outcome(
 def _while_loop(
     module: FlowModule, loop: WhileloopFlow, frame: Frame, base: Any, run_step: RunStep, scope: EvalScope
 ) -> Any:
-    """Runs until a ``stop_after_if`` (on the loop or a body step) or a failure ends it (spec 4.6)."""
+    """Runs until a ``stop_after_if`` (on the loop or a body step) or a failure ends it (spec 4.6).
+    Finished iterations are checkpointed, so a task that dies mid-loop resumes after them."""
     from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
 
-    results: list[Any] = []
-    index = 0
-    while True:
-        body = run_body(
-            loop.modules, frame.child(iteration_input(frame.flow_input, index, index)), base, run_step
-        )
-        results.append(body.result)
-        index += 1
-        if body.kind == "failed":
-            if loop.skip_failures:
-                continue
-            return StepOutcome(
-                OutcomeKind.FAILED, results, f"while-loop {module.id!r}: iteration {index - 1} failed"
+    progress = _Progress(base, module)
+    with progress:
+        done = progress.load()
+        results = [body.result for body in done]
+        index = len(done)
+        while True:
+            body = run_body(
+                loop.modules, frame.child(iteration_input(frame.flow_input, index, index)), base, run_step
             )
-        if body.kind == "stopped" or _break_after_iteration(module.stop_after_if, body.result, scope):
-            break
-    return _after_all_iterations(module, results, scope)
+            results.append(body.result)
+            index += 1
+            if body.kind == "failed":
+                if loop.skip_failures:
+                    progress.save([*done, body])
+                    done = [*done, body]
+                    continue
+                return StepOutcome(
+                    OutcomeKind.FAILED, results, f"while-loop {module.id!r}: iteration {index - 1} failed"
+                )
+            if body.kind == "stopped" or _break_after_iteration(module.stop_after_if, body.result, scope):
+                break
+            done = [*done, body]
+            progress.save(done)
+        return _after_all_iterations(module, results, scope)
+
+
+class _Progress:
+    """Checkpoints of a loop's finished iterations in the task's state store (Airflow 3.3), for a
+    loop that is a task of its own. They let a task that died mid-loop (worker lost, process
+    killed) resume after its finished iterations on its next try; every ending the flow sees
+    (success, failure, stop) deletes them, so a retry after a failure re-runs the loop from
+    iteration 0 as Windmill does, and a cleared task starts afresh."""
+
+    def __init__(self, base: Any, module: FlowModule) -> None:
+        self._store = getattr(base, "iteration_store", None)
+        self._key = f"openflow_iterations__{module.id}"
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        # Kept when the task is being killed (a BaseException such as termination): that try resumes.
+        if self._store is not None and (exc_type is None or issubclass(exc_type, Exception)):
+            self._store.delete(self._key)
+
+    def load(self) -> list[BodyOutcome]:
+        saved = self._store.get(self._key) if self._store is not None else None
+        if not isinstance(saved, list):
+            return []
+        return [BodyOutcome(kind, result) for kind, result in saved]
+
+    def save(self, bodies: list[BodyOutcome]) -> None:
+        if self._store is not None:
+            self._store.set(self._key, [[body.kind, body.result] for body in bodies])
 
 
 def _branch_one(
@@ -366,6 +423,15 @@ class _ChildFlowBase:
 
     def resource(self, path: str) -> Any:
         return self._base.resource(path)
+
+    def cache_get(self, key: str) -> Any:
+        getter = getattr(self._base, "cache_get", None)
+        return getter(key) if getter is not None else None
+
+    def cache_set(self, key: str, result: Any, ttl: float) -> None:
+        setter = getattr(self._base, "cache_set", None)
+        if setter is not None:
+            setter(key, result, ttl)
 
 
 def _sub_flow(module: FlowModule, value: PathFlow, base: Any, run_step: RunStep, scope: EvalScope) -> Any:

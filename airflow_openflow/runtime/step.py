@@ -203,23 +203,53 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         return scope.previous()
     if isinstance(value, RawScript):
         args = evaluate_transforms(value.input_transforms, scope.build())
+        cache_key = _cache_key(module, value, args) if module.cache_ttl else None
+        if cache_key is not None:
+            hit = _cache_get(scope.ctx, cache_key)
+            if hit is not None:
+                log.info(
+                    "step %s: cache hit (cache_ttl %g s): the script did not run", module.id, module.cache_ttl
+                )
+                return hit[0]
         timeout_s = _timeout_seconds(module, scope)
         # Values from Connections (password, sensitive keys) and sensitive-named Variables are masked.
         log.info("step %s: arguments %s", module.id, _preview(args))
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
-            return runner(
+            result = runner(
                 value.language, value.content, args, step_id=module.id, workdir=workdir, timeout_s=timeout_s
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if cache_key is not None and module.cache_ttl:
+            _cache_set(scope.ctx, cache_key, result, module.cache_ttl)
+        return result
     # The loader rejects what this release cannot run; reaching here is a bug, not a user error.
     raise StepError(
         error_object(
             "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
         )
     )
+
+
+def _cache_key(module: FlowModule, value: RawScript, args: dict[str, Any]) -> str:
+    """Windmill keys a step's cache by the script and its arguments (spec 2: cache_ttl)."""
+    import hashlib
+
+    material = json.dumps([module.id, value.language, value.content, args], sort_keys=True, default=repr)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _cache_get(ctx: StepRunContext, key: str) -> tuple[Any] | None:
+    getter = getattr(ctx, "cache_get", None)
+    return getter(key) if getter is not None else None  # type: ignore[no-any-return]
+
+
+def _cache_set(ctx: StepRunContext, key: str, result: Any, ttl: float) -> None:
+    setter = getattr(ctx, "cache_set", None)
+    if setter is not None:
+        setter(key, result, ttl)
 
 
 def sleep_seconds(transform: InputTransform, ctx: StepRunContext) -> float:

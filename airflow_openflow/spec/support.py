@@ -204,8 +204,12 @@ class _Checker:
                 "'timeout' applies to script steps; on this step it has no effect",
                 "set a timeout on the script steps inside it",
             )
-        if module.cache_ttl:
-            self.error(join_path(path, "cache_ttl"), "not supported yet: cache_ttl", _CONTROL_FLOW)
+        if module.cache_ttl and not isinstance(module.value, RawScript | PathScript):
+            self.warn(
+                join_path(path, "cache_ttl"),
+                "'cache_ttl' applies to script steps; on this step it has no effect",
+                "set cache_ttl on the script steps inside it",
+            )
         if module.suspend is not None and module.suspend.required_events > 0:
             self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _APPROVALS)
         if module.delete_after_use:

@@ -138,3 +138,43 @@ def test_a_sub_flow_runs_with_its_arguments_and_returns_its_result(tmp_path: Pat
     )
     outcome = airflow_openflow.run_flow(parent, {"numbers": [1, 2, 3]})
     assert (outcome.status, outcome.result) == ("success", [2, 4, 6])
+
+
+def test_cache_ttl_reuses_the_result_across_runs(tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    a = py(
+        "a",
+        f"import pathlib\np = pathlib.Path({str(counter)!r})\n"
+        "p.write_text((p.read_text() if p.exists() else '') + 'x')\nreturn n * 2",
+        n="flow_input.n",
+    )
+    a["cache_ttl"] = 600
+    document = flow(a)
+    assert airflow_openflow.run_flow(document, {"n": 5}).result == 10
+    assert airflow_openflow.run_flow(document, {"n": 5}).result == 10
+    assert airflow_openflow.run_flow(document, {"n": 6}).result == 12
+    assert counter.read_text() == "xx"  # the second run with n=5 came from the cache
+
+
+def test_a_loop_task_killed_mid_way_resumes_after_its_finished_iterations(tmp_path: Path) -> None:
+    log = tmp_path / "iterations"
+    body = py(
+        "work",
+        f"import os, pathlib, signal\np = pathlib.Path({str(log)!r})\n"
+        "p.write_text((p.read_text() if p.exists() else '') + str(i))\n"
+        f"crashed = pathlib.Path({str(tmp_path / 'crashed')!r})\n"
+        "if i == 2 and not crashed.exists():\n"
+        "    crashed.write_text('x')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-loop\n"
+        "return i",
+        i="flow_input.iter.index",
+    )
+    loop: dict[str, Any] = {
+        "id": "w",
+        "value": {"type": "whileloopflow", "skip_failures": False, "modules": [body]},
+        "stop_after_if": {"expr": "result == 3"},
+        "retry": {"constant": {"attempts": 1, "seconds": 0}},
+    }
+    outcome = airflow_openflow.run_flow(flow(loop), {})
+    assert (outcome.status, outcome.result) == ("success", [0, 1, 2, 3])
+    assert log.read_text() == "01223"  # 0 and 1 ran once; 2 ran again after the crash, then 3

@@ -144,7 +144,7 @@ def test_runaway_expression_is_stopped_by_the_time_limit() -> None:
 
 
 def test_unsupported_construct_is_rejected_before_running() -> None:
-    bad = flow({**py("a", "return 1"), "cache_ttl": 60})
+    bad = flow({**py("a", "return 1"), "suspend": {"required_events": 1}})
     with pytest.raises(FlowDocumentError, match="not supported yet"):
         airflow_openflow.run_flow(bad, {})
 

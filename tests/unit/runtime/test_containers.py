@@ -302,3 +302,54 @@ def test_parallel_iterations_really_overlap_and_parallelism_caps_them(tmp_path: 
     parallelism = {"type": "static", "value": 1}
     kind, result = run(loop([0, 1, 2], track, parallel=True, parallelism=parallelism))
     assert kind is OutcomeKind.SUCCESS and len(set(result)) == 1  # one worker thread at a time
+
+
+class Store:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def test_a_sequential_loop_resumes_after_checkpointed_iterations_and_clears_them(tmp_path: Path) -> None:
+    class Stored(FakeRun):
+        iteration_store = Store()
+
+    done = tmp_path / "ran"
+    body = py(
+        "a",
+        f"import pathlib\np = pathlib.Path({str(done)!r})\n"
+        "p.write_text((p.read_text() if p.exists() else '') + str(v))\nreturn v * 10",
+        v="flow_input.iter.value",
+    )
+    Stored.iteration_store.set("openflow_iterations__loop", [["completed", 10], ["completed", 20]])
+    outcome = run_step(module(loop([1, 2, 3], body)), Stored())
+    assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [10, 20, 30])
+    assert done.read_text() == "3"  # iterations 0 and 1 came from the checkpoint
+    assert Stored.iteration_store.data == {}  # the loop ended: no checkpoint left
+
+
+def test_a_while_loop_resumes_after_checkpointed_iterations(tmp_path: Path) -> None:
+    class Stored(FakeRun):
+        iteration_store = Store()
+
+    Stored.iteration_store.set("openflow_iterations__w", [["completed", 0], ["completed", 1]])
+    raw = {
+        "id": "w",
+        "value": {
+            "type": "whileloopflow",
+            "skip_failures": False,
+            "modules": [py("a", "return i", i="flow_input.iter.index")],
+        },
+        "stop_after_if": {"expr": "result == 3"},
+    }
+    outcome = run_step(module(raw), Stored())
+    assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [0, 1, 2, 3])
+    assert Stored.iteration_store.data == {}

@@ -196,3 +196,28 @@ def test_a_script_longer_than_its_timeout_fails(language: str, timeout: dict[str
     assert outcome.kind is OutcomeKind.FAILED
     error = outcome.result["error"]
     assert "0.5 s" in error["message"] and error["name"] in ("TimeoutError", "ExecutionErr")
+
+
+def test_cache_ttl_reuses_a_result_for_the_same_script_and_arguments(tmp_path: Any) -> None:
+    store: dict[str, Any] = {}
+
+    class CachingRun(FakeRun):
+        def cache_get(self, key: str) -> Any:
+            return (store[key],) if key in store else None
+
+        def cache_set(self, key: str, result: Any, ttl: float) -> None:
+            store[key] = result
+
+    counter = tmp_path / "runs"
+    raw = {
+        "type": "rawscript",
+        "language": "python3",
+        "input_transforms": {"x": {"type": "javascript", "expr": "previous_result"}},
+        "content": f"import pathlib\ndef main(x):\n    p = pathlib.Path({str(counter)!r})\n"
+        "    p.write_text((p.read_text() if p.exists() else '') + 'x')\n    return x * 2\n",
+    }
+    step = module(value=raw, cache_ttl=60)
+    assert run_step(step, CachingRun(previous=2)).result == 4
+    assert run_step(step, CachingRun(previous=2)).result == 4  # from the cache
+    assert run_step(step, CachingRun(previous=3)).result == 6  # other arguments: runs
+    assert counter.read_text() == "xx"

@@ -113,7 +113,6 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("fields", "key", "message", "issue"),
     [
-        ({"cache_ttl": 600}, "cache_ttl", "not supported yet: cache_ttl", 3),
         ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
     ],
 )
@@ -171,12 +170,12 @@ def test_accepted_with_warning() -> None:
 
 
 def test_problems_carry_file_and_line(tmp_path: Path) -> None:
-    document = flow(step("a"), {**step("b", language="go"), "cache_ttl": 60})
+    document = flow(step("a"), {**step("b", language="go"), "suspend": {"required_events": 1}})
     path = tmp_path / "f.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     found = by_path(check_supported(load_flow(path).flow))
     assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
-    assert found["value.modules[1].cache_ttl"].line == line(path, '"cache_ttl"')
+    assert found["value.modules[1].suspend"].line == line(path, '"suspend"')
     assert all(p.file == str(path) for p in found.values())
 
 

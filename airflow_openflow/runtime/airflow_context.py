@@ -51,6 +51,21 @@ class AirflowStepContext:
             return self.flow_input  # the first step of a flow or of a loop body: its input
         return self.result_of(self._plan.previous_step_id)
 
+    @cached_property
+    def extra_names(self) -> dict[str, Any]:
+        """The failure module's extra names (spec 3.3): ``error``, ``started_at``, ``flow_job_id``."""
+        if not self._plan.handles_failure_of:
+            return {}
+        from airflow_openflow.runtime.step import error_name_value
+
+        dag_run = self._context.get("dag_run")
+        started = getattr(dag_run, "start_date", None)
+        return {
+            "error": error_name_value(self.previous_result()),
+            "started_at": started.isoformat() if started is not None else None,
+            "flow_job_id": getattr(dag_run, "run_id", None),
+        }
+
     def failed_step_result(self) -> Any:
         """For the failure module: the result of the step that failed the flow."""
         from airflow_openflow.runtime.step import flow_verdict

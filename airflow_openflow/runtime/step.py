@@ -114,6 +114,7 @@ class _Scope:
             flow_env=self.ctx.flow_env,
             variable=self.ctx.variable,
             resource=self.ctx.resource,
+            extra=getattr(self.ctx, "extra_names", None) or {},
         )
         return dataclasses.replace(scope, **overrides) if overrides else scope
 
@@ -374,6 +375,21 @@ def flow_verdict(
         # continue_on_error on the last step still leaves the flow failed (spec 5.2).
         return FlowVerdict("failure", result_of(last_id), f"last step {last_id!r} failed (continue_on_error)")
     return FlowVerdict("success", result_of(last_id), "flow completed")
+
+
+def error_name_value(failed_result: Any) -> dict[str, Any] | None:
+    """The ``error`` name of a failure module's expressions (spec 3.3): the failed step's error
+    object, or for a failed loop / branchall array one error listing its failed slots."""
+    if isinstance(failed_result, dict) and isinstance(failed_result.get("error"), dict):
+        return dict(failed_result["error"])
+    if isinstance(failed_result, list):
+        errors = [
+            r["error"] for r in failed_result if isinstance(r, dict) and isinstance(r.get("error"), dict)
+        ]
+        if errors:
+            message = "; ".join(f"{e.get('name')}: {e.get('message')}" for e in errors)
+            return {"name": "MultipleErrors", "message": message, "errors": errors}
+    return None
 
 
 def with_failure_module(verdict: FlowVerdict, kind: OutcomeKind | None, result: Any) -> FlowVerdict:

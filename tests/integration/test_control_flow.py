@@ -13,10 +13,17 @@ from tests.integration.test_run_flow import flow, py
 def test_failure_module_can_recover_the_flow() -> None:
     document = flow(py("a", "raise ValueError('broken')"), py("b", "return 'never'"))
     document["value"]["failure_module"] = py(
-        "failure", "return {'recover': True, 'saw': e['error']['name']}", e="previous_result"
+        "failure",
+        "return {'recover': True, 'saw': e['error']['name'], 'msg': m, 'run': r}",
+        e="previous_result",
+        m="error.message",
+        r="typeof flow_job_id",
     )
     outcome = airflow_openflow.run_flow(document, {})
-    assert (outcome.status, outcome.result) == ("success", {"recover": True, "saw": "ValueError"})
+    assert (outcome.status, outcome.result) == (
+        "success",
+        {"recover": True, "saw": "ValueError", "msg": "broken", "run": "string"},
+    )
     assert outcome.task_states["a"] == "failed" and outcome.task_states["failure"] == "success"
 
 

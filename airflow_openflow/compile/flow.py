@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import DAG, TriggerRule
 
-from airflow_openflow.compile import forloop
+from airflow_openflow.compile import branchall, forloop
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
@@ -70,12 +70,18 @@ def build_dag(
                 visible_step_ids=frozenset(t.task_id for t in step_tasks),
             )
             rule = TriggerRule.ALL_SUCCESS if last_task is None else TriggerRule.NONE_FAILED
+            entries: list[Any]
             if forloop.runs_on_tasks(module):
                 entry, task = forloop.build(module, plan, trigger_rule=rule)
+                entries = [entry]
+            elif branchall.runs_on_tasks(module):
+                entries, task = branchall.build(module, plan, trigger_rule=rule)
             else:
-                entry = task = build_step(module, plan, trigger_rule=rule)
+                task = build_step(module, plan, trigger_rule=rule)
+                entries = [task]
             if last_task is not None:
-                last_task >> entry
+                # The collector waits for the previous step too (all its branches may be empty).
+                last_task >> list({id(t): t for t in [*entries, task]}.values())
             step_tasks.append(task)
             last_task, previous_id = task, module.id
             if module.sleep is not None:

@@ -14,7 +14,8 @@ from typing import Any
 from airflow.sdk import TriggerRule, task_group
 
 from airflow_openflow.compile.task import task_settings
-from airflow_openflow.operators.loop import LoopBodyOperator, LoopCollectorOperator, LoopItemsOperator
+from airflow_openflow.operators.body import BodyStepOperator
+from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, ForloopFlow
 
@@ -54,8 +55,9 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
                 previous_step_id=loop.modules[index - 1].id if index else None,
                 visible_step_ids=plan.visible_step_ids,
                 iteration_task_ids=dict(before),
+                in_loop_iteration=True,
             )
-            task = LoopBodyOperator(
+            task = BodyStepOperator(
                 task_id=body.id,
                 module=body,
                 plan=body_plan,

@@ -29,7 +29,7 @@ class AirflowStepContext:
 
     @cached_property
     def flow_input(self) -> Any:
-        if self._plan.iteration_task_ids is None:
+        if not self._plan.in_loop_iteration:
             return self.run_input
         from airflow_openflow.runtime.containers import iteration_input
 

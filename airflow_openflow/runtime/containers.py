@@ -379,8 +379,6 @@ def _branch_all(
     run_step: RunStep,
     scope: EvalScope,
 ) -> Any:
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
     def run_branch(index: int) -> BodyOutcome:
         return run_body(value.branches[index].modules, frame.child(frame.flow_input), base, run_step)
 
@@ -389,6 +387,14 @@ def _branch_all(
         bodies: Iterable[BodyOutcome] = _in_parallel(run_branch, count, count)
     else:
         bodies = (run_branch(index) for index in range(count))  # lazily: a failure or stop ends it
+    return branch_all_outcome(module, value, bodies, previous)
+
+
+def branch_all_outcome(
+    module: FlowModule, value: BranchAll, bodies: Iterable[BodyOutcome], previous: Any
+) -> Any:
+    """The branchall's ``StepOutcome`` from its branches' outcomes, in branch order (spec 4.8)."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
 
     results: list[Any] = []
     failed = False

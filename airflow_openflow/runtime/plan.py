@@ -37,9 +37,11 @@ class StepPlan:
     #: set on the failure module: the top-level steps whose failure it handles; its
     #: ``previous_result`` is the failed step's result (the error object)
     handles_failure_of: tuple[str, ...] = ()
-    #: set on the steps of a loop mapped onto tasks: step id -> task id of the body's steps that
-    #: run before this one in the same iteration (read at the task's own map index)
+    #: set on the steps of a loop iteration or branch on tasks: step id -> task id of the body's
+    #: steps that run before this one in the same iteration / branch (read at its own map index)
     iteration_task_ids: dict[str, str] | None = None
+    #: a loop iteration's step (flow_input gets ``iter``); a branch's steps keep the run's input
+    in_loop_iteration: bool = False
     #: for the collector of such a loop: the task evaluating the iterator, and the body's tasks
     items_task_id: str | None = None
     body_task_ids: tuple[str, ...] = ()

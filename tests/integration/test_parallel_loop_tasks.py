@@ -68,3 +68,27 @@ def test_failures_follow_skip_failures_and_empty_iterators_give_an_empty_array()
     assert (tolerated.status, tolerated.result) == ("success", 3)
     empty = airflow_openflow.run_flow(flow(loop(body)), {"items": []})
     assert (empty.status, empty.result) == ("success", [])
+
+
+def branchall(*branches: list[dict[str, Any]], **value: Any) -> dict[str, Any]:
+    return {
+        "id": "all",
+        "value": {
+            "type": "branchall",
+            "branches": [{"modules": modules, "skip_failure": False} for modules in branches],
+            **value,
+        },
+    }
+
+
+def test_parallel_branches_are_task_groups_that_overlap_and_stop_on_their_own(tmp_path: Path) -> None:
+    meet0 = py("meet0", RENDEZVOUS, d="flow_input.d", me="0")
+    meet1 = {**py("meet1", RENDEZVOUS, d="flow_input.d", me="1"), "stop_after_if": {"expr": "result == 1"}}
+    after1 = py("after1", "return 'never'")
+    after0 = py("after0", "return [p, mine]", p="previous_result", mine="results.meet0")
+    outcome = airflow_openflow.run_flow(
+        flow(branchall([meet0, after0], [meet1, after1])), {"d": str(tmp_path)}
+    )
+    assert (outcome.status, outcome.result) == ("success", [[0, 0], 1])
+    assert outcome.task_states["all_branch_0.meet0"] == "success"
+    assert outcome.task_states["all_branch_1.after1"] == "skipped"

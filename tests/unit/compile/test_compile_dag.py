@@ -128,3 +128,37 @@ def test_sleep_adds_a_wait_task_and_stops_skip_everything_after() -> None:
     assert dag.task_dict["b"].plan.previous_step_id == "a"  # the step's result, not the sleep's
     assert dag.task_dict["a"].plan.later_task_ids == ("a_sleep", "b")
     assert dag.task_dict["flow_result"].step_ids == ["a", "b"]
+
+
+def test_parallel_loops_and_branchall_run_on_tasks() -> None:
+    body = [step("b1"), step("b2")]
+    loop = {
+        "id": "l",
+        "value": {
+            "type": "forloopflow",
+            "parallel": True,
+            "skip_failures": False,
+            "iterator": {"type": "javascript", "expr": "[1, 2]"},
+            "modules": body,
+        },
+    }
+    branches = {
+        "id": "ba",
+        "value": {
+            "type": "branchall",
+            "branches": [{"modules": [step("x")]}, {"modules": [step("y"), step("z")]}],
+        },
+    }
+    flow = load_flow({"summary": "S", "value": {"modules": [loop, branches]}}).flow
+    dag = build_dag(flow, dag_id="x")
+    assert dag.task_dict["l_iterations.b2"].upstream_task_ids == {"l_items", "l_iterations.b1"}
+    assert dag.task_dict["l"].upstream_task_ids == {"l_items", "l_iterations.b2"}
+    assert dag.task_dict["ba_branch_0.x"].upstream_task_ids == {"l"}
+    assert dag.task_dict["ba"].upstream_task_ids == {"ba_branch_0.x", "ba_branch_1.z", "l"}
+    assert dag.task_dict["flow_result"].step_ids == ["l", "ba"]
+    sequential = {
+        "id": "s",
+        "value": {"type": "branchall", "parallel": False, "branches": [{"modules": [step("q")]}]},
+    }
+    flow = load_flow({"summary": "S", "value": {"modules": [sequential]}}).flow
+    assert build_dag(flow, dag_id="x").task_ids == ["flow_result", "s"]  # one task

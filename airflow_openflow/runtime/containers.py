@@ -73,7 +73,28 @@ class Frame:
         return Frame(flow_input=flow_input, lookup=self.result_of)
 
 
-class _FrameContext:
+class _TaskServices:
+    """What every step inside a task gets from the task itself: variables, resources, the cache."""
+
+    _base: Any
+
+    def variable(self, path: str) -> Any:
+        return self._base.variable(path)
+
+    def resource(self, path: str) -> Any:
+        return self._base.resource(path)
+
+    def cache_get(self, key: str) -> Any:
+        getter = getattr(self._base, "cache_get", None)
+        return getter(key) if getter is not None else None
+
+    def cache_set(self, key: str, result: Any, ttl: float) -> None:
+        setter = getattr(self._base, "cache_set", None)
+        if setter is not None:
+            setter(key, result, ttl)
+
+
+class _FrameContext(_TaskServices):
     """The ``StepRunContext`` of a step inside a body: the frame's input and results, the task's
     flow_env and secrets, and the in-task attempt counter."""
 
@@ -100,21 +121,6 @@ class _FrameContext:
 
     def result_of(self, step_id: str) -> Any:
         return self._frame.result_of(step_id)
-
-    def variable(self, path: str) -> Any:
-        return self._base.variable(path)
-
-    def resource(self, path: str) -> Any:
-        return self._base.resource(path)
-
-    def cache_get(self, key: str) -> Any:
-        getter = getattr(self._base, "cache_get", None)
-        return getter(key) if getter is not None else None
-
-    def cache_set(self, key: str, result: Any, ttl: float) -> None:
-        setter = getattr(self._base, "cache_set", None)
-        if setter is not None:
-            setter(key, result, ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,28 +422,13 @@ def branch_all_outcome(
     return StepOutcome(OutcomeKind.SUCCESS, results)
 
 
-class _ChildFlowBase:
+class _ChildFlowBase(_TaskServices):
     """What a sub-flow's steps get from the task: its own ``flow_env`` (the caller's when it has
     none, spec 1.2), the task's variables and resources."""
 
     def __init__(self, base: Any, flow_env: Mapping[str, Any]) -> None:
         self._base = base
         self.flow_env = flow_env
-
-    def variable(self, path: str) -> Any:
-        return self._base.variable(path)
-
-    def resource(self, path: str) -> Any:
-        return self._base.resource(path)
-
-    def cache_get(self, key: str) -> Any:
-        getter = getattr(self._base, "cache_get", None)
-        return getter(key) if getter is not None else None
-
-    def cache_set(self, key: str, result: Any, ttl: float) -> None:
-        setter = getattr(self._base, "cache_set", None)
-        if setter is not None:
-            setter(key, result, ttl)
 
 
 def _sub_flow(module: FlowModule, value: PathFlow, base: Any, run_step: RunStep, scope: EvalScope) -> Any:

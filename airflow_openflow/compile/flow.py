@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import DAG, TriggerRule
 
-from airflow_openflow.compile import branchall, forloop
+from airflow_openflow.compile import branchall, branchone, forloop
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
@@ -76,6 +76,8 @@ def build_dag(
                 entries = [entry]
             elif branchall.runs_on_tasks(module):
                 entries, task = branchall.build(module, plan, trigger_rule=rule)
+            elif branchone.runs_on_tasks(module):
+                entries, task = branchone.build(module, plan, trigger_rule=rule)
             else:
                 task = build_step(module, plan, trigger_rule=rule)
                 entries = [task]

@@ -27,6 +27,10 @@ class BodyStepOperator(OpenFlowStepOperator):
         from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, run_step
 
         ti = context["ti"]
+        if self.plan.branch_choice is not None:  # the first step of a branchone branch on tasks
+            chooser, index = self.plan.branch_choice
+            if ti.xcom_pull(task_ids=chooser, key="return_value") != index:
+                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, "its branch was not chosen"))
         earlier = self.plan.previous_step_id
         if earlier is not None:
             task_id = (self.plan.iteration_task_ids or {})[earlier]
@@ -42,7 +46,7 @@ def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:
     """How a body (one iteration: ``map_index``; a branch: -1) ended: its last result, its stop,
     or its failure, from its tasks' outcomes."""
     from airflow_openflow.runtime.containers import BodyOutcome
-    from airflow_openflow.runtime.step import OutcomeKind, outcome_kind
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, outcome_kind
 
     def result(task_id: str) -> Any:
         return ti.xcom_pull(task_ids=task_id, key="return_value", map_indexes=map_index)
@@ -59,7 +63,8 @@ def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:
             break
         last_id, last_kind = task_id, kind
         if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
-            return BodyOutcome("stopped", result(task_id))
+            value = result(task_id)
+            return BodyOutcome("stopped", value, stop=StepOutcome(kind, value, f"stopped at {task_id}"))
     if last_id is None:
         return BodyOutcome("completed", None)
     if last_kind is OutcomeKind.CONTINUED_ERROR:

@@ -1,15 +1,19 @@
-"""A parallel branchall on Airflow tasks: one task group per branch, and a collector whose result
-is the array of the branches' results (spec 4.8). Each branch's steps are tasks of their own, so
-the UI shows each branch and clearing a branch's task re-runs that branch and what follows."""
+"""Branches on Airflow tasks: one task group per branch, and a collector that is the step itself.
+
+A parallel branchall's result is the array of its branches' results (spec 4.8); a branchone runs
+the branch its chooser picked (spec 4.7), the others' tasks skip themselves. Each branch's steps
+are tasks of their own, so the UI shows each branch and clearing a branch's task re-runs that
+branch and what follows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_openflow.operators.body import body_outcome
+from airflow_openflow.operators.body import body_outcome, not_completed
 from airflow_openflow.operators.step import OpenFlowStepOperator
-from airflow_openflow.spec.model import BranchAll
+from airflow_openflow.runtime.plan import OUTCOME_KEY
+from airflow_openflow.spec.model import BranchAll, BranchOne
 
 
 class BranchAllCollectorOperator(OpenFlowStepOperator):
@@ -31,6 +35,64 @@ class BranchAllCollectorOperator(OpenFlowStepOperator):
         previous = AirflowStepContext(context, self.plan).previous_result()
         outcome = branch_all_outcome(self.module, value, bodies, previous)
         # A failed branch already ran its own retries; the branchall as a whole is not re-run.
+        return self.finish(
+            context, StepOutcome(outcome.kind, outcome.result, outcome.message, retryable=False)
+        )
+
+
+class BranchChooserOperator(OpenFlowStepOperator):
+    """Evaluates a branchone's predicates in order; ``return_value`` is the chosen branch's index
+    (-1 for the default). The branches' first steps read it and run, or skip themselves."""
+
+    ui_color = "#e2ecd9"
+
+    def execute(self, context: Any) -> Any:
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.containers import choose_branch
+        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, step_scope
+
+        value = self.module.value
+        assert isinstance(value, BranchOne)
+        ctx = AirflowStepContext(context, self.plan)
+        previous = ctx.previous_result()
+        choice = choose_branch(self.module, value, previous, step_scope(ctx, result=previous))
+        if not isinstance(choice, int):
+            return self.finish(context, choice)
+        label = "the default branch" if choice < 0 else f"branch {choice}"
+        return self.finish(context, StepOutcome(OutcomeKind.SUCCESS, choice, f"chose {label}"))
+
+
+class BranchOneCollectorOperator(OpenFlowStepOperator):
+    """The branchone step itself: the chosen branch's last result, or its failure or stop."""
+
+    ui_color = "#e2ecd9"
+
+    def __init__(
+        self, *, chooser_task_id: str, branch_task_ids: Mapping[int, Sequence[str]], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.chooser_task_id = chooser_task_id
+        self.branch_task_ids = {index: list(ids) for index, ids in branch_task_ids.items()}
+
+    def execute(self, context: Any) -> Any:
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.containers import branch_one_outcome
+        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, after_success, outcome_kind
+
+        ti = context["ti"]
+        kind = outcome_kind(ti.xcom_pull(task_ids=self.chooser_task_id, key=OUTCOME_KEY))
+        choice = ti.xcom_pull(task_ids=self.chooser_task_id, key="return_value")
+        if kind is not OutcomeKind.SUCCESS or not isinstance(choice, int):
+            error = choice if isinstance(choice, dict) else not_completed(self.chooser_task_id)
+            return self.finish(
+                context, StepOutcome(OutcomeKind.FAILED, error, "no branch was chosen", retryable=False)
+            )
+        ids = self.branch_task_ids.get(choice, [])
+        body = body_outcome(ti, ids, -1) if ids else None
+        ctx = AirflowStepContext(context, self.plan)
+        outcome = branch_one_outcome(self.module, choice, body, ctx.previous_result())
+        if outcome.kind is OutcomeKind.SUCCESS:
+            outcome = after_success(self.module, outcome.result, ctx)
         return self.finish(
             context, StepOutcome(outcome.kind, outcome.result, outcome.message, retryable=False)
         )

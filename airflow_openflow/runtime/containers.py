@@ -354,20 +354,38 @@ def _branch_one(
     run_step: RunStep,
     scope: EvalScope,
 ) -> Any:
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+    choice = choose_branch(module, value, previous, scope)
+    if not isinstance(choice, int):
+        return choice  # a predicate failed: the flow fails
+    modules = branch_modules(value, choice)
+    body = run_body(modules, frame.child(frame.flow_input), base, run_step) if modules else None
+    return branch_one_outcome(module, choice, body, previous)
 
-    chosen = value.default
-    label = "default"
+
+def choose_branch(module: FlowModule, value: BranchOne, previous: Any, scope: EvalScope) -> Any:
+    """The index of the first branch whose predicate is truthy, -1 for the default; or the
+    ``StepOutcome`` failing the flow when a predicate throws (spec 3.5, 4.7)."""
     for index, branch in enumerate(value.branches):
         try:
             if evaluate_predicate(branch.expr or "false", _with(scope, result=previous)):
-                chosen, label = branch.modules, f"branch {index}"
-                break
+                return index
         except ExpressionError as exc:
             return _flow_error(module, exc.error_object())
-    if not chosen:
+    return -1
+
+
+def branch_modules(value: BranchOne, choice: int) -> list[FlowModule]:
+    return value.default if choice < 0 else value.branches[choice].modules
+
+
+def branch_one_outcome(module: FlowModule, choice: int, body: BodyOutcome | None, previous: Any) -> Any:
+    """The branchone's outcome: the chosen branch's last result (the previous result for an empty
+    branch); a failure fails it; a stop inside the branch stops the flow."""
+    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
+
+    label = "default branch" if choice < 0 else f"branch {choice}"
+    if body is None:
         return StepOutcome(OutcomeKind.SUCCESS, previous, f"branchone {module.id!r}: {label} (empty)")
-    body = run_body(chosen, frame.child(frame.flow_input), base, run_step)
     message = f"branchone {module.id!r}: ran the {label}"
     if body.kind == "failed":
         return StepOutcome(OutcomeKind.FAILED, body.result, message)

@@ -42,6 +42,8 @@ class StepPlan:
     iteration_task_ids: dict[str, str] | None = None
     #: a loop iteration's step (flow_input gets ``iter``); a branch's steps keep the run's input
     in_loop_iteration: bool = False
+    #: the first step of a branchone branch on tasks: (the choosing task, this branch's index)
+    branch_choice: tuple[str, int] | None = None
     #: for the collector of such a loop: the task evaluating the iterator, and the body's tasks
     items_task_id: str | None = None
     body_task_ids: tuple[str, ...] = ()

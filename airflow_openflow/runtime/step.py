@@ -122,6 +122,11 @@ class _Scope:
 ScriptRunner = Callable[..., Any]
 
 
+def after_success(module: FlowModule, value: Any, ctx: StepRunContext) -> StepOutcome:
+    """What follows a step that succeeded (its ``stop_after_if``), for steps finished elsewhere."""
+    return _after_success(module, value, _Scope(ctx))
+
+
 def step_scope(ctx: StepRunContext, **overrides: Any) -> EvalScope:
     """The expression scope of a step's context (``result`` and the like as overrides)."""
     return _Scope(ctx).build(**overrides)

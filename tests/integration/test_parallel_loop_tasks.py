@@ -92,3 +92,39 @@ def test_parallel_branches_are_task_groups_that_overlap_and_stop_on_their_own(tm
     assert (outcome.status, outcome.result) == ("success", [[0, 0], 1])
     assert outcome.task_states["all_branch_0.meet0"] == "success"
     assert outcome.task_states["all_branch_1.after1"] == "skipped"
+
+
+def test_branchone_runs_the_chosen_group_and_a_stop_there_ends_the_flow() -> None:
+    choice = {
+        "id": "pick",
+        "value": {
+            "type": "branchone",
+            "branches": [
+                {
+                    "expr": "previous_result == 'a'",
+                    "modules": [py("on_a", "return ['a', base]", base="results.base")],
+                },
+                {
+                    "expr": "previous_result == 'b'",
+                    "modules": [{**py("on_b", "return 'stop here'"), "stop_after_if": {"expr": "true"}}],
+                },
+            ],
+            "default": [py("on_default", "return 'default'")],
+        },
+    }
+    document = flow(
+        py("base", "return w", w="flow_input.which"),
+        choice,
+        py("after", "return ['after', p]", p="previous_result"),
+    )
+    a = airflow_openflow.run_flow(document, {"which": "a"})
+    assert (a.status, a.result) == ("success", ["after", ["a", "a"]])
+    assert (
+        a.task_states["pick_branch_1.on_b"] == "skipped"
+        and a.task_states["pick_default.on_default"] == "skipped"
+    )
+    b = airflow_openflow.run_flow(document, {"which": "b"})
+    assert (b.status, b.result) == ("success", "stop here")
+    assert b.task_states["after"] == "skipped"
+    other = airflow_openflow.run_flow(document, {"which": "z"})
+    assert (other.status, other.result) == ("success", ["after", "default"])

@@ -162,3 +162,20 @@ def test_parallel_loops_and_branchall_run_on_tasks() -> None:
     }
     flow = load_flow({"summary": "S", "value": {"modules": [sequential]}}).flow
     assert sorted(build_dag(flow, dag_id="x").task_ids) == ["flow_result", "s"]  # one task
+
+
+def test_branchone_runs_on_a_chooser_groups_and_a_collector() -> None:
+    choice = {
+        "id": "c",
+        "value": {
+            "type": "branchone",
+            "branches": [{"expr": "true", "modules": [step("x")]}],
+            "default": [step("d1"), step("d2")],
+        },
+    }
+    dag = build_dag(load_flow({"summary": "S", "value": {"modules": [choice]}}).flow, dag_id="x")
+    assert dag.task_dict["c_branch_0.x"].upstream_task_ids == {"c_choose"}
+    assert dag.task_dict["c_branch_0.x"].plan.branch_choice == ("c_choose", 0)
+    assert dag.task_dict["c_default.d1"].plan.branch_choice == ("c_choose", -1)
+    assert dag.task_dict["c_default.d2"].plan.branch_choice is None
+    assert dag.task_dict["c"].upstream_task_ids == {"c_choose", "c_branch_0.x", "c_default.d2"}

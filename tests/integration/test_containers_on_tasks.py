@@ -1,4 +1,4 @@
-"""A parallel for-loop on Airflow tasks: one task instance per iteration and body step."""
+"""Loops and branches on Airflow tasks: one task instance per iteration, branch and body step."""
 
 from __future__ import annotations
 

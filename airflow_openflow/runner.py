@@ -98,6 +98,7 @@ class _Runner:
         self._configure()
         self._processes: list[subprocess.Popen[bytes]] = []
         atexit.register(self.close)
+        self._stop_servers_on_sigterm()
         self._init_db()
         self._start_api_server()
         self._start_triggerer()
@@ -172,6 +173,24 @@ class _Runner:
         # Deferred tasks (a step's sleep) resume through the triggerer; DAG.test does not run
         # triggers itself when it uses an executor.
         self._spawn("triggerer", "triggerer")
+
+    def _stop_servers_on_sigterm(self) -> None:
+        """atexit does not run when the process is terminated by a signal; without this, the API
+        server and triggerer would outlive a ``kill``-ed caller. Only when nobody else handles
+        SIGTERM, and only in this process (forked executor workers inherit the handler)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        owner = os.getpid()
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if os.getpid() == owner:
+                self.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
 
     def close(self) -> None:
         processes, self._processes = self._processes, []

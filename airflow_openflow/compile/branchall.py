@@ -11,8 +11,7 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, TriggerRule
 
-from airflow_openflow.compile.task import task_settings
-from airflow_openflow.operators.body import BodyStepOperator
+from airflow_openflow.compile.body import body_chain
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import BranchAll, FlowModule
@@ -36,36 +35,17 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
     lasts: list[Any] = []
     branch_task_ids: list[list[str]] = []
     for index, branch in enumerate(value.branches):
-        ids: list[str] = []
-        with TaskGroup(group_id=f"{module.id}_branch_{index}", tooltip=branch.summary or "") as group:
-            before: dict[str, str] = {}
-            previous: Any = None
-            for position, step in enumerate(branch.modules):
-                step_plan = StepPlan(
-                    step_id=step.id,
-                    flow=plan.flow,
-                    previous_step_id=branch.modules[position - 1].id if position else None,
-                    visible_step_ids=plan.visible_step_ids,
-                    iteration_task_ids=dict(before),
-                )
-                task = BodyStepOperator(
-                    task_id=step.id,
-                    module=step,
-                    plan=step_plan,
-                    trigger_rule=trigger_rule if position == 0 else TriggerRule.NONE_FAILED,
-                    doc_md=f"Step `{step.id}` of branch {index} of `{module.id}`.",
-                    **task_settings(step),
-                )
-                if previous is not None:
-                    previous >> task
-                else:
-                    entries.append(task)
-                previous = task
-                before[step.id] = f"{group.group_id}.{step.id}"
-                ids.append(before[step.id])
-            if previous is not None:
-                lasts.append(previous)
-        branch_task_ids.append(ids)
+        with TaskGroup(group_id=f"{module.id}_branch_{index}", tooltip=branch.summary or ""):
+            tasks = body_chain(
+                branch.modules,
+                plan,
+                first_rule=trigger_rule,
+                where=f"branch {index} of `{module.id}`",
+            )
+        if tasks:
+            entries.append(tasks[0])
+            lasts.append(tasks[-1])
+        branch_task_ids.append([t.task_id for t in tasks])
     collector = BranchAllCollectorOperator(
         task_id=module.id,
         module=module,

@@ -11,8 +11,7 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, TriggerRule
 
-from airflow_openflow.compile.task import task_settings
-from airflow_openflow.operators.body import BodyStepOperator
+from airflow_openflow.compile.body import body_chain
 from airflow_openflow.operators.branches import BranchChooserOperator, BranchOneCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import BranchOne, FlowModule
@@ -39,34 +38,18 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
     lasts: list[Any] = []
     branch_task_ids: dict[int, list[str]] = {}
     for index, modules, group_id in branches:
-        ids: list[str] = []
-        with TaskGroup(group_id=group_id) as group:
-            before: dict[str, str] = {}
-            previous: Any = chooser
-            for position, step in enumerate(modules):
-                step_plan = StepPlan(
-                    step_id=step.id,
-                    flow=plan.flow,
-                    previous_step_id=modules[position - 1].id if position else None,
-                    visible_step_ids=plan.visible_step_ids,
-                    iteration_task_ids=dict(before),
-                    branch_choice=(chooser.task_id, index) if position == 0 else None,
-                )
-                task = BodyStepOperator(
-                    task_id=step.id,
-                    module=step,
-                    plan=step_plan,
-                    trigger_rule=TriggerRule.NONE_FAILED,
-                    doc_md=f"Step `{step.id}` of {group_id}: runs when that branch is chosen.",
-                    **task_settings(step),
-                )
-                previous >> task
-                previous = task
-                before[step.id] = f"{group.group_id}.{step.id}"
-                ids.append(before[step.id])
-            if modules:
-                lasts.append(previous)
-        branch_task_ids[index] = ids
+        with TaskGroup(group_id=group_id):
+            tasks = body_chain(
+                modules,
+                plan,
+                first_rule=TriggerRule.NONE_FAILED,
+                where=f"{group_id} (runs when that branch is chosen)",
+                branch_choice=(chooser.task_id, index),
+            )
+        if tasks:
+            chooser >> tasks[0]
+            lasts.append(tasks[-1])
+        branch_task_ids[index] = [t.task_id for t in tasks]
     collector = BranchOneCollectorOperator(
         task_id=module.id,
         module=module,

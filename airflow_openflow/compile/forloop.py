@@ -13,8 +13,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, task_group
 
-from airflow_openflow.compile.task import task_settings
-from airflow_openflow.operators.body import BodyStepOperator
+from airflow_openflow.compile.body import body_chain
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, ForloopFlow
@@ -41,40 +40,26 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
         doc_md=f"Evaluates the iterator of loop `{module.id}`.",
     )
     group_id = f"{module.id}_iterations"
-    body_ids = {m.id: f"{group_id}.{m.id}" for m in loop.modules}
     width = _static_parallelism(loop)
+    limits: dict[str, Any] = {"max_active_tis_per_dagrun": width} if width else {}
     bodies: list[Any] = []
 
     @task_group(group_id=group_id)  # type: ignore[untyped-decorator]
     def iterations(item: Any) -> None:
-        before: dict[str, str] = {}
-        for index, body in enumerate(loop.modules):
-            body_plan = StepPlan(
-                step_id=body.id,
-                flow=plan.flow,
-                previous_step_id=loop.modules[index - 1].id if index else None,
-                visible_step_ids=plan.visible_step_ids,
-                iteration_task_ids=dict(before),
-                in_loop_iteration=True,
-            )
-            task = BodyStepOperator(
-                task_id=body.id,
-                module=body,
-                plan=body_plan,
+        bodies.extend(
+            body_chain(
+                loop.modules,
+                plan,
+                first_rule=TriggerRule.ALL_SUCCESS,
+                where=f"loop `{module.id}` (one task instance per iteration)",
                 iteration=item,
-                trigger_rule=TriggerRule.ALL_SUCCESS if index == 0 else TriggerRule.NONE_FAILED,
-                doc_md=f"Step `{body.id}` of loop `{module.id}`, one task instance per iteration.",
-                **({"max_active_tis_per_dagrun": width} if width else {}),
-                **task_settings(body),
+                **limits,
             )
-            if bodies:
-                bodies[-1] >> task
-            bodies.append(task)
-            before[body.id] = body_ids[body.id]
+        )
 
     iterations.expand(item=items.output)
     collector_plan = dataclasses.replace(
-        plan, items_task_id=items.task_id, body_task_ids=tuple(body_ids.values())
+        plan, items_task_id=items.task_id, body_task_ids=tuple(t.task_id for t in bodies)
     )
     collector = LoopCollectorOperator(
         task_id=module.id,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import airflow_openflow
-from tests.integration.test_run_flow import flow, py
+from tests.flows import flow, py
 
 RENDEZVOUS = (
     "import pathlib, time\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import airflow_openflow
-from tests.integration.test_run_flow import flow, py
+from tests.flows import counting, flow, py
 
 
 def test_failure_module_can_recover_the_flow() -> None:
@@ -96,11 +96,7 @@ def test_a_script_by_path_runs_from_the_repository(tmp_path: Path) -> None:
 
 def test_retry_then_continue_on_error_after_the_last_attempt(tmp_path: Path) -> None:
     counter = tmp_path / "tries"
-    a = py(
-        "a",
-        f"import pathlib\np = pathlib.Path({str(counter)!r})\np.write_text(p.read_text() + 'x' if p.exists() "
-        "else 'x')\nraise RuntimeError('always')",
-    )
+    a = py("a", counting(str(counter), "raise RuntimeError('always')"))
     a["retry"] = {"constant": {"attempts": 2, "seconds": 0}}
     a["continue_on_error"] = True
     outcome = airflow_openflow.run_flow(
@@ -112,11 +108,7 @@ def test_retry_then_continue_on_error_after_the_last_attempt(tmp_path: Path) -> 
 
 def test_retry_if_false_stops_retrying(tmp_path: Path) -> None:
     counter = tmp_path / "tries"
-    a = py(
-        "a",
-        f"import pathlib\np = pathlib.Path({str(counter)!r})\np.write_text(p.read_text() + 'x' if p.exists() "
-        "else 'x')\nraise KeyError('fatal')",
-    )
+    a = py("a", counting(str(counter), "raise KeyError('fatal')"))
     a["retry"] = {
         "constant": {"attempts": 3, "seconds": 0},
         "retry_if": {"expr": "result.error.name != 'KeyError'"},
@@ -149,12 +141,7 @@ def test_a_sub_flow_runs_with_its_arguments_and_returns_its_result(tmp_path: Pat
 
 def test_cache_ttl_reuses_the_result_across_runs(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
-    a = py(
-        "a",
-        f"import pathlib\np = pathlib.Path({str(counter)!r})\n"
-        "p.write_text((p.read_text() if p.exists() else '') + 'x')\nreturn n * 2",
-        n="flow_input.n",
-    )
+    a = py("a", counting(str(counter), "return n * 2"), n="flow_input.n")
     a["cache_ttl"] = 600
     document = flow(a)
     assert airflow_openflow.run_flow(document, {"n": 5}).result == 10

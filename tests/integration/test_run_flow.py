@@ -6,30 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import airflow_openflow
 from airflow_openflow import FlowDocumentError
-
-
-def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
-    """A python3 step whose main takes the given JS-transformed args."""
-    params = ", ".join(transforms)
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": f"def main({params}):\n" + "".join(f"    {line}\n" for line in body.splitlines()),
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
-
-
-def flow(*modules: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": "test flow", "value": {"modules": list(modules)}, **extra}
+from tests.flows import flow, py
 
 
 def test_linear_flow_result_xcom_and_task_states() -> None:

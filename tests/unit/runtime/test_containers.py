@@ -11,19 +11,7 @@ from test_step_semantics import FakeRun
 from airflow_openflow.runtime.step import OutcomeKind, run_step
 from airflow_openflow.spec import load_flow
 from airflow_openflow.spec.model import FlowModule
-
-
-def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": f"def main({', '.join(transforms)}):\n"
-            + "".join(f"    {x}\n" for x in body.splitlines()),
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
+from tests.flows import py
 
 
 def loop(items: Any, *body: dict[str, Any], **fields: Any) -> dict[str, Any]:

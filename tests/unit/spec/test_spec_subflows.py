@@ -10,19 +10,7 @@ from airflow_openflow.runtime.step import OutcomeKind, run_step
 from airflow_openflow.spec import check_supported, load_flow
 from airflow_openflow.spec.model import PathFlow
 from airflow_openflow.spec.subflows import with_subflows_resolved
-
-
-def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": f"def main({', '.join(transforms)}):\n"
-            + "".join(f"    {x}\n" for x in body.splitlines()),
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
+from tests.flows import py
 
 
 def write_flow(root: Path, path: str, *modules: dict[str, Any], **value: Any) -> Path:

@@ -1,0 +1,55 @@
+"""The steps of a loop iteration or of a branch as a chain of tasks, in the current task group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import TriggerRule
+
+from airflow_openflow.compile.task import task_settings
+from airflow_openflow.operators.body import BodyStepOperator
+from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.spec.model import FlowModule
+
+
+def body_chain(
+    modules: list[FlowModule],
+    plan: StepPlan,
+    *,
+    first_rule: Any,
+    where: str,
+    iteration: Any = None,
+    branch_choice: tuple[str, int] | None = None,
+    **task_kwargs: Any,
+) -> list[BodyStepOperator]:
+    """One task per step, chained in order (later steps ``none_failed``: a skipped step lets the
+    body go on, a stop is seen by the next step itself). ``iteration`` is the mapped item of a loop
+    iteration (None for a branch); ``branch_choice`` gates the first step of a branchone branch.
+    Each step reads the earlier steps of its body by their task ids."""
+    tasks: list[BodyStepOperator] = []
+    before: dict[str, str] = {}
+    for position, step in enumerate(modules):
+        step_plan = StepPlan(
+            step_id=step.id,
+            flow=plan.flow,
+            previous_step_id=modules[position - 1].id if position else None,
+            visible_step_ids=plan.visible_step_ids,
+            iteration_task_ids=dict(before),
+            in_loop_iteration=iteration is not None,
+            branch_choice=branch_choice if position == 0 else None,
+        )
+        task = BodyStepOperator(
+            task_id=step.id,
+            module=step,
+            plan=step_plan,
+            iteration=iteration,
+            trigger_rule=first_rule if position == 0 else TriggerRule.NONE_FAILED,
+            doc_md=f"Step `{step.id}` of {where}.",
+            **task_kwargs,
+            **task_settings(step),
+        )
+        if tasks:
+            tasks[-1] >> task
+        tasks.append(task)
+        before[step.id] = task.task_id  # prefixed with the group id
+    return tasks

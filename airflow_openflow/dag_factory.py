@@ -33,7 +33,7 @@ def load_openflow_dags(
     from airflow.sdk import get_parsing_context
 
     from airflow_openflow.compile import build_dag, dag_id_for_path
-    from airflow_openflow.spec import FlowDocumentError, check_supported, discover_flows, load_flow
+    from airflow_openflow.spec import FlowDocumentError, discover_flows, load_flow, prepare_flow
     from airflow_openflow.spec.paths import workspace_path_for
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
@@ -51,14 +51,14 @@ def load_openflow_dags(
             continue
         try:
             loaded = load_flow(path, root=root)
-            problems = check_supported(loaded.flow)
+            flow, problems = prepare_flow(loaded.flow)
             errors = [p for p in problems if p.severity == "error"]
             if errors:
                 raise FlowDocumentError(errors)
             warnings = [*loaded.warnings, *problems]
             for warning in warnings:
                 log.warning("%s", warning.format())
-            dag = build_dag(loaded.flow, dag_id=dag_id, fileloc=dag_file, warnings=warnings, **dag_kwargs)
+            dag = build_dag(flow, dag_id=dag_id, fileloc=dag_file, warnings=warnings, **dag_kwargs)
         except FlowDocumentError as exc:
             if strict:
                 raise

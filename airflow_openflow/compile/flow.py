@@ -38,8 +38,9 @@ def build_dag(
     trigger rule can run them again. ``flow_result`` (``all_done``) turns the step outcomes into
     the flow's status and result and fails when the flow failed, so the run state is the flow's.
     """
-    flow = with_scripts_inlined(flow)  # `type: script` steps run as the code of their file
-    flow, _ = with_subflows_resolved(flow)  # problems were reported by check_supported
+    # `type: script` steps run as their file's code, sub-flows as the loaded documents; both are
+    # no-ops for a flow from spec.prepare_flow (what load_openflow_dags passes).
+    flow, _ = with_subflows_resolved(with_scripts_inlined(flow))
     modules = _with_skip_expr_gate(flow)
     info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
     final_id = result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in modules)])

@@ -98,8 +98,8 @@ def _resolve(flow: OpenFlow, stack: tuple[str, ...]) -> tuple[OpenFlow, list[Pro
         return child
 
     def resolve(module: FlowModule) -> FlowModule:
-        if not isinstance(module.value, PathFlow):
-            return module
+        if not isinstance(module.value, PathFlow) or module.value.resolved is not None:
+            return module  # not a sub-flow, or loaded already
         return dataclasses.replace(
             module, value=dataclasses.replace(module.value, resolved=child_of(module.value))
         )

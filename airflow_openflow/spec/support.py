@@ -38,10 +38,17 @@ UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {}
 def check_supported(flow: OpenFlow) -> list[Problem]:
     """Errors for what this release cannot run, warnings for what it accepts but ignores; sub-flows
     are loaded from the repository and checked too."""
+    return prepare_flow(flow)[1]
+
+
+def prepare_flow(flow: OpenFlow) -> tuple[OpenFlow, list[Problem]]:
+    """The flow ready to compile (scripts by path inlined, sub-flows loaded), and the problems
+    ``check_supported`` reports. Done once per flow at DAG-parse time."""
+    from airflow_openflow.spec.scripts import with_scripts_inlined
     from airflow_openflow.spec.subflows import with_subflows_resolved
 
-    resolved, subflow_problems = with_subflows_resolved(flow)
-    return [*with_lines_from_file(subflow_problems, flow.source.file), *_check_resolved(resolved)]
+    resolved, subflow_problems = with_subflows_resolved(with_scripts_inlined(flow))
+    return resolved, [*with_lines_from_file(subflow_problems, flow.source.file), *_check_resolved(resolved)]
 
 
 def _check_resolved(flow: OpenFlow) -> list[Problem]:

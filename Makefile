@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_openflow tests dags bench
+	$(BIN)/ruff check airflow_openflow tests dags bench examples
 	$(BIN)/mypy
 
 # The example flows in the Airflow UI: http://127.0.0.1:8080 (the admin password is printed at start).

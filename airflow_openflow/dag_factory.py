@@ -8,6 +8,7 @@ docs and single failing task carry the error, and the error is logged (``strict=
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, MutableMapping
@@ -39,8 +40,25 @@ def load_openflow_dags(
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
     dags: dict[str, Any] = {}
-    for path, root in _flow_paths(source, discover_flows):
-        dag_id = dag_id_for_path(workspace_path_for(path, root), prefix=dag_id_prefix)
+    located = [
+        (path, root, dag_id_for_path(workspace_path_for(path, root), prefix=dag_id_prefix))
+        for path, root in _flow_paths(source, discover_flows)
+    ]
+
+    @functools.cache
+    def dag_ids_by_flow() -> dict[Path, str]:
+        ids: dict[Path, str] = {}
+        for path, _, dag_id in located:
+            ids.setdefault(_flow_key(path), dag_id)
+        return ids
+
+    def sub_flow_dag_id(child: Any) -> str | None:
+        """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
+        building one DAG); asked only by flows that call sub-flows."""
+        file = child.source.file
+        return dag_ids_by_flow().get(_flow_key(Path(file))) if file else None
+
+    for path, root, dag_id in located:
         if wanted is not None and dag_id != wanted:
             continue
         if dag_id in dags:
@@ -58,7 +76,14 @@ def load_openflow_dags(
             warnings = [*loaded.warnings, *problems]
             for warning in warnings:
                 log.warning("%s", warning.format())
-            dag = build_dag(flow, dag_id=dag_id, fileloc=dag_file, warnings=warnings, **dag_kwargs)
+            dag = build_dag(
+                flow,
+                dag_id=dag_id,
+                fileloc=dag_file,
+                warnings=warnings,
+                sub_flow_dag_id=sub_flow_dag_id,
+                **dag_kwargs,
+            )
         except FlowDocumentError as exc:
             if strict:
                 raise
@@ -73,6 +98,13 @@ def load_openflow_dags(
         if namespace is not None:
             namespace[_global_name(dag_id)] = dag
     return dags
+
+
+def _flow_key(path: Path) -> Path:
+    """One key per flow, whichever of its paths is given (``x.flow/`` or ``x.flow/flow.yaml``)."""
+    from airflow_openflow.spec.paths import flow_folder_of
+
+    return (flow_folder_of(path) or path).resolve()
 
 
 def _flow_paths(

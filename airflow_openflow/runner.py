@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,7 @@ class _Runner:
         dags = load_openflow_dags(target, namespace, strict=True)
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
-        with _quiet():
+        with _quiet(), _approval_timeouts(dag):
             dag_run = dag.test(run_conf=inputs, use_executor=True)
         return self._outcome(dag, dag_run)
 
@@ -285,6 +285,40 @@ class _Runner:
 class FlowInputError(ValueError):
     """The inputs do not match the flow's schema (as Airflow checks a run's conf against the DAG's
     params when the run is created)."""
+
+
+@contextlib.contextmanager
+def _approval_timeouts(dag: Any) -> Iterator[None]:
+    """Approval tasks wait in ``awaiting_input`` until answered through the API server, or until
+    their timeout, which only the scheduler enforces; ``DAG.test`` has none. So while a flow with
+    approval steps runs, Airflow's own timeout sweep runs every second in a thread."""
+    from airflow_openflow.operators.approval import StepApprovalOperator
+
+    if not any(isinstance(task, StepApprovalOperator) for task in dag.tasks):
+        yield
+        return
+    import types
+
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    stop = threading.Event()
+    # The sweep is a scheduler method that only needs a logger of its own.
+    sweeper = types.SimpleNamespace(log=logging.getLogger("airflow_openflow.runner.approvals"))
+
+    def sweep() -> None:
+        while not stop.wait(1.0):
+            try:
+                SchedulerJobRunner.check_awaiting_input_timeouts(sweeper)
+            except Exception:  # keep sweeping: one failed database round must not end the wait
+                logging.getLogger(__name__).exception("approval timeout sweep failed")
+
+    thread = threading.Thread(target=sweep, name="openflow-approval-timeouts", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _check_inputs(dag: Any, inputs: dict[str, Any]) -> None:

@@ -20,15 +20,21 @@ def body_chain(
     where: str,
     iteration: Any = None,
     branch_choice: tuple[str, int] | None = None,
+    loop_gate: tuple[FlowModule, str] | None = None,
     **task_kwargs: Any,
 ) -> list[BodyStepOperator]:
     """One task per step, chained in order (later steps ``none_failed``: a skipped step lets the
     body go on, a stop is seen by the next step itself). ``iteration`` is the mapped item of a loop
     iteration (None for a branch); ``branch_choice`` gates the first step of a branchone branch.
-    Each step reads the earlier steps of its body by their task ids."""
+    Each step reads the earlier steps of its body by their task ids. ``loop_gate`` (the loop, the
+    task evaluating its items): the body's first step waits until the iteration a window earlier
+    has finished (sequential loops: the previous one, and it skips the rest of the loop when the
+    loop ended there; parallel loops: ``parallelism`` earlier)."""
     tasks: list[BodyStepOperator] = []
     before: dict[str, str] = {}
     for position, step in enumerate(modules):
+        # One waiting iteration at a time for a sequential loop, under the scheduler.
+        gate = loop_gate is not None and position == 0 and not getattr(loop_gate[0].value, "parallel", False)
         step_plan = StepPlan(
             step_id=step.id,
             flow=plan.flow,
@@ -45,11 +51,14 @@ def body_chain(
             iteration=iteration,
             trigger_rule=first_rule if position == 0 else TriggerRule.NONE_FAILED,
             doc_md=f"Step `{step.id}` of {where}.",
-            **task_kwargs,
+            **{**task_kwargs, **({"max_active_tis_per_dagrun": 1} if gate else {})},
             **task_settings(step),
         )
         if tasks:
             tasks[-1] >> task
         tasks.append(task)
         before[step.id] = task.task_id  # prefixed with the group id
+    if loop_gate is not None and tasks:
+        tasks[0].loop_gate, tasks[0].items_task_id = loop_gate
+        tasks[0].body_task_ids = tuple(task.task_id for task in tasks)
     return tasks

@@ -1,8 +1,11 @@
-"""``branchall`` with parallel branches at the top level: one task group per branch.
+"""``branchall`` at the top level: one task group per branch.
 
-``<id>_branch_<i>`` holds branch i's steps as tasks (started together after the previous step);
-the task ``<id>`` collects the array. A sequential branchall (its branches run one after the other,
-and a stop inside one stops the flow) or one with a ``retry`` runs in one task (container.py).
+``<id>_branch_<i>`` holds branch i's steps as tasks; the task ``<id>`` collects the array.
+Parallel branches all start after the previous step. Sequential ones (``parallel: false``) are
+chained: each branch's first step starts when the branch before has finished (``all_done``) and
+skips itself and every later branch when that branch failed (without ``skip_failure``) or stopped
+(the collector then fails the flow or stops it). A branchall with a ``retry`` runs in one task
+(container.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import BranchAll, FlowModule
@@ -19,33 +23,37 @@ from airflow_openflow.spec.model import BranchAll, FlowModule
 
 def runs_on_tasks(module: FlowModule) -> bool:
     value = module.value
-    return (
-        isinstance(value, BranchAll)
-        and value.parallel
-        and bool(value.branches)
-        and (module.retry is None or not module.retry.max_retries)
-    )
+    return isinstance(value, BranchAll) and bool(value.branches) and not retried(module)
 
 
 def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[list[Any], Any]:
-    """The branches' tasks: returns (first task of each non-empty branch, collector task)."""
+    """The branches' tasks: returns (the tasks the previous step starts, collector task)."""
     value = module.value
     assert isinstance(value, BranchAll)
-    entries: list[Any] = []
-    lasts: list[Any] = []
+    branches: list[tuple[int, list[Any]]] = []  # the non-empty branches and their tasks
     branch_task_ids: list[list[str]] = []
     for index, branch in enumerate(value.branches):
+        chained = not value.parallel and bool(branches)  # waits for the branch before it
         with TaskGroup(group_id=f"{module.id}_branch_{index}", tooltip=branch.summary or ""):
             tasks = body_chain(
                 branch.modules,
                 plan,
-                first_rule=trigger_rule,
+                first_rule=TriggerRule.ALL_DONE if chained else trigger_rule,
                 where=f"branch {index} of `{module.id}`",
             )
         if tasks:
-            entries.append(tasks[0])
-            lasts.append(tasks[-1])
+            if chained:
+                before_index, before_tasks = branches[-1]
+                before_tasks[-1] >> tasks[0]
+                tasks[0].after_branch = (module, before_index, tuple(t.task_id for t in before_tasks))
+            branches.append((index, tasks))
         branch_task_ids.append([t.task_id for t in tasks])
+    if not value.parallel:
+        for position, (_, tasks) in enumerate(branches):
+            # What a gate skips when the branchall ends before its branch: its branch and the later ones.
+            tasks[0].later_branch_task_ids = tuple(
+                t.task_id for _, later in branches[position:] for t in later if t is not tasks[0]
+            )
     collector = BranchAllCollectorOperator(
         task_id=module.id,
         module=module,
@@ -54,6 +62,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
         trigger_rule=TriggerRule.ALL_DONE,
         doc_md=f"Branchall `{module.id}`: the array of its branches' results, in branch order.",
     )
-    for last in lasts:
-        last >> collector
+    for _, tasks in branches:
+        tasks[-1] >> collector
+    entries = [tasks[0] for _, tasks in (branches if value.parallel else branches[:1])]
     return entries, collector

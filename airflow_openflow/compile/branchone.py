@@ -12,13 +12,14 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.branches import BranchChooserOperator, BranchOneCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import BranchOne, FlowModule
 
 
 def runs_on_tasks(module: FlowModule) -> bool:
-    return isinstance(module.value, BranchOne) and (module.retry is None or not module.retry.max_retries)
+    return isinstance(module.value, BranchOne) and not retried(module)
 
 
 def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[list[Any], Any]:

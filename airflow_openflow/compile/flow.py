@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow.sdk import DAG, TriggerRule
 
-from airflow_openflow.compile import branchall, branchone, forloop
+from airflow_openflow.compile import branchall, branchone, forloop, subflow
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
+from airflow_openflow.compile.task import task_settings
+from airflow_openflow.operators.flow_cache import FlowCacheOperator
+from airflow_openflow.operators.preprocessor import PreprocessorOperator
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.operators.sleep import FlowSleepOperator
 from airflow_openflow.runtime.plan import FlowInfo, StepPlan
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, StopAfterIf, all_modules
+from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, PathFlow, StopAfterIf, all_modules
 from airflow_openflow.spec.scripts import with_scripts_inlined
 from airflow_openflow.spec.subflows import with_subflows_resolved
 
@@ -29,6 +32,7 @@ def build_dag(
     dag_id: str,
     fileloc: str | None = None,
     warnings: Sequence[Problem] = (),
+    sub_flow_dag_id: Callable[[OpenFlow], str | None] | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """One DAG per flow: one task per top-level step, chained in order, then ``flow_result``.
@@ -37,19 +41,30 @@ def build_dag(
     go on, a failure stops it. An early stop marks every later step skipped explicitly, so no
     trigger rule can run them again. ``flow_result`` (``all_done``) turns the step outcomes into
     the flow's status and result and fails when the flow failed, so the run state is the flow's.
+
+    ``sub_flow_dag_id`` gives the dag_id of a child flow that is a DAG of the same load (else
+    None): a top-level ``type: flow`` step on such a child starts a run of that DAG.
     """
     # `type: script` steps run as their file's code, sub-flows as the loaded documents; both are
     # no-ops for a flow from spec.prepare_flow (what load_openflow_dags passes).
     flow, _ = with_subflows_resolved(with_scripts_inlined(flow))
     modules = _with_skip_expr_gate(flow)
-    info = FlowInfo(dag_id=dag_id, schema=flow.schema, flow_env=dict(flow.value.flow_env))
-    final_id = result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in modules)])
+    preprocessor = flow.value.preprocessor_module
+    info = FlowInfo(
+        dag_id=dag_id,
+        schema=flow.schema,
+        flow_env=dict(flow.value.flow_env),
+        preprocessor_task_id=preprocessor.id if preprocessor is not None else None,
+    )
+    final_id = flow_result_task_id(flow)
     settings: dict[str, Any] = {
         "schedule": None,
         "catchup": False,
         "description": flow.summary or None,
         "doc_md": _doc_md(flow, warnings),
-        "params": params_from_schema(flow.schema),
+        # With a preprocessor, a triggered run's conf is the raw event, not the flow's inputs: the
+        # form still shows them, but none is required.
+        "params": params_from_schema(flow.schema, enforce_required=preprocessor is None),
         **dag_kwargs,  # the DAG file's settings win, except that tags and default_args are merged
         "tags": [TAG, *[t for t in dag_kwargs.get("tags", ()) if t != TAG]],
         "default_args": {"owner": "openflow", "retries": 0, **dict(dag_kwargs.get("default_args") or {})},
@@ -63,13 +78,32 @@ def build_dag(
         previous_id: str | None = None  # whose result is the next step's previous_result
         step_tasks: list[Any] = []
         taken = {final_id, *(m.id for m in all_modules(flow))}
+        if preprocessor is not None:
+            # Runs first; a step like the others for the failure module and the flow's status.
+            last_task = PreprocessorOperator(
+                task_id=preprocessor.id,
+                module=preprocessor,
+                plan=StepPlan(step_id=preprocessor.id, flow=info),
+                doc_md="The flow's preprocessor: runs only for a run started by a trigger event "
+                "(`conf['__openflow_event']`, or an asset event); its result is the flow input.",
+                **task_settings(preprocessor),
+            )
+            step_tasks.append(last_task)
+        cache = _flow_cache_task(flow, info, taken)
+        if cache is not None:
+            if last_task is not None:
+                last_task >> cache
+            last_task = cache
+        resume_task_id: str | None = None  # the approval task right before this step, if any
         for module in modules:
             plan = StepPlan(
                 step_id=module.id,
                 flow=info,
                 previous_step_id=previous_id,
                 visible_step_ids=frozenset(t.task_id for t in step_tasks),
+                resume_task_id=resume_task_id,
             )
+            resume_task_id = None
             rule = TriggerRule.ALL_SUCCESS if last_task is None else TriggerRule.NONE_FAILED
             entries: list[Any]
             if forloop.runs_on_tasks(module):
@@ -79,6 +113,11 @@ def build_dag(
                 entries, task = branchall.build(module, plan, trigger_rule=rule)
             elif branchone.runs_on_tasks(module):
                 entries, task = branchone.build(module, plan, trigger_rule=rule)
+            elif (child := _child_dag(module, sub_flow_dag_id)) is not None:
+                task = subflow.build(
+                    module, plan, child_dag_id=child[0], child_result_task_id=child[1], trigger_rule=rule
+                )
+                entries = [task]
             else:
                 task = build_step(module, plan, trigger_rule=rule)
                 entries = [task]
@@ -87,15 +126,23 @@ def build_dag(
                 last_task >> list({id(t): t for t in [*entries, task]}.values())
             step_tasks.append(task)
             last_task, previous_id = task, module.id
+            if module.suspend is not None and module.suspend.required_events > 0:
+                approval = _approval_task(module, info, taken)
+                task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
+                task >> approval
+                step_tasks.append(approval)  # its failure (rejection, timeout) is the flow's
+                last_task, resume_task_id = approval, approval.task_id
             if module.sleep is not None:
-                last_task = _sleep_task(module, info, taken)
-                task >> last_task
+                sleep = _sleep_task(module, info, taken)
+                last_task >> sleep
+                last_task = sleep
         handler = _failure_handler(flow, info, [t.task_id for t in step_tasks], step_tasks)
         final = FlowResultOperator(
             task_id=final_id,
             step_ids=[t.task_id for t in step_tasks],
             flow=info,
             failure_step_id=handler.task_id if handler is not None else None,
+            cache=(cache.task_id, cache.version, cache.ttl) if cache is not None else None,
             trigger_rule=TriggerRule.ALL_DONE,
             doc_md="Decides the flow's status and result from the steps' outcomes.",
         )
@@ -109,7 +156,75 @@ def build_dag(
     for task in step_tasks:
         later = sorted(set(task.get_flat_relative_ids(upstream=False)) - keep)
         task.plan = dataclasses.replace(task.plan, later_task_ids=tuple(later))
+    if cache is not None:  # a cache hit skips everything but flow_result
+        cache.step_task_ids = tuple(sorted(set(dag.task_ids) - {final_id, cache.task_id}))
     return dag
+
+
+def _flow_cache_task(flow: OpenFlow, info: FlowInfo, taken: set[str]) -> Any:
+    """The flow's ``cache_ttl`` (spec 1.2): a first task ``flow_cache`` that ends the run with the
+    cached result of an earlier run with the same arguments and the same flow version."""
+    if not flow.value.cache_ttl:
+        return None
+    import hashlib
+
+    task_id = "flow_cache"
+    while task_id in taken:
+        task_id += "_"
+    taken.add(task_id)
+    # The flow's version: its whole definition (an edited flow does not reuse older results).
+    version = hashlib.sha256(repr(flow.value).encode()).hexdigest()
+    return FlowCacheOperator(
+        task_id=task_id,
+        trigger_rule=TriggerRule.NONE_FAILED,  # after a preprocessor that skipped itself too
+        flow=info,
+        version=version,
+        ttl=float(flow.value.cache_ttl),
+        doc_md=f"The flow's cache (cache_ttl {flow.value.cache_ttl:g} s): a hit ends the run with "
+        "the result of an earlier run with the same arguments.",
+    )
+
+
+def flow_result_task_id(flow: OpenFlow) -> str:
+    """The id of the flow's final task: ``flow_result``, unless a step already has that id."""
+    gated = _with_skip_expr_gate(flow)
+    return result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in gated)])
+
+
+def _child_dag(
+    module: FlowModule, sub_flow_dag_id: Callable[[OpenFlow], str | None] | None
+) -> tuple[str, str] | None:
+    """(dag_id, final task id) of the child flow of a ``type: flow`` step, when it is a DAG."""
+    value = module.value
+    if sub_flow_dag_id is None or not isinstance(value, PathFlow) or value.resolved is None:
+        return None
+    dag_id = sub_flow_dag_id(value.resolved)
+    return (dag_id, flow_result_task_id(value.resolved)) if dag_id is not None else None
+
+
+def _approval_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
+    """``suspend``: after the step, an approval task (Airflow human-in-the-loop) the next step
+    waits for; ``resume_form.schema`` is its form."""
+    from airflow_openflow.operators.approval import StepApprovalOperator
+
+    assert module.suspend is not None
+    task_id = f"{module.id}_approval"
+    while task_id in taken:
+        task_id += "_"
+    taken.add(task_id)
+    form = (module.suspend.resume_form or {}).get("schema")
+    return StepApprovalOperator(
+        task_id=task_id,
+        module=module,
+        plan=StepPlan(step_id=module.id, flow=info, previous_step_id=module.id),
+        # Not required in Airflow's sense (a task validates its params when it starts, before
+        # anyone answered); the operator checks an answer against the schema itself.
+        form_params=params_from_schema(form if isinstance(form, dict) else None, enforce_required=False),
+        # Runs after a skipped step too, to record that there was nothing to approve.
+        trigger_rule=TriggerRule.NONE_FAILED,
+        doc_md=f"Approval of step `{module.id}` (its `suspend`): approve or reject it on Airflow's "
+        "Required Actions page or through the REST API.",
+    )
 
 
 def _sleep_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:

@@ -1,9 +1,14 @@
-"""``forloopflow`` with ``parallel: true`` at the top level: one task per iteration and body step.
+"""``forloopflow`` at the top level: one task per iteration and body step.
 
 ``<id>_items`` evaluates the iterator; the mapped task group ``<id>_iterations`` runs each body
-step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array. Loops
-that must run strictly one iteration after another (sequential), that carry a ``retry`` (Windmill
-re-runs the whole loop) or that sit inside another container run in one task (container.py).
+step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array.
+
+A sequential loop (``parallel`` false or absent) uses the same tasks, but Airflow would interleave
+the steps of a mapped group across iterations: the first step of iteration i defers until the
+last step of iteration i - 1 has finished (no worker slot held), and skips itself when the loop
+ended there (a failure, a stop, the loop's ``stop_after_if``), so iterations run strictly in index
+order and stop where Windmill stops. Loops that carry a ``retry`` (Windmill re-runs the whole loop
+from iteration 0) or that sit inside another container run in one task (containers.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, task_group
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, ForloopFlow
@@ -21,11 +27,7 @@ from airflow_openflow.spec.model import FlowModule, ForloopFlow
 
 def runs_on_tasks(module: FlowModule) -> bool:
     value = module.value
-    return (
-        isinstance(value, ForloopFlow)
-        and value.parallel
-        and (module.retry is None or not module.retry.max_retries)
-    )
+    return isinstance(value, ForloopFlow) and not retried(module)
 
 
 def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any, Any]:
@@ -40,7 +42,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
         doc_md=f"Evaluates the iterator of loop `{module.id}`.",
     )
     group_id = f"{module.id}_iterations"
-    width = _static_parallelism(loop)
+    width = _static_parallelism(loop) if loop.parallel else None
     limits: dict[str, Any] = {"max_active_tis_per_dagrun": width} if width else {}
     bodies: list[Any] = []
 
@@ -53,6 +55,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
                 first_rule=TriggerRule.ALL_SUCCESS,
                 where=f"loop `{module.id}` (one task instance per iteration)",
                 iteration=item,
+                loop_gate=(module, items.task_id) if _gated(loop) else None,
                 **limits,
             )
         )
@@ -72,6 +75,14 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
     if bodies:
         bodies[-1] >> collector
     return items, collector
+
+
+def _gated(loop: ForloopFlow) -> bool:
+    """Iterations wait for earlier ones: all of a sequential loop's, and those of a parallel loop
+    whose ``parallelism`` is an expression (a static one is ``max_active_tis_per_dagrun``)."""
+    if not loop.parallel:
+        return True
+    return loop.parallelism is not None and loop.parallelism.kind != "static"
 
 
 def _static_parallelism(loop: ForloopFlow) -> int | None:

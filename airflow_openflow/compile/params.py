@@ -12,13 +12,15 @@ from airflow.sdk import Param
 _WINDMILL_ONLY = ("order", "$schema", "disableCreate", "showExpr", "customErrorMessage", "password")
 
 
-def params_from_schema(schema: Mapping[str, Any] | None) -> dict[str, Param]:
+def params_from_schema(
+    schema: Mapping[str, Any] | None, *, enforce_required: bool = True
+) -> dict[str, Param]:
     """One ``Param`` per schema property. A property with a default is pre-filled; a required one
-    without a default must be given when triggering (as in Windmill's run form); an optional one
-    without a default may be left empty (null)."""
+    without a default must be given when triggering (as in Windmill's run form), unless
+    ``enforce_required`` is false; an optional one without a default may be left empty (null)."""
     if not schema or not isinstance(schema.get("properties"), Mapping):
         return {}
-    required = set(schema.get("required") or ())
+    required = set(schema.get("required") or ()) if enforce_required else set()
     params: dict[str, Param] = {}
     for name, raw in schema["properties"].items():
         prop = (

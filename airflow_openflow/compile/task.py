@@ -18,10 +18,15 @@ def step_task(module: FlowModule, plan: StepPlan, *, doc_md: str, **task_kwargs:
     )
 
 
+def retried(module: FlowModule) -> bool:
+    """A step with a ``retry``: a container that has one runs in one task (Windmill re-runs it whole)."""
+    return module.retry is not None and module.retry.max_retries > 0
+
+
 def task_settings(module: FlowModule) -> dict[str, Any]:
     """Airflow settings a step's own fields give its task: its retries."""
     retry = module.retry
-    if retry is None or retry.max_retries <= 0:
+    if retry is None or not retried(module):
         return {}
     # Airflow counts and schedules the retries; the policy gives each one Windmill's delay and the
     # step itself evaluates retry_if (runtime/step.py), so a refused retry fails without waiting.

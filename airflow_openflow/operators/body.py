@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from airflow_openflow.operators.step import OpenFlowStepOperator
-from airflow_openflow.runtime.plan import OUTCOME_KEY
+from airflow_openflow.runtime.plan import OUTCOME_KEY, PARALLELISM_KEY
+from airflow_openflow.spec.model import BranchAll, FlowModule, ForloopFlow
 
 
 class BodyStepOperator(OpenFlowStepOperator):
@@ -21,12 +23,62 @@ class BodyStepOperator(OpenFlowStepOperator):
     def __init__(self, *, iteration: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.iteration = iteration
+        #: on the first step of a loop body whose iterations wait for earlier ones: the loop module
+        #: and all the body's task ids. Sequential loop: iteration i starts once iteration i - 1 has
+        #: finished and not ended the loop. Parallel loop with an expression ``parallelism`` w:
+        #: iteration i starts once iteration i - w has finished (at most w run at once).
+        self.loop_gate: FlowModule | None = None
+        self.items_task_id: str | None = None
+        self.body_task_ids: tuple[str, ...] = ()
+        #: on the first step of branch k > 0 of a sequential branchall: (the branchall, the index and
+        #: task ids of the non-empty branch before), and the tasks to skip when the branchall ends
+        self.after_branch: tuple[FlowModule, int, tuple[str, ...]] | None = None
+        self.later_branch_task_ids: tuple[str, ...] = ()
 
     def execute(self, context: Any) -> Any:
+        ti = context["ti"]
+        previous = ti.map_index - self._window(ti) if self.loop_gate is not None else -1
+        if previous >= 0:
+            from airflow_openflow.triggers.iteration import FINISHED_STATES, TaskFinishedTrigger, task_state
+
+            last = self.body_task_ids[-1]
+            if task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
+                loop_id = self.loop_gate.id if self.loop_gate is not None else "?"
+                self.log.info("waiting for iteration %d of loop %s to finish", previous, loop_id)
+                trigger = TaskFinishedTrigger(
+                    dag_id=ti.dag_id, run_id=ti.run_id, task_id=last, map_index=previous
+                )
+                self.defer(trigger=trigger, method_name="after_previous_iteration")
+        return self._run(context)
+
+    def after_previous_iteration(self, context: Any, event: Any = None) -> Any:
+        return self._run(context)
+
+    def _window(self, ti: Any) -> int:
+        """How many iterations may run at once: 1 for a sequential loop, else the loop's
+        evaluated ``parallelism`` (pushed by the items task)."""
+        loop = self.loop_gate.value if self.loop_gate is not None else None
+        if not isinstance(loop, ForloopFlow) or not loop.parallel:
+            return 1
+        width = ti.xcom_pull(task_ids=self.items_task_id, key=PARALLELISM_KEY)
+        return width if isinstance(width, int) and width >= 1 else ti.map_index + 1
+
+    def _run(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
         from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, run_step
 
         ti = context["ti"]
+        sequential = self.loop_gate is not None and not getattr(self.loop_gate.value, "parallel", False)
+        if sequential and ti.map_index > 0:
+            ended = self._loop_ended_before(context)
+            if ended:
+                self._skip_later_iterations(ti)
+                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, ended))
+        if self.after_branch is not None:
+            ended = self._branchall_ended_before(ti)
+            if ended:
+                _skip_tasks(list(self.later_branch_task_ids))
+                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, ended))
         if self.plan.branch_choice is not None:  # the first step of a branchone branch on tasks
             chooser, index = self.plan.branch_choice
             if ti.xcom_pull(task_ids=chooser, key="return_value") != index:
@@ -39,7 +91,101 @@ class BodyStepOperator(OpenFlowStepOperator):
                 message = "an earlier step of its iteration or branch stopped it"
                 return self.finish(context, StepOutcome(OutcomeKind.CUT, None, message))
         ctx = AirflowStepContext(context, self.plan, iteration=self.iteration)
-        return self.finish(context, run_step(self.module, ctx))
+        outcome = run_step(self.module, ctx)
+        sleeps_after = (OutcomeKind.SUCCESS, OutcomeKind.MOCKED, OutcomeKind.CONTINUED_ERROR)
+        if self.module.sleep is not None and outcome.kind in sleeps_after:  # not after a skip or stop
+            from airflow_openflow.runtime.step import sleep_seconds
+
+            seconds = sleep_seconds(self.module.sleep, ctx, result=outcome.result)
+            if seconds > 0:
+                self._sleep_then_finish(context, outcome, seconds)
+        return self.finish(context, outcome)
+
+    def _sleep_then_finish(self, context: Any, outcome: Any, seconds: float) -> None:
+        """The step's ``sleep``: its outcome is recorded now, then the task defers (no worker slot
+        held) and ends when the time is up, so the next step of the body starts after it."""
+        from airflow_openflow.operators.sleep import sleep_trigger
+
+        result = self.finish(context, outcome)  # records the outcome; these kinds do not raise
+        context["ti"].xcom_push(key="return_value", value=result)
+        self.log.info("step %s: sleeping %g s before the next step", self.plan.step_id, seconds)
+        self.defer(trigger=sleep_trigger(seconds), method_name="after_sleep")
+
+    def after_sleep(self, context: Any, event: Any = None) -> Any:
+        ti = context["ti"]
+        return ti.xcom_pull(task_ids=self.task_id, key="return_value", map_indexes=ti.map_index)
+
+    def _skip_later_iterations(self, ti: Any) -> None:
+        """Mark the rest of this iteration and every later one skipped in one call, rather than
+        starting a worker for each of their tasks just to skip itself. Tasks already running are
+        left alone by Airflow; they see the end of the loop themselves."""
+        items = ti.xcom_pull(task_ids=self.items_task_id, key="return_value")
+        count = len(items) if isinstance(items, list) else 0
+        _skip_tasks(
+            [
+                (task_id, index)
+                for index in range(ti.map_index, count)
+                for task_id in self.body_task_ids
+                if (task_id, index) != (self.task_id, ti.map_index)
+            ]
+        )
+
+    def _branchall_ended_before(self, ti: Any) -> str | None:
+        """Why this branch of a sequential branchall does not run, or None."""
+        from airflow_openflow.runtime.containers import ends_sequential_branchall
+
+        assert self.after_branch is not None
+        module, index, task_ids = self.after_branch
+        value = module.value
+        assert isinstance(value, BranchAll)
+        branch = value.branches[index]
+        where = f"branch {index} of branchall {module.id}"
+        return _ended_at(ti, task_ids, -1, where, lambda body: ends_sequential_branchall(branch, body))
+
+    def _loop_ended_before(self, context: Any) -> str | None:
+        """Why this iteration does not run (the loop ended at an earlier one), or None."""
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.containers import ends_sequential_loop
+        from airflow_openflow.runtime.step import step_scope
+
+        loop = self.loop_gate
+        assert loop is not None and isinstance(loop.value, ForloopFlow)
+        value = loop.value
+        # The loop's own scope (no ``iter``, no body results), as for the in-task loop.
+        loop_plan = dataclasses.replace(self.plan, in_loop_iteration=False, iteration_task_ids=None)
+
+        def ends(body: Any) -> bool:
+            scope = step_scope(AirflowStepContext(context, loop_plan), result=body.result)
+            return ends_sequential_loop(loop, value, body, scope)
+
+        previous = context["ti"].map_index - 1
+        where = f"iteration {previous} of loop {loop.id}"
+        return _ended_at(context["ti"], self.body_task_ids, previous, where, ends)
+
+
+def _ended_at(ti: Any, task_ids: Sequence[str], map_index: int, where: str, ends: Any) -> str | None:
+    """Why the body after ``where`` (the previous iteration or branch of a sequential container)
+    does not run, or None: ``where`` never ran, or ended the container earlier, or ended it now
+    (``ends`` on its outcome: the container's own rule, from runtime/containers.py)."""
+    from airflow_openflow.runtime.step import OutcomeKind
+
+    first = ti.xcom_pull(task_ids=task_ids[0], key=OUTCOME_KEY, map_indexes=map_index)
+    if first is None:  # never ran: skipped with the rest, or a failure before the container
+        return f"{where} did not run"
+    if first == OutcomeKind.CUT.value:  # only the container ending cuts a body's first step
+        return f"the container ended before {where}"
+    body = body_outcome(ti, task_ids, map_index)
+    return f"{where} ended the container ({body.kind})" if ends(body) else None
+
+
+def _skip_tasks(tasks: list[str | tuple[str, int]]) -> None:
+    """Mark tasks that have not started ``skipped`` in one call (Airflow leaves running and finished
+    ones alone), rather than starting a worker for each just to skip itself."""
+    from airflow.sdk.execution_time.comms import SkipDownstreamTasks
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    if tasks:
+        SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=tasks))
 
 
 def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:

@@ -1,4 +1,4 @@
-"""A parallel for-loop on Airflow tasks: the iterator, a mapped task group with one task per body
+"""A for-loop on Airflow tasks: the iterator, a mapped task group with one task per body
 step and iteration, and a collector whose result is the loop's array.
 
 Each iteration is a ``map_index``, so the Airflow UI shows every iteration's tasks and clearing one
@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_openflow.operators.body import body_outcome, not_completed
 from airflow_openflow.operators.step import OpenFlowStepOperator
-from airflow_openflow.runtime.plan import OUTCOME_KEY
+from airflow_openflow.runtime.plan import OUTCOME_KEY, PARALLELISM_KEY
 from airflow_openflow.spec.model import ForloopFlow
 
 
@@ -25,7 +25,8 @@ class LoopItemsOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import loop_items
+        from airflow_openflow.runtime.containers import loop_items, loop_width
+        from airflow_openflow.runtime.errors import ExpressionError
         from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, step_scope
 
         ctx = AirflowStepContext(context, self.plan)
@@ -36,6 +37,17 @@ class LoopItemsOperator(OpenFlowStepOperator):
         if not isinstance(items, list):
             return self.finish(context, items)
         self.log.info("loop %s: %d iteration(s)", self.plan.step_id, len(items))
+        transform = loop.parallelism
+        if loop.parallel and transform is not None and transform.kind != "static":
+            # An expression parallelism: the iterations' first steps wait on this width.
+            try:
+                width = loop_width(transform, step_scope(ctx, result=previous), len(items))
+            except ExpressionError as exc:
+                error = exc.error_object()
+                message = f"parallelism: {error['error']['message']}"
+                return self.finish(context, StepOutcome(OutcomeKind.FAILED, error, message, retryable=False))
+            self.log.info("loop %s: at most %d iteration(s) at once", self.plan.step_id, width)
+            context["ti"].xcom_push(key=PARALLELISM_KEY, value=width)
         return self.finish(context, StepOutcome(OutcomeKind.SUCCESS, items))
 
 
@@ -59,7 +71,8 @@ class LoopCollectorOperator(OpenFlowStepOperator):
             return self.finish(
                 context, StepOutcome(OutcomeKind.FAILED, error, "the iterator failed", retryable=False)
             )
-        bodies = [body_outcome(ti, self.plan.body_task_ids, index) for index in range(len(items))]
+        # Lazily: a sequential loop that ended early never reads the iterations it skipped.
+        bodies = (body_outcome(ti, self.plan.body_task_ids, index) for index in range(len(items)))
         ctx = AirflowStepContext(context, self.plan)
         previous = ctx.previous_result()
         loop = self.module.value

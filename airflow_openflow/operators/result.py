@@ -19,25 +19,41 @@ class FlowResultOperator(BaseOperator):
     ui_color = "#e8e3f5"
 
     def __init__(
-        self, *, step_ids: Sequence[str], flow: FlowInfo, failure_step_id: str | None = None, **kwargs: Any
+        self,
+        *,
+        step_ids: Sequence[str],
+        flow: FlowInfo,
+        failure_step_id: str | None = None,
+        cache: tuple[str, str, float] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.step_ids = list(step_ids)
         self.flow = flow
         self.failure_step_id = failure_step_id
+        self.cache = cache  # (the flow_cache task, the flow version, cache_ttl) with a flow cache_ttl
 
     def execute(self, context: Any) -> None:
-        from airflow_openflow.runtime.inputs import flow_input_from
+        from airflow_openflow.runtime.airflow_context import run_flow_input
         from airflow_openflow.runtime.step import flow_verdict, outcome_kind, with_failure_module
 
         ti = context["ti"]
+        flow_input = run_flow_input(context, self.flow)
+        if self.cache is not None:
+            from airflow_openflow.operators.flow_cache import CACHE_HIT
+
+            if ti.xcom_pull(task_ids=self.cache[0], key=OUTCOME_KEY) == CACHE_HIT:
+                result = ti.xcom_pull(task_ids=self.cache[0], key="return_value")
+                ti.xcom_push(key="return_value", value=result)
+                ti.xcom_push(key=STATUS_KEY, value="success")
+                self.log.info("flow %s: success (the cached result of an earlier run)", self.flow.dag_id)
+                return
         kinds: list[Any] = ti.xcom_pull(task_ids=self.step_ids, key=OUTCOME_KEY) if self.step_ids else []
         steps = [(step_id, outcome_kind(k)) for step_id, k in zip(self.step_ids, kinds, strict=True)]
-        conf = getattr(context.get("dag_run"), "conf", None) or {}
         verdict = flow_verdict(
             steps,
             lambda step_id: ti.xcom_pull(task_ids=step_id, key="return_value"),
-            flow_input_from(conf, self.flow.schema),
+            flow_input,
         )
         if self.failure_step_id is not None:
             handler = self.failure_step_id
@@ -49,6 +65,12 @@ class FlowResultOperator(BaseOperator):
         ti.xcom_push(key="return_value", value=verdict.result)
         ti.xcom_push(key=STATUS_KEY, value=verdict.status)
         self.log.info("flow %s: %s (%s)", self.flow.dag_id, verdict.status, verdict.message)
+        if self.cache is not None and verdict.status == "success" and not verdict.skipped:
+            from airflow_openflow.operators.flow_cache import flow_cache_key
+            from airflow_openflow.runtime.cache import store_result
+
+            _, version, ttl = self.cache
+            store_result(self.flow.dag_id, flow_cache_key(version, flow_input), verdict.result, ttl)
         if verdict.status == "failure":
             raise AirflowFailException(f"flow failed: {verdict.message}")
         if verdict.skipped:

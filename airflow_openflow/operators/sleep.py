@@ -12,6 +12,14 @@ from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import InputTransform
 
 
+def sleep_trigger(seconds: float) -> Any:
+    """The trigger a task defers on to wait ``seconds`` without holding a worker slot."""
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=seconds)
+    return DateTimeTrigger(moment=moment)
+
+
 class FlowSleepOperator(BaseOperator):
     """Evaluates the step's ``sleep`` (seconds; an expression sees ``result`` = the step's result)
     and defers on a ``DateTimeTrigger`` until then (spec 2: the *next* step starts after it)."""
@@ -25,8 +33,6 @@ class FlowSleepOperator(BaseOperator):
         self.plan = plan
 
     def execute(self, context: Any) -> None:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
         from airflow_openflow.runtime.step import sleep_seconds
 
@@ -34,8 +40,7 @@ class FlowSleepOperator(BaseOperator):
         if seconds <= 0:
             return
         self.log.info("step %s: sleeping %g s before the next step", self.plan.step_id, seconds)
-        moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=seconds)
-        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="resume")
+        self.defer(trigger=sleep_trigger(seconds), method_name="resume")
 
     def resume(self, context: Any, event: Any = None) -> None:
         self.log.info("step %s: sleep over", self.plan.step_id)

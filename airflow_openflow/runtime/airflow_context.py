@@ -9,9 +9,24 @@ from typing import Any
 
 from airflow_openflow.runtime.cache import cached_result, store_result
 from airflow_openflow.runtime.connections import get_resource, get_variable
-from airflow_openflow.runtime.inputs import flow_input_from
-from airflow_openflow.runtime.plan import OUTCOME_KEY, StepPlan
+from airflow_openflow.runtime.inputs import caller_flow_env, flow_input_from, preprocessed_input
+from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, FlowInfo, StepPlan
 from airflow_openflow.runtime.step import outcome_kind
+
+
+def run_flow_input(context: Mapping[str, Any], flow: FlowInfo) -> dict[str, Any]:
+    """The run's flow input: the preprocessor's result when it ran (a run started by a trigger),
+    else the run's ``conf``; with the schema's defaults either way."""
+    from airflow_openflow.runtime.step import OutcomeKind
+
+    if flow.preprocessor_task_id is not None:
+        ti = context["ti"]
+        kind = outcome_kind(ti.xcom_pull(task_ids=flow.preprocessor_task_id, key=OUTCOME_KEY))
+        if kind is OutcomeKind.SUCCESS:
+            result = ti.xcom_pull(task_ids=flow.preprocessor_task_id, key="return_value")
+            return preprocessed_input(result, flow.schema)
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return flow_input_from(conf, flow.schema)
 
 
 class AirflowStepContext:
@@ -23,9 +38,7 @@ class AirflowStepContext:
 
     @cached_property
     def run_input(self) -> Any:
-        dag_run = self._context.get("dag_run")
-        conf = getattr(dag_run, "conf", None) or {}
-        return flow_input_from(conf, self._plan.flow.schema)
+        return run_flow_input(self._context, self._plan.flow)
 
     @cached_property
     def flow_input(self) -> Any:
@@ -35,9 +48,11 @@ class AirflowStepContext:
 
         return iteration_input(self.run_input, self._ti.map_index, self._iteration)
 
-    @property
+    @cached_property
     def flow_env(self) -> Mapping[str, Any]:
-        return self._plan.flow.flow_env
+        if self._plan.flow.flow_env:
+            return self._plan.flow.flow_env
+        return caller_flow_env(getattr(self._context.get("dag_run"), "conf", None))
 
     @property
     def is_last_attempt(self) -> bool:
@@ -53,7 +68,11 @@ class AirflowStepContext:
 
     @cached_property
     def extra_names(self) -> dict[str, Any]:
-        """The failure module's extra names (spec 3.3): ``error``, ``started_at``, ``flow_job_id``."""
+        """Names beyond the usual ones (spec 3.3): ``resume``, ``resumes``, ``approvers`` for the step
+        after an approval; ``error``, ``started_at``, ``flow_job_id`` for the failure module."""
+        if self._plan.resume_task_id is not None:
+            resumed = self._ti.xcom_pull(task_ids=self._plan.resume_task_id, key=RESUME_KEY)
+            return dict(resumed) if isinstance(resumed, Mapping) else {}
         if not self._plan.handles_failure_of:
             return {}
         from airflow_openflow.runtime.step import error_name_value

@@ -78,3 +78,20 @@ def connection_to_resource(conn: Any) -> dict[str, Any]:
         if value not in (None, "") and key not in resource:
             resource[key] = value
     return resource
+
+
+def resume_link_secret() -> str:
+    """The secret that signs resume links (an Airflow Variable, created by the first step that needs
+    it); the API server's plugin reads the same Variable to verify them."""
+    import secrets
+
+    from airflow.sdk import Variable
+
+    from airflow_openflow.runtime.resume_links import SECRET_VARIABLE
+
+    value = Variable.get(SECRET_VARIABLE, default=None)
+    if not value:
+        value = secrets.token_urlsafe(32)
+        Variable.set(SECRET_VARIABLE, value, description="airflow-openflow: signs approval resume links")
+    mask_secret(value)
+    return str(value)

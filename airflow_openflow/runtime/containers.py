@@ -63,20 +63,30 @@ class Frame:
     flow_input: Any
     lookup: Callable[[str], Any]  # results of steps outside this frame
     results: dict[str, Any] = field(default_factory=dict)
+    #: where this body sits inside the task's containers ("" for the task's own level), e.g.
+    #: ``outer[2]/``: nested loops checkpoint their iterations under it
+    place: str = ""
 
     def result_of(self, step_id: str) -> Any:
         if step_id in self.results:
             return self.results[step_id]
         return self.lookup(step_id)
 
-    def child(self, flow_input: Any) -> Frame:
-        return Frame(flow_input=flow_input, lookup=self.result_of)
+    def child(self, flow_input: Any, place: str) -> Frame:
+        return Frame(flow_input=flow_input, lookup=self.result_of, place=f"{self.place}{place}/")
 
 
 class _TaskServices:
-    """What every step inside a task gets from the task itself: variables, resources, the cache."""
+    """What every step inside a task gets from the task itself: variables, resources, the cache,
+    the iteration checkpoints."""
 
     _base: Any
+    _place: str = ""
+
+    @property
+    def iteration_store(self) -> Any:
+        store = getattr(self._base, "iteration_store", None)
+        return _PlacedStore(store, self._place) if store is not None and self._place else store
 
     def variable(self, path: str) -> Any:
         return self._base.variable(path)
@@ -101,6 +111,7 @@ class _FrameContext(_TaskServices):
     def __init__(self, base: Any, frame: Frame, previous: Any, *, last_attempt: bool) -> None:
         self._base = base
         self._frame = frame
+        self._place = frame.place
         self._previous = previous
         self._last_attempt = last_attempt
 
@@ -219,11 +230,11 @@ def _for_loop(
 
     def iteration(index: int) -> BodyOutcome:
         inputs = iteration_input(frame.flow_input, index, items[index])
-        return run_body(loop.modules, frame.child(inputs), base, run_step)
+        return run_body(loop.modules, frame.child(inputs, f"{module.id}[{index}]"), base, run_step)
 
     if loop.parallel:
         try:
-            width = _parallelism(loop.parallelism, scope, len(items))
+            width = loop_width(loop.parallelism, scope, len(items))
         except ExpressionError as exc:
             return _flow_error(module, exc.error_object())
         return loop_outcome(module, loop, _in_parallel(iteration, len(items), width), scope)
@@ -264,22 +275,23 @@ def loop_outcome(
     failed = False
     for body in bodies:
         results.append(body.result)
-        if body.kind == "failed":
-            if loop.skip_failures:
-                continue
-            failed = True
-            if not loop.parallel:
-                break  # sequential: the first failure ends the loop with the array so far
-            continue
-        if loop.parallel:
-            continue  # a stop inside a parallel iteration only ends that iteration
-        if body.kind == "stopped":
-            break  # a stop inside a sequential body breaks the loop; the flow goes on
-        if _break_after_iteration(module.stop_after_if, body.result, scope):
+        failed = failed or (body.kind == "failed" and not loop.skip_failures)
+        if not loop.parallel and ends_sequential_loop(module, loop, body, scope):
             break
     if failed:
         return StepOutcome(OutcomeKind.FAILED, results, f"for-loop {module.id!r}: an iteration failed")
     return _after_all_iterations(module, results, scope)
+
+
+def ends_sequential_loop(module: FlowModule, loop: ForloopFlow, body: BodyOutcome, scope: EvalScope) -> bool:
+    """Whether a sequential loop ends after this iteration (spec 4.4): its first failure (unless
+    ``skip_failures``: the error fills the slot), a stop inside the body (the flow goes on), or the
+    loop's ``stop_after_if`` true on the iteration's result. A parallel loop runs every iteration."""
+    if body.kind == "failed":
+        return not loop.skip_failures
+    if body.kind == "stopped":
+        return True
+    return _break_after_iteration(module.stop_after_if, body.result, scope)
 
 
 def _while_loop(
@@ -296,7 +308,10 @@ def _while_loop(
         index = len(done)
         while True:
             body = run_body(
-                loop.modules, frame.child(iteration_input(frame.flow_input, index, index)), base, run_step
+                loop.modules,
+                frame.child(iteration_input(frame.flow_input, index, index), f"{module.id}[{index}]"),
+                base,
+                run_step,
             )
             results.append(body.result)
             index += 1
@@ -313,6 +328,24 @@ def _while_loop(
             done = [*done, body]
             progress.save(done)
         return _after_all_iterations(module, results, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _PlacedStore:
+    """The task's state store seen from inside a body: keys carry the body's place, so the same
+    loop nested in iteration 2 and in iteration 3 of an outer loop keeps two checkpoints."""
+
+    store: Any
+    place: str
+
+    def get(self, key: str) -> Any:
+        return self.store.get(f"{key}@{self.place}")
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.set(f"{key}@{self.place}", value)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(f"{key}@{self.place}")
 
 
 class _Progress:
@@ -358,7 +391,8 @@ def _branch_one(
     if not isinstance(choice, int):
         return choice  # a predicate failed: the flow fails
     modules = branch_modules(value, choice)
-    body = run_body(modules, frame.child(frame.flow_input), base, run_step) if modules else None
+    body_frame = frame.child(frame.flow_input, f"{module.id}[{choice}]")
+    body = run_body(modules, body_frame, base, run_step) if modules else None
     return branch_one_outcome(module, choice, body, previous)
 
 
@@ -404,7 +438,8 @@ def _branch_all(
     scope: EvalScope,
 ) -> Any:
     def run_branch(index: int) -> BodyOutcome:
-        return run_body(value.branches[index].modules, frame.child(frame.flow_input), base, run_step)
+        body_frame = frame.child(frame.flow_input, f"{module.id}[{index}]")
+        return run_body(value.branches[index].modules, body_frame, base, run_step)
 
     count = len(value.branches)
     if value.parallel:
@@ -412,6 +447,12 @@ def _branch_all(
     else:
         bodies = (run_branch(index) for index in range(count))  # lazily: a failure or stop ends it
     return branch_all_outcome(module, value, bodies, previous)
+
+
+def ends_sequential_branchall(branch: Any, body: BodyOutcome) -> bool:
+    """Whether a sequential branchall ends after this branch (spec 4.8): a failure without
+    ``skip_failure``, or a stop (which stops the whole flow)."""
+    return body.kind == "stopped" or (body.kind == "failed" and not branch.skip_failure)
 
 
 def branch_all_outcome(
@@ -505,7 +546,7 @@ def _in_parallel(run: Callable[[int], BodyOutcome], count: int, width: int) -> l
         return list(pool.map(run, range(count)))
 
 
-def _parallelism(transform: InputTransform | None, scope: EvalScope, count: int) -> int:
+def loop_width(transform: InputTransform | None, scope: EvalScope, count: int) -> int:
     """``parallelism`` caps how many iterations run at once; absent means all of them."""
     if transform is None:
         return count

@@ -10,6 +10,10 @@ from typing import Any
 
 #: XCom key holding a step's ``OutcomeKind`` value (the step's result is ``return_value``).
 OUTCOME_KEY = "openflow_outcome"
+#: XCom key of a loop's items task holding the evaluated ``parallelism`` of a parallel loop.
+PARALLELISM_KEY = "openflow_parallelism"
+#: XCom key of an approval task holding ``{"resume", "resumes", "approvers"}`` for the next step.
+RESUME_KEY = "openflow_resume"
 #: XCom key holding the flow's status on the final task.
 STATUS_KEY = "openflow_status"
 
@@ -21,6 +25,8 @@ class FlowInfo:
     dag_id: str
     schema: dict[str, Any] | None = None
     flow_env: dict[str, Any] = field(default_factory=dict)
+    #: the task of the flow's preprocessor_module; when it ran, its result is the flow input
+    preprocessor_task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,3 +53,8 @@ class StepPlan:
     #: for the collector of such a loop: the task evaluating the iterator, and the body's tasks
     items_task_id: str | None = None
     body_task_ids: tuple[str, ...] = ()
+    #: the step right after an approval: the approval task, whose responses its expressions see
+    #: as ``resume``, ``resumes`` and ``approvers`` (spec 6.2: that step only)
+    resume_task_id: str | None = None
+    #: a step with ``suspend``: its approval task, which ``wmill.get_resume_urls()`` links point at
+    approval_task_id: str | None = None

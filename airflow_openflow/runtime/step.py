@@ -35,6 +35,7 @@ from airflow_openflow.spec.model import (
     FlowModule,
     Identity,
     InputTransform,
+    PathFlow,
     RawScript,
     StopAfterIf,
 )
@@ -137,29 +138,16 @@ def run_step(
 ) -> StepOutcome:
     """Run one step to its outcome. Never raises for a step failure: the outcome says it."""
     scope = _Scope(ctx)
-
-    if module.skip_if is not None:
-        try:
-            skip = evaluate_predicate(module.skip_if.expr, scope.build(result=scope.previous()))
-        except ExpressionError as exc:
-            return _predicate_failure(module, "skip_if", exc)
-        if skip:
-            return StepOutcome(
-                OutcomeKind.SKIPPED, scope.previous(), f"skip_if `{module.skip_if.expr}` is true"
-            )
-
-    if module.mock is not None and module.mock.enabled:
-        # A mocked step runs as an identity returning the mock value; what follows a step still applies.
-        outcome = _after_success(module, module.mock.return_value, scope)
-        if outcome.kind is OutcomeKind.SUCCESS:
-            return StepOutcome(OutcomeKind.MOCKED, outcome.result, "mocked: the script did not run")
-        return outcome
+    early = _before_running(module, scope)
+    if early is not None:
+        return early
 
     if is_container(module):
         frame = Frame(flow_input=ctx.flow_input, lookup=ctx.result_of)
         previous = scope.previous()
-        outcome = run_container(module, frame, previous, ctx, run_step, scope.build(result=previous))
-        if outcome.kind is OutcomeKind.SUCCESS and isinstance(module.value, BranchOne):
+        container_scope = scope.build(result=previous)
+        outcome: StepOutcome = run_container(module, frame, previous, ctx, run_step, container_scope)
+        if outcome.kind is OutcomeKind.SUCCESS and isinstance(module.value, BranchOne | PathFlow):
             outcome = _after_success(module, outcome.result, scope)  # on loops it is the break test
     else:
         try:
@@ -174,6 +162,56 @@ def run_step(
     if outcome.kind is OutcomeKind.FAILED and outcome.retryable:
         return _after_failure(module, outcome, ctx, scope)
     return outcome
+
+
+def _before_running(module: FlowModule, scope: _Scope) -> StepOutcome | None:
+    """``skip_if`` and ``mock``: the outcome of a step that ends before it runs, else None."""
+    if module.skip_if is not None:
+        try:
+            skip = evaluate_predicate(module.skip_if.expr, scope.build(result=scope.previous()))
+        except ExpressionError as exc:
+            return _predicate_failure(module, "skip_if", exc)
+        if skip:
+            return StepOutcome(
+                OutcomeKind.SKIPPED, scope.previous(), f"skip_if `{module.skip_if.expr}` is true"
+            )
+    if module.mock is not None and module.mock.enabled:
+        # A mocked step runs as an identity returning the mock value; what follows a step still applies.
+        outcome = _after_success(module, module.mock.return_value, scope)
+        if outcome.kind is OutcomeKind.SUCCESS:
+            return StepOutcome(OutcomeKind.MOCKED, outcome.result, "mocked: the script did not run")
+        return outcome
+    return None
+
+
+def start_sub_flow(module: FlowModule, ctx: StepRunContext) -> StepOutcome | dict[str, Any]:
+    """The first half of a ``type: flow`` step whose child runs elsewhere (its own DAG run):
+    the step's outcome when it ends before the child starts (``skip_if``, ``mock``, arguments that
+    fail to evaluate), else the child's arguments."""
+    scope = _Scope(ctx)
+    early = _before_running(module, scope)
+    if early is not None:
+        return early
+    assert isinstance(module.value, PathFlow)
+    try:
+        return evaluate_transforms(module.value.input_transforms, scope.build())
+    except ExpressionError as exc:
+        error = exc.error_object()
+        error["error"].setdefault("step_id", module.id)
+        outcome = StepOutcome(OutcomeKind.FAILED, error, f"sub-flow arguments: {error['error']['message']}")
+        return _after_failure(module, outcome, ctx, scope)
+
+
+def finish_sub_flow(module: FlowModule, ctx: StepRunContext, *, succeeded: bool, result: Any) -> StepOutcome:
+    """The second half: the child flow's status and result become the step's outcome, then the
+    step's own rules apply (``stop_after_if`` on success; retries and ``continue_on_error`` on
+    failure), exactly as for a child run inside the task."""
+    scope = _Scope(ctx)
+    assert isinstance(module.value, PathFlow)
+    if succeeded:
+        return _after_success(module, result, scope)
+    outcome = StepOutcome(OutcomeKind.FAILED, result, f"sub-flow {module.value.path!r} failed")
+    return _after_failure(module, outcome, ctx, scope)
 
 
 def _after_failure(
@@ -258,13 +296,19 @@ def _cache_set(ctx: StepRunContext, key: str, result: Any, ttl: float) -> None:
         setter(key, result, ttl)
 
 
-def sleep_seconds(transform: InputTransform, ctx: StepRunContext) -> float:
+_OWN_RESULT_IS_PREVIOUS = object()
+
+
+def sleep_seconds(
+    transform: InputTransform, ctx: StepRunContext, *, result: Any = _OWN_RESULT_IS_PREVIOUS
+) -> float:
     """A step's ``sleep``, evaluated after it ran: ``result`` and ``previous_result`` are the
-    step's own result (spec 2). A value that is not a positive number means no sleep."""
+    step's own result (spec 2): ``result``, else ``ctx.previous_result()`` (for a context placed
+    after the step). A value that is not a positive number means no sleep."""
     if transform.kind == "static":
         value = transform.value
     else:
-        own = ctx.previous_result()
+        own = ctx.previous_result() if result is _OWN_RESULT_IS_PREVIOUS else result
         value = evaluate(transform.expr or "", _Scope(ctx).build(result=own, previous_result=own))
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)

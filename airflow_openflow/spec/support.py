@@ -26,8 +26,7 @@ from airflow_openflow.spec.scripts import find_script
 
 SUPPORTED_LANGUAGES = ("python3", "bash")
 
-_CONTROL_FLOW = "remove it or wait for control-flow support (issue 3)"
-_APPROVALS = "remove it or wait for approval steps (issue 4)"
+_APPROVALS = "move the approval to a top-level step of the flow, or wait for nested approvals (issue 4)"
 _SHARED_DIR = "remove it or wait for the shared directory (issue 5)"
 _IGNORED = "it is accepted and ignored for now"
 
@@ -51,21 +50,17 @@ def prepare_flow(flow: OpenFlow) -> tuple[OpenFlow, list[Problem]]:
     return resolved, [*with_lines_from_file(subflow_problems, flow.source.file), *_check_resolved(resolved)]
 
 
-def _check_resolved(flow: OpenFlow) -> list[Problem]:
-    checker = _Checker(flow)
+def _check_resolved(flow: OpenFlow, *, as_sub_flow: bool = False) -> list[Problem]:
+    checker = _Checker(flow, as_sub_flow=as_sub_flow)
     for module in flow.value.modules:
         checker.module(module, top_level=True)
     value = flow.value
     if value.failure_module is not None:
         checker.module(value.failure_module, top_level=False)
     if value.preprocessor_module is not None:
-        special = value.preprocessor_module
-        checker.error(special.json_path, "not supported yet: preprocessor_module", _CONTROL_FLOW)
-        checker.module(special, top_level=False)
+        checker.module(value.preprocessor_module, top_level=False)
     if value.same_worker:
         checker.error("value.same_worker", "not supported yet: same_worker", _SHARED_DIR)
-    if value.cache_ttl:
-        checker.error("value.cache_ttl", "not supported yet: flow cache_ttl", _CONTROL_FLOW)
     for key in (
         "concurrent_limit",
         "concurrency_key",
@@ -83,8 +78,9 @@ def _check_resolved(flow: OpenFlow) -> list[Problem]:
 
 
 class _Checker:
-    def __init__(self, flow: OpenFlow) -> None:
+    def __init__(self, flow: OpenFlow, *, as_sub_flow: bool = False) -> None:
         self.flow = flow
+        self.as_sub_flow = as_sub_flow  # a child flow: it may run inside its caller's task
         self.file = flow.source.file
         self.problems: list[Problem] = []
 
@@ -145,7 +141,7 @@ class _Checker:
         elif isinstance(value, WhileloopFlow):
             self._while_loop(module, value)
         elif isinstance(value, PathFlow) and value.resolved is not None:
-            for problem in _check_resolved(value.resolved):
+            for problem in _check_resolved(value.resolved, as_sub_flow=True):
                 if problem.severity == "error":
                     self.error(
                         join_path(value.json_path, "path"),
@@ -161,6 +157,16 @@ class _Checker:
         elif value.type in UNSUPPORTED_TYPES:
             construct, hint = UNSUPPORTED_TYPES[value.type]
             self.error(type_path, f"not supported yet: {construct}", hint)
+
+    def _suspend(self, module: FlowModule, *, top_level: bool) -> None:
+        """Approval steps run on the top level of a flow (an approval task after the step)."""
+        suspend = module.suspend
+        assert suspend is not None
+        path = join_path(module.json_path, "suspend")
+        if not top_level or self.as_sub_flow:
+            where = "in a sub-flow" if self.as_sub_flow else "inside a loop, a branch or a special module"
+            self.error(path, f"not supported yet: an approval step {where}", _APPROVALS)
+            return
 
     def _while_loop(self, module: FlowModule, value: WhileloopFlow) -> None:
         """A while-loop has no condition (spec 4.6): it ends on a ``stop_after_if`` or a failure."""
@@ -218,7 +224,7 @@ class _Checker:
                 "set cache_ttl on the script steps inside it",
             )
         if module.suspend is not None and module.suspend.required_events > 0:
-            self.error(join_path(path, "suspend"), "not supported yet: suspend (approvals)", _APPROVALS)
+            self._suspend(module, top_level=top_level)
         if module.delete_after_use:
             self.warn(join_path(path, "delete_after_use"), "'delete_after_use' has no effect yet", _IGNORED)
         if module.priority is not None:

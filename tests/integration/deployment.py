@@ -1,4 +1,4 @@
-"""A real Airflow deployment for tests: API server, scheduler and DAG processor as processes of
+"""A real Airflow deployment for tests: API server, scheduler, DAG processor and triggerer as processes of
 their own, on loopback, in a temporary AIRFLOW_HOME, driven over the REST API as the UI drives it.
 
 Every process is started in a session of its own and stopped by its pid (process group).
@@ -24,8 +24,17 @@ ADMIN_PASSWORD = "admin-test-password"
 
 
 class AirflowDeployment:
-    def __init__(self, home: Path, dags_folder: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
+        """``users``: more SimpleAuthManager users, name -> role (viewer, user, op, admin)."""
         self.home = home
+        self.roles = {ADMIN: "admin", **(users or {})}
         self.dags_folder = dags_folder
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -42,7 +51,9 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{name}:{role}" for name, role in self.roles.items()
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
                 "AIRFLOW__API_AUTH__JWT_SECRET": "openflow-test-secret-" + os.urandom(8).hex(),
                 "AIRFLOW__API__BASE_URL": self.base,
@@ -53,13 +64,13 @@ class AirflowDeployment:
             }
         )
         self.env.update(extra_env or {})
-        self._token: str | None = None
+        self._tokens: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "passwords.json").write_text(json.dumps({ADMIN: ADMIN_PASSWORD}))
+        (self.home / "passwords.json").write_text(json.dumps({name: password(name) for name in self.roles}))
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=self.env,
@@ -73,6 +84,7 @@ class AirflowDeployment:
         self._wait_healthy()
         self._spawn("scheduler", "scheduler")
         self._spawn("dag-processor", "dag-processor")
+        self._spawn("triggerer", "triggerer")  # deferred tasks: sleeps, sequential loop iterations
         return self
 
     def stop(self) -> None:
@@ -119,29 +131,46 @@ class AirflowDeployment:
 
     # -- REST -------------------------------------------------------------------------------------
 
-    def token(self) -> str:
-        if self._token is None:
-            body = self._call(
-                "POST", "/auth/token", {"username": ADMIN, "password": ADMIN_PASSWORD}, auth=False
-            )
-            self._token = body["access_token"]
-        return self._token
+    def token(self, user: str = ADMIN) -> str:
+        if user not in self._tokens:
+            credentials = {"username": user, "password": password(user)}
+            status, body = self._request("POST", "/auth/token", credentials, user=None)
+            assert status in (200, 201), f"no token for {user}: {status} {body}"
+            self._tokens[user] = body["access_token"]
+        return self._tokens[user]
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        return self._call(method, f"/api/v2{path}", body)
+    def api(self, method: str, path: str, body: Any = None, *, user: str = ADMIN) -> Any:
+        status, answer = self._request(method, f"/api/v2{path}", body, user=user)
+        if status >= 400:
+            raise AssertionError(f"{method} {path} -> {status}: {str(answer)[:2000]}")
+        return answer
 
-    def _call(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+    def api_status(self, method: str, path: str, body: Any = None, *, user: str = ADMIN) -> tuple[int, Any]:
+        """The status code and body, whatever the status (for requests that must be refused)."""
+        return self._request(method, f"/api/v2{path}", body, user=user)
+
+    def plugin_status(
+        self, method: str, path: str, body: Any = None, *, user: str | None = ADMIN
+    ) -> tuple[int, Any]:
+        """A call to a plugin's endpoint (``path`` from the server root), whatever the status;
+        ``user=None``: without a token."""
+        return self._request(method, path, body, user=user)
+
+    def _request(self, method: str, path: str, body: Any, *, user: str | None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
-        if auth:
-            request.add_header("Authorization", f"Bearer {self.token()}")
+        if user is not None:
+            request.add_header("Authorization", f"Bearer {self.token(user)}")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                text = response.read().decode()
+                status, text = response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read().decode()[:2000]}") from exc
-        return json.loads(text) if text else None
+            status, text = exc.code, exc.read().decode()
+        try:
+            return status, json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return status, text
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -155,9 +184,10 @@ class AirflowDeployment:
             f"{self.log_tail('dag-processor')}"
         )
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, *, user: str = ADMIN) -> str:
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        body = {"logical_date": None, "conf": conf or {}}
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", body, user=user)
         return str(run["dag_run_id"])
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> str:
@@ -170,6 +200,19 @@ class AirflowDeployment:
             time.sleep(1)
         raise AssertionError(f"run {run_id} still {state} after {timeout} s\n{self.log_tail('scheduler')}")
 
+    def clear_with_downstream(self, dag_id: str, run_id: str, task_ids: list[Any]) -> list[tuple[str, int]]:
+        """What the UI's Clear dialog does for these task instances with "Downstream" on; returns the
+        cleared (task_id, map_index) pairs, sorted."""
+        body = {
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "include_downstream": True,
+            "only_failed": False,
+            "dry_run": False,
+        }
+        cleared = self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)
+        return sorted((ti["task_id"], ti["map_index"]) for ti in cleared["task_instances"])
+
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
@@ -177,6 +220,10 @@ class AirflowDeployment:
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
         return body["value"]
+
+
+def password(user: str) -> str:
+    return ADMIN_PASSWORD if user == ADMIN else f"{user}-test-password"
 
 
 def _free_port() -> int:

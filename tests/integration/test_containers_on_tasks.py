@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import airflow_openflow
-from tests.flows import flow, py
+from tests.flows import counting, flow, py
 
 RENDEZVOUS = (
     "import pathlib, time\n"
@@ -128,3 +128,94 @@ def test_branchone_runs_the_chosen_group_and_a_stop_there_ends_the_flow() -> Non
     assert b.task_states["after"] == "skipped"
     other = airflow_openflow.run_flow(document, {"which": "z"})
     assert (other.status, other.result) == ("success", ["after", "default"])
+
+
+def test_a_sequential_loop_ends_at_its_first_failure_and_never_starts_later_iterations(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    body = py(
+        "maybe",
+        counting(str(runs), "if v == 1:\n    raise ValueError('one')\nreturn v"),
+        v="flow_input.iter.value",
+    )
+    outcome = airflow_openflow.run_flow(flow(loop(body, parallel=False)), {"items": [0, 1, 2, 3]})
+    assert outcome.status == "failure"
+    assert outcome.result[0] == 0 and outcome.result[1]["error"]["name"] == "ValueError"
+    assert len(outcome.result) == 2  # the array so far
+    assert runs.read_text() == "xx"  # iterations 2 and 3 never ran
+    states = [outcome.task_states[f"loop_iterations.maybe[{i}]"] for i in range(4)]
+    assert states == ["success", "failed", "skipped", "skipped"]
+
+
+def test_a_sequential_loop_breaks_on_its_stop_after_if_and_the_flow_goes_on() -> None:
+    body = py("double", "return v * 2", v="flow_input.iter.value")
+    stopping = {**loop(body, parallel=False), "stop_after_if": {"expr": "result >= 4"}}
+    outcome = airflow_openflow.run_flow(
+        flow(stopping, py("after", "return r", r="results.loop")), {"items": [1, 2, 3, 4]}
+    )
+    assert (outcome.status, outcome.result) == ("success", [2, 4])
+    assert outcome.task_states["loop_iterations.double[2]"] == "skipped"
+    assert outcome.task_states["loop_iterations.double[3]"] == "skipped"
+
+
+def test_an_expression_parallelism_caps_the_iterations_running_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    body = py(
+        "work",
+        f"import pathlib, time\nlog = pathlib.Path({str(log)!r})\n"
+        "def note(text):\n"
+        "    with log.open('a') as f:\n"
+        "        f.write(text + '\\n')\n"
+        "note(f'start {v}')\ntime.sleep(0.5)\nnote(f'end {v}')\nreturn v",
+        v="flow_input.iter.value",
+    )
+    width = {"type": "javascript", "expr": "flow_input.width"}
+    outcome = airflow_openflow.run_flow(flow(loop(body, parallelism=width)), {"items": [0, 1, 2], "width": 1})
+    assert (outcome.status, outcome.result) == ("success", [0, 1, 2])
+    lines = log.read_text().splitlines()
+    # One at a time: every start is followed by its own end.
+    assert [lines[i].split()[1] for i in range(0, 6, 2)] == [lines[i].split()[1] for i in range(1, 6, 2)]
+
+
+def test_a_body_steps_sleep_delays_the_next_step_of_its_iteration() -> None:
+    first = py("first", "import time\nreturn time.time()")
+    first["sleep"] = {"type": "javascript", "expr": "result > 0 ? 2 : 0"}
+    second = py("second", "import time\nreturn time.time() - t", t="results.first")
+    outcome = airflow_openflow.run_flow(flow(loop(first, second)), {"items": [0, 1]})
+    assert outcome.status == "success"
+    assert all(waited >= 2 for waited in outcome.result), outcome.result
+    assert outcome.task_states["loop_iterations.first[1]"] == "success"
+
+
+def test_a_sequential_branchall_runs_its_branches_one_after_another_on_tasks(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    note = f"import pathlib\nwith pathlib.Path({str(log)!r}).open('a') as f:\n    f.write(name + ' ')\n"
+
+    def step(name: str, then: str = "return name") -> dict[str, Any]:
+        return py(name, note + then, name=repr(name))
+
+    ok = airflow_openflow.run_flow(
+        flow(branchall([step("a1"), step("a2")], [], [step("c1")], parallel=False)), {}
+    )
+    assert (ok.status, ok.result) == ("success", ["a2", {}, "c1"])  # an empty branch: the previous result
+    assert log.read_text() == "a1 a2 c1 "  # one branch after the other
+    assert ok.task_states["all_branch_2.c1"] == "success"
+
+    log.unlink()
+    raising = step("b1", "raise ValueError('no')")
+    failing = flow(branchall([raising], [step("d1")], [step("e1")], parallel=False))
+    failed = airflow_openflow.run_flow(failing, {})
+    assert failed.status == "failure" and failed.result[0]["error"]["name"] == "ValueError"
+    assert len(failed.result) == 1  # the later branches never ran
+    assert log.read_text() == "b1 "
+    assert failed.task_states["all_branch_1.d1"] == "skipped"
+    assert failed.task_states["all_branch_2.e1"] == "skipped"
+
+    stopping = {**step("s1"), "stop_after_if": {"expr": "true"}}
+    stopped = airflow_openflow.run_flow(
+        flow(branchall([stopping], [step("t1")], parallel=False), step("after")), {}
+    )
+    # A stop inside a sequential branchall stops the whole flow with the array so far.
+    assert (stopped.status, stopped.result) == ("success", ["s1"])
+    assert stopped.task_states["all_branch_1.t1"] == "skipped" and stopped.task_states["after"] == "skipped"

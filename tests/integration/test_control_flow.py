@@ -172,3 +172,59 @@ def test_a_loop_task_killed_mid_way_resumes_after_its_finished_iterations(tmp_pa
     outcome = airflow_openflow.run_flow(flow(loop), {})
     assert (outcome.status, outcome.result) == ("success", [0, 1, 2, 3])
     assert log.read_text() == "01223"  # 0 and 1 ran once; 2 ran again after the crash, then 3
+
+
+def test_flow_cache_ttl_returns_an_earlier_runs_result_for_the_same_arguments(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    document = flow(py("a", counting(str(runs), "return n * 2"), n="flow_input.n"))
+    document["value"]["cache_ttl"] = 600
+    first = airflow_openflow.run_flow(document, {"n": 21})
+    assert (first.status, first.result) == ("success", 42)
+    again = airflow_openflow.run_flow(document, {"n": 21})
+    assert (again.status, again.result) == ("success", 42)
+    assert runs.read_text() == "x"  # the second run took the cached result
+    assert again.task_states["a"] == "skipped" and again.task_states["flow_cache"] == "success"
+    other = airflow_openflow.run_flow(document, {"n": 5})
+    assert (other.status, other.result) == ("success", 10)
+    assert runs.read_text() == "xx"  # other arguments: the flow ran
+
+
+def test_the_preprocessor_runs_only_for_a_trigger_event_and_its_result_is_the_flow_input() -> None:
+    preprocessor = {
+        **py("preprocessor", "return {'n': event['body']['amount'] * 100}", event="flow_input.event"),
+    }
+    document = flow(
+        py("a", "return [n, p]", n="flow_input.n", p="previous_result"),
+        schema={"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+    )
+    document["value"]["preprocessor_module"] = preprocessor
+    event = {"kind": "webhook", "body": {"amount": 3}}
+    triggered = airflow_openflow.run_flow(document, {"__openflow_event": event})
+    assert (triggered.status, triggered.result) == ("success", [300, {"n": 300}])
+    assert triggered.task_states["preprocessor"] == "success"
+
+    # A run started with the flow's own inputs (the UI, a schedule): no preprocessing.
+    direct = airflow_openflow.run_flow(document, {"n": 7})
+    assert (direct.status, direct.result) == ("success", [7, {"n": 7}])
+    assert direct.task_states["preprocessor"] == "skipped"
+
+    # A non-object result is wrapped as {"value": ...}; a failing preprocessor fails the flow.
+    document["value"]["preprocessor_module"] = py("preprocessor", "return e['body']", e="flow_input.event")
+    wrapped = airflow_openflow.run_flow(document, {"__openflow_event": {"kind": "webhook", "body": 5}})
+    assert (wrapped.status, wrapped.result) == ("success", [None, {"value": 5}])
+    broken = airflow_openflow.run_flow(document, {"__openflow_event": {"kind": "webhook"}})
+    assert broken.status == "failure" and broken.result["error"]["name"] == "KeyError"
+    assert broken.task_states["a"] == "upstream_failed"
+
+
+def test_run_flow_ends_an_unanswered_approval_at_its_timeout() -> None:
+    a = {**py("a", "return 1"), "suspend": {"required_events": 1, "timeout": 2}}
+    b = py("b", "return [r, p]", r="resume", p="previous_result")
+    failed = airflow_openflow.run_flow(flow(a, b), {})
+    assert failed.status == "failure"
+    timed_out = {"name": "SuspendedTimedOut", "message": "Timed out waiting to be resumed"}
+    assert failed.result == {"error": timed_out}
+    a["suspend"]["continue_on_disapprove_timeout"] = True
+    went_on = airflow_openflow.run_flow(flow(a, b), {})
+    assert went_on.status == "success" and went_on.result[0]["error"]["name"] == "SuspendedTimedOut"
+    assert went_on.result[1] == 1

@@ -72,3 +72,30 @@ def test_in_a_worker_only_the_dag_being_run_is_built(tmp_path: Path, monkeypatch
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "first")
     dags = load_openflow_dags(flows)
     assert list(dags) == ["first"]
+
+
+def test_a_sub_flow_that_is_a_dag_of_the_same_folder_runs_as_a_run_of_that_dag(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from airflow_openflow import load_openflow_dags
+
+    flows = _dags_folder(tmp_path) / "flows"
+    call = {"id": "call", "value": {"type": "flow", "path": "team/second", "input_transforms": {}}}
+    nested = {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "static", "value": [1]},
+            "skip_failures": False,
+            "modules": [{**call, "id": "inner_call"}],
+        },
+    }
+    caller_document = {"summary": "caller", "value": {"modules": [call, nested]}}
+    (flows / "caller.json").write_text(json.dumps(caller_document))
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "caller")  # also in a worker building one DAG
+    caller = load_openflow_dags(flows, strict=True)["caller"]
+    step = caller.get_task("call")
+    assert type(step).__name__ == "SubFlowRunOperator" and step.trigger_dag_id == "team__second"
+    assert step.child_result_task_id == "flow_result"
+    # Nested in a loop body, the child runs inside the iteration's task.
+    assert type(caller.get_task("loop_iterations.inner_call")).__name__ == "BodyStepOperator"

@@ -48,48 +48,105 @@ FLOW = {
 }
 
 
-LOOP_FLOW = {
-    "summary": "a parallel loop whose iterations log their runs",
+def loop_flow(*, parallel: bool, steps: tuple[str, ...]) -> dict[str, object]:
+    """A loop over [10, 20, 30] whose body steps log ``<step> <value>`` and add 1; then a sum."""
+    body = [
+        {
+            "id": step,
+            "value": {
+                "type": "rawscript",
+                "language": "python3",
+                "content": (
+                    "def main(log, v):\n"
+                    "    with open(log, 'a') as f:\n"
+                    f"        f.write(f'{step} {{v}}\\n')\n"
+                    "    return v + 1\n"
+                ),
+                "input_transforms": {
+                    "log": {"type": "javascript", "expr": "flow_input.log"},
+                    "v": {"type": "javascript", "expr": "flow_input.iter.value"},
+                },
+            },
+        }
+        for step in steps
+    ]
+    return {
+        "summary": f"a {'parallel' if parallel else 'sequential'} loop whose iterations log their runs",
+        "value": {
+            "modules": [
+                {
+                    "id": "loop",
+                    "value": {
+                        "type": "forloopflow",
+                        "parallel": parallel,
+                        "skip_failures": False,
+                        "iterator": {"type": "javascript", "expr": "[10, 20, 30]"},
+                        "modules": body,
+                    },
+                },
+                {
+                    "id": "total",
+                    "value": {
+                        "type": "rawscript",
+                        "language": "python3",
+                        "content": "def main(xs):\n    return sum(xs)\n",
+                        "input_transforms": {"xs": {"type": "javascript", "expr": "results.loop"}},
+                    },
+                },
+            ]
+        },
+    }
+
+
+CHILD_FLOW = {
+    "summary": "a sub-flow: doubles n, fails below zero",
+    "schema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
     "value": {
         "modules": [
             {
-                "id": "loop",
-                "value": {
-                    "type": "forloopflow",
-                    "parallel": True,
-                    "skip_failures": False,
-                    "iterator": {"type": "javascript", "expr": "[10, 20, 30]"},
-                    "modules": [
-                        {
-                            "id": "work",
-                            "value": {
-                                "type": "rawscript",
-                                "language": "python3",
-                                "content": (
-                                    "def main(log, v):\n"
-                                    "    with open(log, 'a') as f:\n"
-                                    "        f.write(f'{v}\\n')\n"
-                                    "    return v + 1\n"
-                                ),
-                                "input_transforms": {
-                                    "log": {"type": "javascript", "expr": "flow_input.log"},
-                                    "v": {"type": "javascript", "expr": "flow_input.iter.value"},
-                                },
-                            },
-                        }
-                    ],
-                },
-            },
-            {
-                "id": "total",
+                "id": "double",
                 "value": {
                     "type": "rawscript",
                     "language": "python3",
-                    "content": "def main(xs):\n    return sum(xs)\n",
-                    "input_transforms": {"xs": {"type": "javascript", "expr": "results.loop"}},
+                    "content": (
+                        "def main(n, kind):\n"
+                        "    if n < 0:\n"
+                        "        raise ValueError(f'negative: {n}')\n"
+                        "    return {'doubled': n * 2, 'kind': kind}\n"
+                    ),
+                    "input_transforms": {
+                        "n": {"type": "javascript", "expr": "flow_input.n"},
+                        "kind": {"type": "javascript", "expr": "flow_env.KIND ?? null"},
+                    },
+                },
+            }
+        ]
+    },
+}
+
+PARENT_FLOW = {
+    "summary": "calls child_flow as a sub-flow",
+    "value": {
+        "flow_env": {"KIND": "from the caller"},
+        "modules": [
+            {
+                "id": "call",
+                "value": {
+                    "type": "flow",
+                    "path": "child_flow",
+                    "input_transforms": {"n": {"type": "javascript", "expr": "flow_input.n + 1"}},
                 },
             },
-        ]
+            {
+                "id": "after",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(r):\n    return {'got': r}\n",
+                    "input_transforms": {"r": {"type": "javascript", "expr": "results.call"}},
+                },
+            },
+        ],
     },
 }
 
@@ -100,7 +157,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     dags = base / "dags"
     (dags / "flows").mkdir(parents=True)
     (dags / "flows" / "restart_demo.json").write_text(json.dumps(FLOW))
-    (dags / "flows" / "loop_demo.json").write_text(json.dumps(LOOP_FLOW))
+    (dags / "flows" / "loop_demo.json").write_text(json.dumps(loop_flow(parallel=True, steps=("work",))))
+    sequential = loop_flow(parallel=False, steps=("first", "second"))
+    (dags / "flows" / "sequential_loop_demo.json").write_text(json.dumps(sequential))
+    (dags / "flows" / "child_flow.json").write_text(json.dumps(CHILD_FLOW))
+    (dags / "flows" / "parent_flow.json").write_text(json.dumps(PARENT_FLOW))
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -130,18 +191,8 @@ def test_clearing_a_step_restarts_the_flow_from_it(deployment: AirflowDeployment
     assert log.read_text().split() == ["a", "b", "c"]
     assert first["b"]["before"] == first["a"]["token"]
 
-    cleared = deployment.api(
-        "POST",
-        f"/dags/{dag_id}/clearTaskInstances",
-        {
-            "dag_run_id": run_id,
-            "task_ids": ["b"],
-            "include_downstream": True,
-            "only_failed": False,
-            "dry_run": False,
-        },
-    )
-    assert sorted(ti["task_id"] for ti in cleared["task_instances"]) == ["b", "c", "flow_result"]
+    cleared = deployment.clear_with_downstream(dag_id, run_id, ["b"])
+    assert cleared == [("b", -1), ("c", -1), ("flow_result", -1)]
     assert deployment.wait_for_run(dag_id, run_id) == "success"
 
     # a ran once; b and c ran again, b with a's stored result.
@@ -165,26 +216,71 @@ def test_clearing_one_iteration_reruns_only_that_iteration(
     log = tmp_path / "iterations.log"
     run_id = deployment.trigger(dag_id, {"log": str(log)})
     assert deployment.wait_for_run(dag_id, run_id) == "success"
-    assert sorted(log.read_text().split()) == ["10", "20", "30"]
+    assert sorted(log.read_text().splitlines()) == ["work 10", "work 20", "work 30"]
     assert deployment.xcom(dag_id, run_id, "flow_result") == 63
 
-    cleared = deployment.api(
-        "POST",
-        f"/dags/{dag_id}/clearTaskInstances",
-        {
-            "dag_run_id": run_id,
-            "task_ids": [["loop_iterations.work", 1]],
-            "include_downstream": True,
-            "only_failed": False,
-            "dry_run": False,
-        },
-    )
-    assert sorted((ti["task_id"], ti["map_index"]) for ti in cleared["task_instances"]) == [
+    cleared = deployment.clear_with_downstream(dag_id, run_id, [["loop_iterations.work", 1]])
+    assert cleared == [
         ("flow_result", -1),
         ("loop", -1),
         ("loop_iterations.work", 1),
         ("total", -1),
     ]
     assert deployment.wait_for_run(dag_id, run_id) == "success"
-    assert sorted(log.read_text().split()) == ["10", "20", "20", "30"]  # only iteration 1 ran again
+    assert sorted(log.read_text().splitlines()) == ["work 10", "work 20", "work 20", "work 30"]
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 63  # only iteration 1 ran again
+
+
+def test_a_sequential_loop_runs_its_iterations_in_order_and_one_can_be_cleared(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    dag_id = "sequential_loop_demo"
+    deployment.wait_for_dag(dag_id)
+    log = tmp_path / "iterations.log"
+    run_id = deployment.trigger(dag_id, {"log": str(log)})
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    # Each iteration's steps finish before the next iteration starts (no interleaving).
+    order = ["first 10", "second 10", "first 20", "second 20", "first 30", "second 30"]
+    assert log.read_text().splitlines() == order
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 63  # 11 + 21 + 31
+
+    cleared = deployment.clear_with_downstream(dag_id, run_id, [["loop_iterations.first", 1]])
+    assert cleared == [
+        ("flow_result", -1),
+        ("loop", -1),
+        ("loop_iterations.first", 1),
+        ("loop_iterations.second", 1),
+        ("total", -1),
+    ]
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    assert log.read_text().splitlines() == [*order, "first 20", "second 20"]
     assert deployment.xcom(dag_id, run_id, "flow_result") == 63
+
+
+def test_a_sub_flow_step_runs_the_child_flows_own_dag_and_takes_its_result(
+    deployment: AirflowDeployment,
+) -> None:
+    deployment.wait_for_dag("child_flow")
+    deployment.api("PATCH", "/dags/child_flow", {"is_paused": False})
+    deployment.wait_for_dag("parent_flow")
+    run_id = deployment.trigger("parent_flow", {"n": 20})
+    assert deployment.wait_for_run("parent_flow", run_id) == "success"
+    # The child has no flow_env: it uses its caller's (Windmill's rule).
+    expected = {"doubled": 42, "kind": "from the caller"}
+    assert deployment.xcom("parent_flow", run_id, "flow_result") == {"got": expected}
+
+    child_run = deployment.xcom("parent_flow", run_id, "call", key="trigger_run_id")
+    assert child_run == f"openflow__parent_flow__{run_id}__call__1"
+    child = deployment.api("GET", f"/dags/child_flow/dagRuns/{child_run}")
+    assert child["state"] == "success" and child["conf"]["n"] == 21  # a real run of the child's DAG
+    assert deployment.xcom("child_flow", child_run, "flow_result") == expected
+    links = deployment.api("GET", f"/dags/parent_flow/dagRuns/{run_id}/taskInstances/call/links")
+    # The Airflow UI's "Triggered DAG" link on the step opens the child run.
+    assert links["extra_links"]["Triggered DAG"].endswith(f"/dags/child_flow/runs/{child_run}")
+
+    failing = deployment.trigger("parent_flow", {"n": -5})
+    assert deployment.wait_for_run("parent_flow", failing) == "failed"
+    error = deployment.xcom("parent_flow", failing, "flow_result")["error"]
+    assert error["name"] == "ValueError" and "negative: -4" in error["message"]
+    states = deployment.task_instances("parent_flow", failing)
+    assert states["call"]["state"] == "failed" and states["after"]["state"] == "upstream_failed"

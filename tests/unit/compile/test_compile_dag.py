@@ -161,7 +161,7 @@ def test_parallel_loops_and_branchall_run_on_tasks() -> None:
         "value": {"type": "branchall", "parallel": False, "branches": [{"modules": [step("q")]}]},
     }
     flow = load_flow({"summary": "S", "value": {"modules": [sequential]}}).flow
-    assert sorted(build_dag(flow, dag_id="x").task_ids) == ["flow_result", "s"]  # one task
+    assert sorted(build_dag(flow, dag_id="x").task_ids) == ["flow_result", "s", "s_branch_0.q"]
 
 
 def test_branchone_runs_on_a_chooser_groups_and_a_collector() -> None:
@@ -179,3 +179,37 @@ def test_branchone_runs_on_a_chooser_groups_and_a_collector() -> None:
     assert dag.task_dict["c_default.d1"].plan.branch_choice == ("c_choose", -1)
     assert dag.task_dict["c_default.d2"].plan.branch_choice is None
     assert dag.task_dict["c"].upstream_task_ids == {"c_choose", "c_branch_0.x", "c_default.d2"}
+
+
+def test_a_preprocessor_runs_first_and_no_input_is_required_then() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    document = {"summary": "S", "schema": schema, "value": {"modules": [step("a")]}}
+    plain = build_dag(load_flow(document).flow, dag_id="plain")
+    with pytest.raises(ValueError):
+        plain.params.validate()  # n is required when triggering
+    document["value"]["preprocessor_module"] = step("preprocessor")
+    dag = build_dag(load_flow(document).flow, dag_id="pre")
+    assert [t.task_id for t in dag.topological_sort()] == ["preprocessor", "a", "flow_result"]
+    dag.params.validate()  # a trigger event's conf need not hold the flow's inputs
+
+
+def test_the_trigger_event_of_a_run() -> None:
+    from types import SimpleNamespace
+
+    from airflow.utils.types import DagRunType
+
+    from airflow_openflow.operators.preprocessor import trigger_event
+
+    event = {"kind": "webhook", "body": {"x": 1}}
+    manual = SimpleNamespace(conf={"__openflow_event": event}, run_type=DagRunType.MANUAL)
+    assert trigger_event(manual) == event
+    assert trigger_event(SimpleNamespace(conf={"x": 1}, run_type=DagRunType.MANUAL)) is None
+    assert trigger_event(SimpleNamespace(conf={}, run_type=DagRunType.SCHEDULED)) is None
+    asset_event = SimpleNamespace(model_dump=lambda mode: {"asset": {"uri": "s3://b/k"}, "extra": {"n": 1}})
+    by_asset = SimpleNamespace(
+        conf={}, run_type=DagRunType.ASSET_TRIGGERED, consumed_asset_events=[asset_event]
+    )
+    assert trigger_event(by_asset) == {
+        "kind": "asset",
+        "events": [{"asset": {"uri": "s3://b/k"}, "extra": {"n": 1}}],
+    }

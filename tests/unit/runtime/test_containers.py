@@ -341,3 +341,32 @@ def test_a_while_loop_resumes_after_checkpointed_iterations(tmp_path: Path) -> N
     outcome = run_step(module(raw), Stored())
     assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [0, 1, 2, 3])
     assert Stored.iteration_store.data == {}
+
+
+def test_a_nested_loop_resumes_inside_the_outer_iteration_where_the_task_died(tmp_path: Path) -> None:
+    class Stored(FakeRun):
+        iteration_store = Store()
+
+    ran, died = tmp_path / "ran", tmp_path / "died"
+    step = py(
+        "a",
+        f"import pathlib\nran, died = pathlib.Path({str(ran)!r}), pathlib.Path({str(died)!r})\n"
+        "if (o, i) == (1, 1) and not died.exists():\n"
+        "    died.write_text('x')\n"
+        "    raise KeyboardInterrupt  # the task is killed here, as by a lost worker\n"
+        "ran.write_text((ran.read_text() if ran.exists() else '') + f'{o}{i} ')\n"
+        "return o * 10 + i",
+        o="flow_input.iter_parent.value",
+        i="flow_input.iter.value",
+    )
+    inner = {**loop([0, 1, 2], step), "id": "inner"}
+    outer = module(loop([0, 1], inner))
+    with pytest.raises(KeyboardInterrupt):
+        run_step(outer, Stored())
+    assert ran.read_text() == "00 01 02 10 "
+    assert len(Stored.iteration_store.data) == 2  # the outer loop's and outer iteration 1's inner loop's
+
+    outcome = run_step(outer, Stored())  # the task's next try
+    assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [[0, 1, 2], [10, 11, 12]])
+    assert ran.read_text() == "00 01 02 10 11 12 "  # nothing finished ran twice
+    assert Stored.iteration_store.data == {}

@@ -111,28 +111,9 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "key", "message", "issue"),
-    [
-        ({"suspend": {"required_events": 1, "timeout": 1800}}, "suspend", "not supported yet: suspend", 4),
-    ],
-)
-def test_unsupported_step_options(fields: dict[str, Any], key: str, message: str, issue: int) -> None:
-    [problem] = _check(flow({**step("a"), **fields}))
-    assert problem.json_path == f"value.modules[0].{key}"
-    assert problem.message.startswith(message)
-    assert problem.hint and f"issue {issue}" in problem.hint
-
-
-@pytest.mark.parametrize(
     ("fields", "json_path", "message"),
     [
-        (
-            {"preprocessor_module": step("preprocessor")},
-            "value.preprocessor_module",
-            "not supported yet: preprocessor_module",
-        ),
         ({"same_worker": True}, "value.same_worker", "not supported yet: same_worker"),
-        ({"cache_ttl": 60}, "value.cache_ttl", "not supported yet: flow cache_ttl"),
     ],
 )
 def test_unsupported_flow_options(fields: dict[str, Any], json_path: str, message: str) -> None:
@@ -170,12 +151,11 @@ def test_accepted_with_warning() -> None:
 
 
 def test_problems_carry_file_and_line(tmp_path: Path) -> None:
-    document = flow(step("a"), {**step("b", language="go"), "suspend": {"required_events": 1}})
+    document = flow(step("a"), {**step("b", language="go")})
     path = tmp_path / "f.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     found = by_path(check_supported(load_flow(path).flow))
     assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
-    assert found["value.modules[1].suspend"].line == line(path, '"suspend"')
     assert all(p.file == str(path) for p in found.values())
 
 
@@ -204,3 +184,21 @@ def test_while_loops_that_cannot_end_are_reported() -> None:
     endless = {"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": [step("b")]}}
     [problem] = _check(flow(endless))
     assert problem.severity == "warning" and "no stop_after_if" in problem.message
+
+
+def test_approval_steps_run_at_the_top_level_only() -> None:
+    approval = {
+        "required_events": 2,
+        "timeout": 60,
+        "resume_form": {"schema": {"type": "object"}},
+        "self_approval_disabled": True,
+        "user_auth_required": True,
+        "user_groups_required": {"type": "static", "value": ["ops"]},
+        "hide_cancel": True,
+        "continue_on_disapprove_timeout": True,
+    }
+    assert _check(flow({**step("a"), "suspend": approval})) == []
+    nested = {"id": "l", "value": {**LOOP, "modules": [{**step("b"), "suspend": approval}]}}
+    [problem] = _check(flow(nested))
+    assert problem.json_path == "value.modules[0].value.modules[0].suspend"
+    assert problem.message.startswith("not supported yet: an approval step inside a loop")

@@ -1,0 +1,215 @@
+"""``suspend`` on a step: an approval task on Airflow's human-in-the-loop operator.
+
+Approvers use Airflow's own "Required Actions" page or its REST API
+(``PATCH .../taskInstances/<task>/-1/hitlDetails``). The task waits in ``awaiting_input`` (no
+worker slot). One HITL task instance takes one response, so ``required_events: N`` is collected in
+rounds on the same task instance: after each accepted approval the request is opened again, until N
+distinct users have approved. Windmill's rules (spec 6.2): a rejection fails the step with
+``SuspendedDisapproved``, a timeout with ``SuspendedTimedOut``, unless
+``continue_on_disapprove_timeout``; the next step sees ``resume``, ``resumes`` and ``approvers``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+
+from airflow_openflow.operators.approval_rules import (
+    GROUPS_ONLY_USER,
+    REJECT,
+    RULES_KEY,
+    approval_rules,
+    refusal,
+)
+from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, StepPlan
+from airflow_openflow.runtime.resume_links import PAYLOAD_KEY
+from airflow_openflow.spec.model import FlowModule
+
+APPROVE = "Approve"
+#: Windmill's default wait for an approval (spec 6.1).
+DEFAULT_TIMEOUT_S = 1800
+#: XCom keys of the approval task's own progress across its rounds (kept while it waits; a fresh
+#: try, after a clear, starts without them and so asks again).
+_APPROVALS_KEY = "openflow_approvals"
+_DEADLINE_KEY = "openflow_approval_deadline"
+_TIMED_OUT = ("SuspendedTimedOut", "Timed out waiting to be resumed")
+
+
+class StepApprovalOperator(HITLOperator):
+    """Waits for the approvals a step's ``suspend`` asks for, then lets the flow go on."""
+
+    ui_color = "#fbe6c2"
+
+    def __init__(
+        self,
+        *,
+        module: FlowModule,
+        plan: StepPlan,
+        form_params: Mapping[str, Any],
+        **kwargs: Any,
+    ):
+        suspend = module.suspend
+        assert suspend is not None
+        self.module = module
+        self.plan = plan
+        form = (suspend.resume_form or {}).get("schema")
+        self.form_schema = dict(form) if isinstance(form, Mapping) else None
+        self.required = max(1, suspend.required_events)
+        self.timeout_s = float(suspend.timeout or DEFAULT_TIMEOUT_S)
+        self.continue_on_disapprove_timeout = suspend.continue_on_disapprove_timeout
+        self.self_approval_disabled = suspend.self_approval_disabled
+        self.user_auth_required = suspend.user_auth_required
+        self.groups: list[str] = []  # user_groups_required, evaluated when the task starts
+        needed = "one approval" if self.required == 1 else f"{self.required} approvals from different users"
+        super().__init__(
+            subject=f"Approve step {module.id} of flow {plan.flow.dag_id}",
+            body=(
+                f"Step `{module.id}` has run; the flow waits for {needed} before it goes on"
+                f" (at most {self.timeout_s:g} s)."
+                + ("" if suspend.hide_cancel else " A rejection fails the flow.")
+            ),
+            options=[APPROVE] if suspend.hide_cancel else [APPROVE, REJECT],
+            params=dict(form_params),  # resume_form.schema as Airflow Params (the form's widgets)
+            response_timeout=datetime.timedelta(seconds=self.timeout_s),
+            **kwargs,
+        )
+
+    def execute(self, context: Any) -> Any:
+        from airflow_openflow.runtime.step import OutcomeKind, outcome_kind
+
+        ti = context["ti"]
+        step_kind = outcome_kind(ti.xcom_pull(task_ids=self.plan.step_id, key=OUTCOME_KEY))
+        if step_kind not in (OutcomeKind.SUCCESS, OutcomeKind.MOCKED, OutcomeKind.CONTINUED_ERROR):
+            # A skipped step does not suspend the flow: nothing to approve.
+            self.log.info("step %s did not run (%s): no approval needed", self.plan.step_id, step_kind)
+            ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.SKIPPED.value)
+            return self._step_result(ti)
+        self.groups = self._required_groups(context)
+        if self.groups:
+            self.assigned_users = [GROUPS_ONLY_USER]  # see approval_rules.GROUPS_ONLY_USER
+        deadline = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=self.timeout_s)
+        ti.xcom_push(key=_DEADLINE_KEY, value=deadline.timestamp())
+        self._record(ti, [])
+        return super().execute(context)  # opens the request, then waits in awaiting_input
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        ti = context["ti"]
+        # A resumed task is a new process: the groups evaluated by the first round are in its rules.
+        self.groups = list((ti.xcom_pull(task_ids=self.task_id, key=RULES_KEY) or {}).get("groups") or [])
+        if self.groups:
+            self.assigned_users = [GROUPS_ONLY_USER]
+        if "error" in event:
+            if event.get("error_type") == "timeout":
+                return self._end_without_approval(
+                    context, "SuspendedTimedOut", "Timed out waiting to be resumed"
+                )
+            raise RuntimeError(f"the approval request failed: {event}")
+        user = event.get("responded_by_user") or {}
+        approver = str(user.get("name") or user.get("id") or "unknown")
+        chosen = list(event.get("chosen_options") or [])
+        payload: Any = dict(event.get("params_input") or {})
+        if set(payload) == {PAYLOAD_KEY}:  # a resume link's payload that is not a JSON object
+            payload = payload[PAYLOAD_KEY]
+        approvals: list[dict[str, Any]] = list(ti.xcom_pull(task_ids=self.task_id, key=_APPROVALS_KEY) or [])
+        # Answers given through Airflow's own endpoint or page were not checked: check them here.
+        refused = refusal(
+            self._rules(approvals),
+            approver=approver,
+            started_by=getattr(context.get("dag_run"), "triggering_user_name", None),
+            chosen=chosen,
+            form=payload,
+        )
+        if refused is not None:
+            self.log.warning("the answer of %s does not count: %s; still waiting", approver, refused[1])
+        elif REJECT in chosen:
+            return self._end_without_approval(context, "SuspendedDisapproved", f"Disapproved by {approver}")
+        else:
+            approvals.append({"approver": approver, "payload": payload})
+            self._record(ti, approvals)
+            self.log.info("approved by %s (%d of %d)", approver, len(approvals), self.required)
+        if len(approvals) >= self.required:
+            return self._approved(context, approvals)
+        return self._wait_again(context)
+
+    def _wait_again(self, context: Any) -> Any:
+        ti = context["ti"]
+        deadline = ti.xcom_pull(task_ids=self.task_id, key=_DEADLINE_KEY)
+        left = float(deadline) - datetime.datetime.now(tz=datetime.UTC).timestamp() if deadline else 0.0
+        if left <= 0:
+            return self._end_without_approval(context, *_TIMED_OUT)
+        self.response_timeout = datetime.timedelta(seconds=left)
+        return super().execute(
+            context
+        )  # the same request again (its response is reset), the rest of the time
+
+    def _required_groups(self, context: Any) -> list[str]:
+        """``user_groups_required``: a static list or an expression (``result`` = the step's result)."""
+        transform = self.module.suspend.user_groups_required if self.module.suspend else None
+        if transform is None:
+            return []
+        if transform.kind == "static":
+            value = transform.value
+        else:
+            from airflow_openflow.runtime.airflow_context import AirflowStepContext
+            from airflow_openflow.runtime.expressions import evaluate
+            from airflow_openflow.runtime.step import step_scope
+
+            ctx = AirflowStepContext(context, self.plan)
+            value = evaluate(transform.expr or "", step_scope(ctx, result=ctx.previous_result()))
+        groups = [value] if isinstance(value, str) else list(value or [])
+        return [str(g) for g in groups if g]
+
+    def _rules(self, approvals: list[dict[str, Any]]) -> dict[str, Any]:
+        return approval_rules(
+            form_schema=self.form_schema,
+            self_approval_disabled=self.self_approval_disabled,
+            approvers=[str(a["approver"]) for a in approvals],
+            user_auth_required=self.user_auth_required,
+            groups=self.groups,
+        )
+
+    def _record(self, ti: Any, approvals: list[dict[str, Any]]) -> None:
+        """The approvals so far, for the next round; the rules with them, for the endpoint."""
+        ti.xcom_push(key=_APPROVALS_KEY, value=approvals)
+        ti.xcom_push(key=RULES_KEY, value=self._rules(approvals))
+
+    def _approved(self, context: Any, approvals: list[dict[str, Any]]) -> Any:
+        from airflow_openflow.runtime.step import OutcomeKind
+
+        ti = context["ti"]
+        payloads = [a["payload"] for a in approvals]
+        approvers = [str(a["approver"]) for a in approvals]
+        resumed = {"resume": payloads[-1] if payloads else None, "resumes": payloads, "approvers": approvers}
+        ti.xcom_push(key=RESUME_KEY, value=resumed)
+        ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.SUCCESS.value)
+        self.log.info("step %s approved by %s", self.plan.step_id, ", ".join(approvers))
+        return self._step_result(ti)
+
+    def _end_without_approval(self, context: Any, name: str, message: str) -> Any:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_openflow.runtime.step import OutcomeKind
+
+        ti = context["ti"]
+        error = {"error": {"name": name, "message": message}}
+        if self.continue_on_disapprove_timeout:
+            # Windmill: the next step runs, with the error object as the (last) resume payload.
+            approvals = list(ti.xcom_pull(task_ids=self.task_id, key=_APPROVALS_KEY) or [])
+            payloads = [*(a["payload"] for a in approvals), error]
+            resumed = {"resume": error, "resumes": payloads, "approvers": [a["approver"] for a in approvals]}
+            ti.xcom_push(key=RESUME_KEY, value=resumed)
+            ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.SUCCESS.value)
+            self.log.warning(
+                "step %s: %s; continuing (continue_on_disapprove_timeout)", self.plan.step_id, message
+            )
+            return self._step_result(ti)
+        ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.FAILED.value)
+        ti.xcom_push(key="return_value", value=error)
+        raise AirflowFailException(f"step {self.plan.step_id}: {name}: {message}")
+
+    def _step_result(self, ti: Any) -> Any:
+        """The approval passes the step's result on: a flow ending on an approval returns it."""
+        return ti.xcom_pull(task_ids=self.plan.step_id, key="return_value")

@@ -1,0 +1,111 @@
+"""A ``type: flow`` step whose child flow is a DAG of its own: a real, linked child DAG run."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunLink
+from airflow.sdk.exceptions import DagRunTriggerException
+
+from airflow_openflow.operators.step import OpenFlowStepOperator
+from airflow_openflow.runtime.plan import STATUS_KEY
+from airflow_openflow.spec.model import PathFlow
+
+#: Airflow's limit on a run id's length.
+_MAX_RUN_ID = 250
+
+
+class SubFlowRunOperator(OpenFlowStepOperator):
+    """Triggers a run of the child flow's DAG with the evaluated arguments as its ``conf``, waits
+    for it deferred (the triggerer polls; no worker slot is held), then takes the child's flow
+    result as the step's result: the child's status decides success or failure, and the step's own
+    ``stop_after_if``, ``retry`` and ``continue_on_error`` apply as for any step.
+
+    The child run id is ``openflow__<dag_id>__<run_id>__<step>__<try>``, so a retry or a clear of
+    the step starts a new child run; the task's "Triggered DAG" link opens the child run.
+    """
+
+    operator_extra_links = (TriggerDagRunLink(),)
+    ui_color = "#f0e6d8"
+
+    def __init__(
+        self,
+        *,
+        trigger_dag_id: str,
+        child_result_task_id: str,
+        poll_interval: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.trigger_dag_id = trigger_dag_id  # read by TriggerDagRunLink
+        self.child_result_task_id = child_result_task_id
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Any) -> Any:
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.inputs import CALLER_FLOW_ENV_KEY
+        from airflow_openflow.runtime.step import start_sub_flow
+
+        ctx = AirflowStepContext(context, self.plan)
+        started = start_sub_flow(self.module, ctx)
+        if not isinstance(started, Mapping):
+            return self.finish(context, started)  # skipped, mocked, or arguments that failed
+        conf = dict(started)
+        if ctx.flow_env:
+            conf[CALLER_FLOW_ENV_KEY] = dict(ctx.flow_env)  # used when the child has no flow_env
+        run_id = self._child_run_id(context)
+        self.log.info("sub-flow %s: starting run %s of DAG %s", self._path, run_id, self.trigger_dag_id)
+        raise DagRunTriggerException(
+            trigger_dag_id=self.trigger_dag_id,
+            dag_run_id=run_id,
+            conf=conf,
+            reset_dag_run=False,
+            skip_when_already_exists=False,
+            wait_for_completion=True,
+            # Both end states come back to execute_complete: the child's own flow_result says
+            # whether the flow failed, and the step's rules decide what that means here.
+            allowed_states=["success", "failed"],
+            failed_states=[],
+            poke_interval=int(self.poll_interval),
+            deferrable=True,
+            note=f"sub-flow of {context['ti'].dag_id}, run {context['ti'].run_id}, step {self.task_id}",
+        )
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.step import finish_sub_flow
+
+        ti = context["ti"]
+        run_id = self._child_run_id(context)
+
+        def pulled(key: str) -> Any:
+            return ti.xcom_pull(
+                dag_id=self.trigger_dag_id, run_id=run_id, task_ids=self.child_result_task_id, key=key
+            )
+
+        status, result = pulled(STATUS_KEY), pulled("return_value")
+        self.log.info("sub-flow %s: run %s ended, flow status %s", self._path, run_id, status)
+        if status not in ("success", "failure"):
+            message = (
+                f"run {run_id} of DAG {self.trigger_dag_id} ended without a flow result "
+                "(its flow_result task did not run); see that run in Airflow"
+            )
+            status, result = "failure", {"error": {"name": "SubFlowDidNotComplete", "message": message}}
+        ctx = AirflowStepContext(context, self.plan)
+        outcome = finish_sub_flow(self.module, ctx, succeeded=status == "success", result=result)
+        return self.finish(context, outcome)
+
+    @property
+    def _path(self) -> str:
+        value = self.module.value
+        return value.path if isinstance(value, PathFlow) else self.task_id
+
+    def _child_run_id(self, context: Any) -> str:
+        ti = context["ti"]
+        run_id = f"openflow__{ti.dag_id}__{ti.run_id}__{ti.task_id}__{ti.try_number}"
+        if len(run_id) > _MAX_RUN_ID:
+            digest = hashlib.sha256(run_id.encode()).hexdigest()[:16]
+            run_id = f"openflow__{ti.task_id[:150]}__{digest}__{ti.try_number}"
+        return run_id

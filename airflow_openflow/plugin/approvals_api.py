@@ -1,0 +1,244 @@
+"""The provider's API-server endpoints for approval steps.
+
+``POST /openflow/approvals/{dag_id}/{run_id}/{task_id}``: answer an approval step with the
+flow's own rules checked *before* the answer is accepted.
+
+Airflow's human-in-the-loop endpoint accepts any answer from a user who may answer and leaves the
+rest to the task. This endpoint first refuses what the step's ``suspend`` does not allow, with a
+status code and a message: 403 when ``self_approval_disabled`` and the user started the run, 422
+when the form payload violates ``resume_form.schema``, 409 when the user has already approved.
+Then it records the answer exactly as Airflow's own endpoint does (the same function), so the task
+resumes the same way. Airflow's permission to answer the DAG's HITL tasks is required as there.
+
+``GET|POST /openflow/resume/...`` and ``/openflow/cancel/...``: the signed links of
+``wmill.get_resume_urls()``, for approvers without an Airflow login. The signature is the
+authorization: checked server-side, each link's ``resume_id`` works once, until its expiry and
+only while its approval waits; the same rules apply, with the link's approver as the user.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+
+from airflow_openflow.operators.approval_rules import GROUPS_ONLY_USER, RULES_KEY, group_refusal, refusal
+
+#: XCom key of an approval task listing the resume ids of the links already used (each works once).
+USED_LINKS_KEY = "openflow_used_resume_links"
+
+app = FastAPI(
+    title="airflow-openflow approvals",
+    description="Answer OpenFlow approval steps with the flow's rules checked first.",
+)
+
+
+@app.post(
+    "/approvals/{dag_id}/{run_id}/{task_id}",
+    dependencies=[Depends(requires_access_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL))],
+)
+def answer_approval(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    payload: UpdateHITLDetailPayload,
+    user: GetUserDep,
+    session: SessionDep,
+) -> Any:
+    approval = _Approval(session, dag_id, run_id, task_id)
+    if not approval.waiting_ever:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no OpenFlow approval is waiting at {dag_id} / {run_id} / {task_id}"
+        )
+    name = str(user.get_name() or user.get_id())
+    approval.refuse(
+        group_refusal(approval.rules, user) or approval.refusal(name, payload, payload.params_input)
+    )
+    return approval.record(payload, user, name)
+
+
+# --- Signed resume / cancel links (wmill.get_resume_urls), no Airflow login -------------------
+
+
+@app.api_route("/{action}/{dag_id}/{run_id}/{task_id}/{resume_id}/{expires}/{sig}", methods=["GET", "POST"])
+async def answer_by_link(
+    request: Request,
+    action: Literal["resume", "cancel"],
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    resume_id: int,
+    expires: int,
+    sig: str,
+) -> Any:
+    import time
+
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from airflow_openflow.runtime.resume_links import PAYLOAD_KEY, SECRET_VARIABLE, is_valid
+
+    payload = await _link_payload(request)
+    approver = request.query_params.get("approver")
+    secret = Variable.get(SECRET_VARIABLE, default_var=None)
+    link = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "resume_id": resume_id,
+        "expires": expires,
+        "approver": approver,
+    }
+    if not secret or not is_valid(secret, sig, **link):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid resume link")
+    if time.time() > expires:
+        raise HTTPException(status.HTTP_410_GONE, "this resume link has expired")
+    params_input = (
+        payload if isinstance(payload, dict) and PAYLOAD_KEY not in payload else {PAYLOAD_KEY: payload}
+    )
+    answer = UpdateHITLDetailPayload(
+        chosen_options=["Approve" if action == "resume" else "Reject"], params_input=params_input
+    )
+    with create_session() as session:
+        approval = _Approval(session, dag_id, run_id, task_id)
+        approval.check_link(resume_id)
+        name = approver or "unknown"
+        approval.refuse(approval.refusal(name, answer, payload))
+        approval.mark_link_used(resume_id)
+        return approval.record(answer, _Responder(name, name), name)
+
+
+async def _link_payload(request: Request) -> Any:
+    """The payload: a POST's JSON body, or ``?payload=<base64 of the JSON>`` (Windmill's forms)."""
+    import base64
+    import json
+
+    try:
+        if request.method == "POST":
+            body = await request.body()
+            return json.loads(body) if body.strip() else {}
+        encoded = request.query_params.get("payload")
+        return json.loads(base64.b64decode(encoded + "=" * (-len(encoded) % 4))) if encoded else {}
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the payload is not JSON: {exc}") from None
+
+
+class _Approval:
+    """One approval task of a run, as both endpoints see it: its rules (the task's XCom), the run's
+    starter, and recording an answer with Airflow's own function."""
+
+    def __init__(self, session: Any, dag_id: str, run_id: str, task_id: str) -> None:
+        from airflow.models.dagrun import DagRun
+        from sqlalchemy import select
+
+        self.session, self.dag_id, self.run_id, self.task_id = session, dag_id, run_id, task_id
+        rules = self._xcom(RULES_KEY)
+        self.waiting_ever = rules is not None  # the task pushes its rules when it starts waiting
+        self.rules: dict[str, Any] = rules or {}
+        self.started_by = session.scalars(
+            select(DagRun.triggering_user_name).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        ).first()
+
+    def _xcom(self, key: str) -> Any:
+        from airflow.models.xcom import XComModel
+
+        row = self.session.scalars(
+            XComModel.get_many(
+                run_id=self.run_id, key=key, task_ids=self.task_id, dag_ids=self.dag_id, map_indexes=-1
+            )
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+    def refusal(self, approver: str, answer: Any, form: Any) -> tuple[int, str] | None:
+        return refusal(
+            self.rules,
+            approver=approver,
+            started_by=self.started_by,
+            chosen=list(answer.chosen_options),
+            form=form,
+        )
+
+    @staticmethod
+    def refuse(refused: tuple[int, str] | None) -> None:
+        if refused is not None:
+            code, message = refused
+            raise HTTPException(code, message)
+
+    def check_link(self, resume_id: int) -> None:
+        """A link answers only a waiting approval that accepts links, once."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        state = self.session.scalars(
+            select(TaskInstance.state).where(
+                TaskInstance.dag_id == self.dag_id,
+                TaskInstance.run_id == self.run_id,
+                TaskInstance.task_id == self.task_id,
+                TaskInstance.map_index == -1,
+            )
+        ).first()
+        if state != TaskInstanceState.AWAITING_INPUT:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "this approval is not waiting for an answer (it has not started yet, or it has ended)",
+            )
+        if resume_id in (self._xcom(USED_LINKS_KEY) or []):
+            raise HTTPException(status.HTTP_409_CONFLICT, "this resume link has already been used")
+        if self.rules.get("user_auth_required") or self.rules.get("groups"):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "this approval needs a logged-in approver (user_auth_required or user_groups_required): "
+                "use its approval page or the OpenFlow approvals endpoint",
+            )
+
+    def mark_link_used(self, resume_id: int) -> None:
+        from airflow.models.xcom import XComModel
+
+        used = [*(self._xcom(USED_LINKS_KEY) or []), resume_id]
+        XComModel.set(
+            USED_LINKS_KEY,
+            used,
+            dag_id=self.dag_id,
+            task_id=self.task_id,
+            run_id=self.run_id,
+            map_index=-1,
+            session=self.session,
+        )
+
+    def record(self, answer: Any, user: Any, name: str) -> Any:
+        """Airflow's own HITL update (checks, resume of the waiting task). An approval with
+        ``user_groups_required`` is assigned to GROUPS_ONLY_USER (so Airflow's endpoint refuses
+        everyone); the groups were checked here, so the answer is recorded as that assignee, under
+        the approver's name."""
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+
+        if self.rules.get("groups"):
+            user = _Responder(GROUPS_ONLY_USER["id"], name)
+        return update_hitl_detail(
+            dag_id=self.dag_id,
+            dag_run_id=self.run_id,
+            task_id=self.task_id,
+            update_hitl_detail_payload=answer,
+            user=user,
+            session=self.session,
+            map_index=-1,
+        )
+
+
+class _Responder:
+    """The user Airflow records for an answer recorded here: a link's approver (``?approver=``),
+    or the groups-only assignee answering for a checked member."""
+
+    def __init__(self, user_id: str, name: str) -> None:
+        self.user_id, self.name = user_id, name
+
+    def get_id(self) -> str:
+        return self.user_id
+
+    def get_name(self) -> str:
+        return self.name

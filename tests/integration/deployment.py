@@ -217,6 +217,25 @@ class AirflowDeployment:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
+    def describe_task(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """A task instance's state and the events of its latest try's log, plus the triggerer's log
+        tail: what an assertion about that task shows when it fails (CI keeps no files)."""
+        ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        tries = ti.get("try_number") or 1
+        _, log = self.api_status(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{tries}?full_content=true"
+        )
+        content = log.get("content") if isinstance(log, dict) else log
+        events = [
+            f"{entry.get('level', '')} {entry.get('event', '')}" if isinstance(entry, dict) else str(entry)
+            for entry in (content if isinstance(content, list) else [content])
+        ]
+        return (
+            f"task {task_id} of {dag_id}/{run_id}: state {ti.get('state')}, try {tries}\n"
+            + "\n".join(events[-40:])
+            + f"\n--- triggerer log tail:\n{self.log_tail('triggerer', 20)}"
+        )
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
         return body["value"]

@@ -281,6 +281,7 @@ def test_a_sub_flow_step_runs_the_child_flows_own_dag_and_takes_its_result(
     failing = deployment.trigger("parent_flow", {"n": -5})
     assert deployment.wait_for_run("parent_flow", failing) == "failed"
     error = deployment.xcom("parent_flow", failing, "flow_result")["error"]
-    assert error["name"] == "ValueError" and "negative: -4" in error["message"]
+    explained = deployment.describe_task("parent_flow", failing, "call")  # shown if the next line fails
+    assert error["name"] == "ValueError" and "negative: -4" in error["message"], explained
     states = deployment.task_instances("parent_flow", failing)
     assert states["call"]["state"] == "failed" and states["after"]["state"] == "upstream_failed"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +24,38 @@ def load_openflow_dags(
     *,
     strict: bool = False,
     dag_id_prefix: str = "",
+    schedules: Mapping[str, Any] | None = None,
     **dag_kwargs: Any,
 ) -> dict[str, Any]:
     """Build one DAG per flow found under ``source`` (a folder, a flow file or git-sync flow folder,
     or a list of those) and register each in ``namespace`` (pass ``globals()`` of the DAG file).
 
     Returns ``{dag_id: DAG}``. ``dag_kwargs`` go to every ``DAG`` (e.g. ``max_active_runs``).
+    A flow's Windmill schedule files (``<path>.schedule.yaml``) become its DAG's schedule;
+    ``schedules={"<flow path>": None | "<cron>" | <timetable>}`` overrides that per flow, and a
+    ``schedule`` in ``dag_kwargs`` for every flow (docs/schedules.md).
     """
     from airflow.sdk import get_parsing_context
 
     from airflow_openflow.compile import build_dag, dag_id_for_path
+    from airflow_openflow.compile.schedule import dag_schedule
     from airflow_openflow.spec import FlowDocumentError, discover_flows, load_flow, prepare_flow
     from airflow_openflow.spec.paths import workspace_path_for
+    from airflow_openflow.spec.schedules import ScheduleIndex, index_schedules
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
     dags: dict[str, Any] = {}
     located = [
-        (path, root, dag_id_for_path(workspace_path_for(path, root), prefix=dag_id_prefix))
+        (path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix))
         for path, root in _flow_paths(source, discover_flows)
+        for flow_path in (workspace_path_for(path, root),)
     ]
 
     @functools.cache
     def dag_ids_by_flow() -> dict[Path, str]:
         ids: dict[Path, str] = {}
-        for path, _, dag_id in located:
+        for path, _, _, dag_id in located:
             ids.setdefault(_flow_key(path), dag_id)
         return ids
 
@@ -58,7 +65,21 @@ def load_openflow_dags(
         file = child.source.file
         return dag_ids_by_flow().get(_flow_key(Path(file))) if file else None
 
-    for path, root, dag_id in located:
+    indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
+
+    def flow_schedule(path: Path, root: Path, flow_path: str) -> tuple[Any, list[Any]]:
+        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
+        overridden = schedules is not None and flow_path in schedules
+        if "schedule" in dag_kwargs and not overridden:
+            return None, []  # the DAG keyword for every flow wins over the files
+        if root not in indexes:
+            indexes[root] = index_schedules(root)
+        files = indexes[root].for_flow(path)
+        if schedules is not None and overridden:
+            return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
+        return dag_schedule(files)
+
+    for path, root, flow_path, dag_id in located:
         if wanted is not None and dag_id != wanted:
             continue
         if dag_id in dags:
@@ -70,6 +91,8 @@ def load_openflow_dags(
         try:
             loaded = load_flow(path, root=root)
             flow, problems = prepare_flow(loaded.flow)
+            schedule, schedule_problems = flow_schedule(path, root, flow_path)
+            problems = [*problems, *schedule_problems]
             errors = [p for p in problems if p.severity == "error"]
             if errors:
                 raise FlowDocumentError(errors)
@@ -82,7 +105,13 @@ def load_openflow_dags(
                 fileloc=dag_file,
                 warnings=warnings,
                 sub_flow_dag_id=sub_flow_dag_id,
-                **dag_kwargs,
+                flow_path=flow_path,
+                flow_schedule=schedule,
+                **(
+                    {k: v for k, v in dag_kwargs.items() if k != "schedule"}
+                    if schedule is not None
+                    else dag_kwargs
+                ),
             )
         except FlowDocumentError as exc:
             if strict:
@@ -97,7 +126,30 @@ def load_openflow_dags(
         dags[dag_id] = dag
         if namespace is not None:
             namespace[_global_name(dag_id)] = dag
+    if wanted is None:
+        _report_schedule_leftovers(
+            indexes.values(), schedules, {flow_path for _, _, flow_path, _ in located}, strict
+        )
     return dags
+
+
+def _report_schedule_leftovers(
+    indexes: Iterable[Any], schedules: Mapping[str, Any] | None, flow_paths: set[str], strict: bool
+) -> None:
+    """Broken schedule files that name no flow, and ``schedules`` keys that match no flow."""
+    for index in indexes:
+        for schedule in index.orphans:
+            _report(
+                "invalid schedule file (no flow found for it):\n"
+                + "\n".join(p.format() for p in schedule.errors),
+                strict,
+            )
+    for key in sorted(set(schedules or ()) - flow_paths):
+        _report(
+            f"load_openflow_dags(schedules=...): no flow has the path {key!r} "
+            f"(flow paths: {sorted(flow_paths)})",
+            strict,
+        )
 
 
 def _flow_key(path: Path) -> Path:

@@ -12,6 +12,7 @@ from airflow_openflow.compile import branchall, branchone, forloop, subflow
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import result_task_id
 from airflow_openflow.compile.params import params_from_schema
+from airflow_openflow.compile.schedule import DagSchedule
 from airflow_openflow.compile.task import task_settings
 from airflow_openflow.operators.flow_cache import FlowCacheOperator
 from airflow_openflow.operators.preprocessor import PreprocessorOperator
@@ -33,6 +34,8 @@ def build_dag(
     fileloc: str | None = None,
     warnings: Sequence[Problem] = (),
     sub_flow_dag_id: Callable[[OpenFlow], str | None] | None = None,
+    flow_path: str = "",
+    flow_schedule: DagSchedule | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """One DAG per flow: one task per top-level step, chained in order, then ``flow_result``.
@@ -44,6 +47,9 @@ def build_dag(
 
     ``sub_flow_dag_id`` gives the dag_id of a child flow that is a DAG of the same load (else
     None): a top-level ``type: flow`` step on such a child starts a run of that DAG.
+    ``flow_path`` is the flow's Windmill path (``f/folder/name``), where its scripts keep state.
+    ``flow_schedule`` (compile/schedule.py) is the DAG's schedule from the flow's schedule files, whose
+    args become the inputs of scheduled runs; a ``schedule`` in ``dag_kwargs`` wins over it.
     """
     # `type: script` steps run as their file's code, sub-flows as the loaded documents; both are
     # no-ops for a flow from spec.prepare_flow (what load_openflow_dags passes).
@@ -55,16 +61,22 @@ def build_dag(
         schema=flow.schema,
         flow_env=dict(flow.value.flow_env),
         preprocessor_task_id=preprocessor.id if preprocessor is not None else None,
+        path=flow_path,
+        schedule_args=flow_schedule.args if flow_schedule and "schedule" not in dag_kwargs else None,
     )
     final_id = flow_result_task_id(flow)
+    dag_schedule = dag_kwargs.get("schedule", flow_schedule.schedule if flow_schedule else None)
     settings: dict[str, Any] = {
-        "schedule": None,
+        "schedule": dag_schedule,
         "catchup": False,
         "description": flow.summary or None,
-        "doc_md": _doc_md(flow, warnings),
+        "doc_md": _doc_md(flow, warnings, flow_schedule.doc if flow_schedule else None),
         # With a preprocessor, a triggered run's conf is the raw event, not the flow's inputs: the
-        # form still shows them, but none is required.
-        "params": params_from_schema(flow.schema, enforce_required=preprocessor is None),
+        # form still shows them, but none is required. Same for a scheduled DAG: Airflow refuses a
+        # schedule with required params, and a scheduled run's inputs are its schedule's args.
+        "params": params_from_schema(
+            flow.schema, enforce_required=preprocessor is None and dag_schedule is None
+        ),
         **dag_kwargs,  # the DAG file's settings win, except that tags and default_args are merged
         "tags": [TAG, *[t for t in dag_kwargs.get("tags", ()) if t != TAG]],
         "default_args": {"owner": "openflow", "retries": 0, **dict(dag_kwargs.get("default_args") or {})},
@@ -288,12 +300,14 @@ def _failure_handler(flow: OpenFlow, info: FlowInfo, step_ids: list[str], steps:
     return handler
 
 
-def _doc_md(flow: OpenFlow, warnings: Sequence[Problem]) -> str:
+def _doc_md(flow: OpenFlow, warnings: Sequence[Problem], schedule_doc: str | None = None) -> str:
     parts = [f"# {flow.summary or 'OpenFlow flow'}"]
     if flow.description:
         parts.append(flow.description)
     source = flow.source.file or "(a document given as a dict)"
     parts.append(f"OpenFlow source: `{source}`")
+    if schedule_doc:
+        parts.append(schedule_doc)
     steps = "\n".join(
         f"{i + 1}. `{m.id}` ({m.value.type}){' ' + m.summary if m.summary else ''}"
         for i, m in enumerate(flow.value.modules)

@@ -42,14 +42,7 @@ class OpenFlowStepOperator(BaseOperator):
         from airflow_openflow.runtime.step import run_step
 
         ctx = AirflowStepContext(context, self.plan)
-        if self.plan.approval_task_id is None:
-            return self.finish(context, run_step(self.module, ctx))
-        from functools import partial
-
-        from airflow_openflow.runtime.wmill_shim import wmill_for_step
-
-        with wmill_for_step(partial(_resume_urls, context, self.plan.approval_task_id, self.module)):
-            return self.finish(context, run_step(self.module, ctx))
+        return self.finish(context, run_step(self.module, ctx))
 
     def finish(self, context: Any, outcome: Any) -> Any:
         """Record the outcome in XCom and end the task in the state that shows it."""
@@ -80,28 +73,6 @@ class OpenFlowStepOperator(BaseOperator):
         if kind is OutcomeKind.ERROR_STOP or not outcome.retryable:
             raise AirflowFailException(message)
         raise StepFailed(message)
-
-
-def _resume_urls(context: Any, approval_task_id: str, module: FlowModule, approver: str | None = None) -> Any:
-    """``wmill.get_resume_urls()``: the approval page and signed resume / cancel links of the
-    approval that follows this step. They live as long as the approval can (its timeout, plus an
-    hour for the step itself); the API server also refuses them once the approval has ended."""
-    from airflow.sdk import conf
-
-    from airflow_openflow.runtime.connections import resume_link_secret
-    from airflow_openflow.runtime.resume_links import resume_urls
-
-    ti = context["ti"]
-    timeout = float(module.suspend.timeout or 1800) if module.suspend is not None else 1800.0
-    return resume_urls(
-        base_url=conf.get("api", "base_url", fallback="http://localhost:8080"),
-        secret=resume_link_secret(),
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        task_id=approval_task_id,
-        lifetime_s=timeout + 3600,
-        approver=approver,
-    )
 
 
 def _brief(result: Any) -> str:

@@ -12,11 +12,13 @@ from airflow_openflow.runtime.connections import get_resource, get_variable
 from airflow_openflow.runtime.inputs import caller_flow_env, flow_input_from, preprocessed_input
 from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, FlowInfo, StepPlan
 from airflow_openflow.runtime.step import outcome_kind
+from airflow_openflow.spec.model import FlowModule
 
 
 def run_flow_input(context: Mapping[str, Any], flow: FlowInfo) -> dict[str, Any]:
     """The run's flow input: the preprocessor's result when it ran (a run started by a trigger),
-    else the run's ``conf``; with the schema's defaults either way."""
+    else the run's ``conf`` (for a run the schedule started: the schedule file's ``args``, which a
+    backfill's conf may override); with the schema's defaults either way."""
     from airflow_openflow.runtime.step import OutcomeKind
 
     if flow.preprocessor_task_id is not None:
@@ -26,7 +28,14 @@ def run_flow_input(context: Mapping[str, Any], flow: FlowInfo) -> dict[str, Any]
             result = ti.xcom_pull(task_ids=flow.preprocessor_task_id, key="return_value")
             return preprocessed_input(result, flow.schema)
     conf = getattr(context.get("dag_run"), "conf", None) or {}
+    if flow.schedule_args is not None and _started_by_schedule(context.get("dag_run")):
+        conf = {**flow.schedule_args, **conf}
     return flow_input_from(conf, flow.schema)
+
+
+def _started_by_schedule(dag_run: Any) -> bool:
+    run_type = getattr(dag_run, "run_type", None)
+    return str(getattr(run_type, "value", run_type)) in ("scheduled", "backfill")
 
 
 class AirflowStepContext:
@@ -120,6 +129,12 @@ class AirflowStepContext:
 
     def resource(self, path: str) -> Any:
         return get_resource(path)
+
+    def wmill_backend(self, module: FlowModule) -> Any:
+        """What a step's ``wmill`` calls use (runtime/airflow_wmill.py)."""
+        from airflow_openflow.runtime.airflow_wmill import AirflowWmillBackend
+
+        return AirflowWmillBackend(self._context, self._plan, module)
 
     def _pull(self, task_id: str) -> Any:
         return self._ti.xcom_pull(task_ids=task_id, key="return_value")

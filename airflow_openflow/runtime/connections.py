@@ -8,6 +8,7 @@ Airflow Variable or Connection whose key is the path with every ``/`` replaced b
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow_openflow.runtime.errors import StepError, error_object
@@ -42,12 +43,23 @@ def get_variable(path: str) -> Any:
 
 
 def get_resource(path: str) -> Any:
-    from airflow.sdk import Connection
+    """The Connection ``airflow_key(path)`` as a Windmill resource; else a Variable of that key
+    holding the resource's JSON (what ``wmill.set_resource`` writes: workers cannot create
+    Connections)."""
+    from airflow.sdk import Connection, Variable
 
     conn_id = airflow_key(path)
     try:
         conn = Connection.get(conn_id)
     except Exception as exc:  # the SDK raises its own not-found error types
+        stored = Variable.get(conn_id, default=None)
+        if stored is not None:
+            try:
+                resource = json.loads(stored)
+            except ValueError:
+                resource = stored
+            mask_secret(resource)
+            return resource
         raise StepError(
             error_object(
                 "ResourceNotFound",

@@ -91,6 +91,10 @@ class _TaskServices:
     def variable(self, path: str) -> Any:
         return self._base.variable(path)
 
+    def wmill_backend(self, module: FlowModule) -> Any:
+        make = getattr(self._base, "wmill_backend", None)
+        return make(module) if make is not None else None
+
     def resource(self, path: str) -> Any:
         return self._base.resource(path)
 

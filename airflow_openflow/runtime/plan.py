@@ -27,6 +27,11 @@ class FlowInfo:
     flow_env: dict[str, Any] = field(default_factory=dict)
     #: the task of the flow's preprocessor_module; when it ran, its result is the flow input
     preprocessor_task_id: str | None = None
+    #: the flow's Windmill path (``f/folder/name``), e.g. for ``wmill.get_state``; "" if unknown
+    path: str = ""
+    #: the ``args`` of the flow's schedule file: the flow input of runs its schedule starts
+    #: (scheduled and backfill runs); None when the DAG's schedule does not come from such a file
+    schedule_args: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ first, then ``continue_on_error``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -261,9 +262,15 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
-            result = runner(
-                value.language, value.content, args, step_id=module.id, workdir=workdir, timeout_s=timeout_s
-            )
+            with _wmill_for(module, value, scope.ctx):
+                result = runner(
+                    value.language,
+                    value.content,
+                    args,
+                    step_id=module.id,
+                    workdir=workdir,
+                    timeout_s=timeout_s,
+                )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if cache_key is not None and module.cache_ttl:
@@ -275,6 +282,48 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
             "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
         )
     )
+
+
+@contextlib.contextmanager
+def _wmill_for(module: FlowModule, value: RawScript, ctx: StepRunContext) -> Iterator[None]:
+    """A python3 step's ``wmill`` session (runtime/wmill_sdk.py): the SDK answered by the context's
+    backend, and workflow-as-code checkpoints in its state store. Checkpoints are kept when the
+    script fails with attempts left (or the process is being killed), for the next try to replay."""
+    if value.language != "python3":
+        yield
+        return
+    from airflow_openflow.runtime.wmill_sdk import WmillSession, wmill_session
+
+    make_backend = getattr(ctx, "wmill_backend", None)
+    backend = make_backend(module) if make_backend is not None else None
+    session = WmillSession(
+        backend, module.id, value.content, store=getattr(ctx, "iteration_store", None) if backend else None
+    )
+    environment = _windmill_environment(module, session)
+    with wmill_session(session, environment=environment):
+        try:
+            yield
+        except Exception:
+            session.finish(succeeded=False, final=ctx.is_last_attempt)
+            raise
+        session.finish(succeeded=True, final=True)
+
+
+def _windmill_environment(module: FlowModule, session: Any) -> dict[str, str]:
+    """Windmill's contextual variables (spec 7.4) that have a meaning here."""
+    backend = session.backend
+    if backend is None:
+        return {}
+    return {
+        "WM_WORKSPACE": backend.workspace,
+        "WM_JOB_ID": backend.job_id,
+        "WM_ROOT_FLOW_JOB_ID": backend.root_job_id,
+        "WM_FLOW_JOB_ID": backend.root_job_id,
+        "WM_FLOW_PATH": backend.flow_path,
+        "WM_FLOW_STEP_ID": module.id,
+        "WM_STATE_PATH": session.state_path,
+        "WM_STATE_PATH_NEW": session.state_path,
+    }
 
 
 def _cache_key(module: FlowModule, value: RawScript, args: dict[str, Any]) -> str:

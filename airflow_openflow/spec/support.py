@@ -119,10 +119,6 @@ class _Checker:
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
-            if value.is_trigger:
-                self.warn(
-                    join_path(value.json_path, "is_trigger"), "'is_trigger' has no effect yet", _IGNORED
-                )
             if value.lock and value.lock.strip() and not _only_comments(value.lock):
                 self.warn(
                     join_path(value.json_path, "lock"),

@@ -19,6 +19,19 @@ def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
     }
 
 
+def script(step_id: str, content: str, **transforms: str) -> dict[str, Any]:
+    """A python3 step with a whole script (imports, decorators, ``main``)."""
+    return {
+        "id": step_id,
+        "value": {
+            "type": "rawscript",
+            "language": "python3",
+            "content": content,
+            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
+        },
+    }
+
+
 def flow(*modules: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"summary": "test flow", "value": {"modules": list(modules)}, **extra}
 

@@ -151,6 +151,45 @@ PARENT_FLOW = {
 }
 
 
+STATE_STEP = """\
+import pathlib
+import wmill
+from wmill import task
+
+
+@task
+def note(log, name):
+    with open(log, "a") as f:
+        f.write(name + "\\n")
+    return name
+
+
+def main(log):
+    seen = wmill.get_flow_user_state("last")
+    note(log, "{step}")
+    wmill.set_flow_user_state("last", "{step}")
+    return {{"seen": seen}}
+"""
+
+STATE_FLOW = {
+    "summary": "each step reads the flow user state, then writes it",
+    "value": {
+        "modules": [
+            {
+                "id": step,
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": STATE_STEP.format(step=step),
+                    "input_transforms": {"log": {"type": "javascript", "expr": "flow_input.log"}},
+                },
+            }
+            for step in ("a", "b", "c")
+        ]
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
     base = tmp_path_factory.mktemp("deployment")
@@ -162,6 +201,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "sequential_loop_demo.json").write_text(json.dumps(sequential))
     (dags / "flows" / "child_flow.json").write_text(json.dumps(CHILD_FLOW))
     (dags / "flows" / "parent_flow.json").write_text(json.dumps(PARENT_FLOW))
+    (dags / "flows" / "state_demo.json").write_text(json.dumps(STATE_FLOW))
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -285,3 +325,25 @@ def test_a_sub_flow_step_runs_the_child_flows_own_dag_and_takes_its_result(
     assert error["name"] == "ValueError" and "negative: -4" in error["message"], explained
     states = deployment.task_instances("parent_flow", failing)
     assert states["call"]["state"] == "failed" and states["after"]["state"] == "upstream_failed"
+
+
+def test_clearing_a_step_drops_its_flow_user_state_and_reruns_its_workflow_tasks(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    dag_id = "state_demo"
+    deployment.wait_for_dag(dag_id)
+    log = tmp_path / "notes.log"
+    run_id = deployment.trigger(dag_id, {"log": str(log)})
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    seen = [deployment.xcom(dag_id, run_id, step)["seen"] for step in "abc"]
+    assert seen == [None, "a", "b"]
+    # The state is an XCom of the task that wrote it (the Airflow UI's XCom tab shows it).
+    assert deployment.xcom(dag_id, run_id, "b", key="flow_user_state.last")["value"] == "b"
+
+    deployment.clear_with_downstream(dag_id, run_id, ["b"])
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    # b sees a's write again: not its own from before the clear, nor c's (c has not re-run yet).
+    seen = [deployment.xcom(dag_id, run_id, step)["seen"] for step in "abc"]
+    assert seen == [None, "a", "b"]
+    # A cleared step re-runs its workflow-as-code tasks from scratch; a is not run again.
+    assert log.read_text().split() == ["a", "b", "c", "b", "c"]

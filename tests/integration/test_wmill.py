@@ -12,20 +12,7 @@ from typing import Any
 import pytest
 
 import airflow_openflow
-from tests.flows import flow
-
-
-def script(step_id: str, content: str, **transforms: str) -> dict[str, Any]:
-    """A python3 step with a whole script (imports, decorators, ``main``)."""
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": content,
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
+from tests.flows import flow, script
 
 
 def xcoms(run: Any, key: str) -> dict[str, Any]:
@@ -106,36 +93,27 @@ def test_a_state_value_that_is_not_json_fails_the_step_naming_the_key_and_type()
     assert "flow user state 'tags'" in error["message"] and "(set)" in error["message"]
 
 
-POLL = """\
-import wmill
-
-def main(events):
-    cursor = wmill.get_state() or 0
-    new = [e for e in events if e > cursor]
-    if new:
-        wmill.set_state(max(new))
-    return new
-"""
+EXAMPLE = Path(__file__).resolve().parents[2] / "dags" / "flows" / "f" / "examples" / "poll_new_orders.flow"
 
 
-def test_trigger_state_persists_across_runs_so_a_poller_stops_when_nothing_is_new() -> None:
-    poll = script("poll", POLL, events="flow_input.events")
-    poll["value"]["is_trigger"] = True
-    poll["stop_after_if"] = {"expr": "result.length == 0", "skip_if_stopped": True}
-    handle = script("handle", "def main(new):\n    return {'handled': new}\n", new="results.poll")
-    document = flow(poll, handle, summary="poll for new events")
+def test_trigger_state_persists_across_runs_so_a_poller_stops_when_nothing_is_new(tmp_path: Path) -> None:
+    # The shipped example: a scheduled trigger flow that keeps a cursor with wmill.get_state/set_state.
+    (tmp_path / "001.json").write_text('{"items": ["tea", "cake"]}')
+    (tmp_path / "002.json").write_text('{"items": ["jam"]}')
+    first = airflow_openflow.run_flow(EXAMPLE, {"inbox": str(tmp_path)})
+    assert (first.status, first.result) == ("success", {"orders": 2, "items": 3})
 
-    first = airflow_openflow.run_flow(document, {"events": [1, 2]})
-    assert (first.status, first.result) == ("success", {"handled": [1, 2]})
-    again = airflow_openflow.run_flow(document, {"events": [1, 2]})
+    again = airflow_openflow.run_flow(EXAMPLE, {"inbox": str(tmp_path)})
     assert again.status == "success" and again.skipped  # nothing new: the flow stops at the trigger
-    assert again.task_states["handle"] == "skipped"
-    more = airflow_openflow.run_flow(document, {"events": [1, 2, 5]})
-    assert more.result == {"handled": [5]}
+    assert again.task_states["count"] == "skipped"
+
+    (tmp_path / "003.json").write_text('{"items": ["bread", "milk", "eggs", "salt"]}')
+    more = airflow_openflow.run_flow(EXAMPLE, {"inbox": str(tmp_path)})
+    assert more.result == {"orders": 1, "items": 4}
 
     # Windmill's state path <flow path>/<step>_<trigger> names the Airflow Variable holding it.
     keys = [v.key for v in _variables() if v.key.startswith("openflow_state__")]
-    assert f"openflow_state__{first.dag_id}__poll_user" in keys
+    assert "openflow_state__poll_new_orders__new_orders_user" in keys
 
 
 def _variables() -> list[Any]:

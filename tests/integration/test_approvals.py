@@ -81,9 +81,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         "not_by_the_starter": approval_flow(
             {"required_events": 1, "timeout": 600, "resume_form": FORM, "self_approval_disabled": True}
         ),
-        "short_wait": approval_flow({"required_events": 1, "timeout": 3}),
+        # Not shorter: a timeout that fires before the scheduler has processed the paused
+        # workload's "finished" event hits the Airflow 3.3.2 race described in wait_for_request.
+        "short_wait": approval_flow({"required_events": 1, "timeout": 12}),
         "short_wait_goes_on": approval_flow(
-            {"required_events": 1, "timeout": 3, "continue_on_disapprove_timeout": True}
+            {"required_events": 1, "timeout": 12, "continue_on_disapprove_timeout": True}
         ),
     }
     for name, document in flows.items():
@@ -104,19 +106,31 @@ def hitl_path(dag_id: str, run_id: str) -> str:
 
 
 def wait_for_request(deployment: AirflowDeployment, dag_id: str, run_id: str, timeout: float = 120) -> None:
-    """Until the approval task waits for a response (again)."""
+    """Until the approval task waits for a response (again), and the scheduler knows it.
+
+    Airflow 3.3.2 race: a response that arrives before the scheduler has processed the executor's
+    "finished" event of the paused workload gets the task marked failed ("finished with state
+    success, but the task instance's state attribute is queued/running"). So this also waits for
+    the scheduler's "TaskInstance Finished ... state=awaiting_input" line of this pause."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, detail = deployment.api_status("GET", hitl_path(dag_id, run_id))
         waiting = status == 200 and detail["task_instance"]["state"] == "awaiting_input"
-        if waiting and not detail["response_received"]:
-            # Airflow 3.3.2 race: a response that arrives before the scheduler has processed the
-            # executor's "finished" event of the paused workload gets the task marked failed
-            # ("finished with state success, but the task instance's state attribute is queued").
-            time.sleep(3)
+        if waiting and not detail["response_received"] and _pause_processed(deployment, dag_id, run_id):
             return
         time.sleep(0.5)
     raise AssertionError(f"{dag_id} {run_id}: no open approval request\n{deployment.log_tail('scheduler')}")
+
+
+def _pause_processed(deployment: AirflowDeployment, dag_id: str, run_id: str) -> bool:
+    """Whether the scheduler has processed the end of every workload of the approval task so far
+    (one "TaskInstance Finished" line per "Trying to enqueue tasks" line naming it)."""
+    lines = (deployment.home / "scheduler.log").read_text(errors="replace").splitlines()
+    queued = f"<TaskInstance: {dag_id}.a_approval {run_id} "
+    finished = f"TaskInstance Finished: dag_id={dag_id}, task_id=a_approval, run_id={run_id},"
+    starts = sum(1 for line in lines if "Trying to enqueue tasks" in line and queued in line)
+    ends = sum(1 for line in lines if finished in line)
+    return starts > 0 and ends >= starts
 
 
 def answer(

@@ -256,7 +256,7 @@ class _Runner:
                     XComModel.key.in_(["return_value", STATUS_KEY]),
                 )
             ).all()
-            values = {row.key: XComModel.deserialize_value(row) for row in rows}
+            values = {row.key: _xcom_value(row) for row in rows}
             states = {
                 ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
                 for ti in session.scalars(
@@ -280,6 +280,19 @@ class _Runner:
             task_states=states,
             skipped=states.get(final_id) == "skipped",
         )
+
+
+def _xcom_value(row: Any) -> Any:
+    """An XCom row's value through the configured XCom backend: with common-io's object-storage
+    backend a large result's row holds only a reference to the object (docs/large-results.md)."""
+    from airflow.models.xcom import XComModel
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.sdk.execution_time.xcom import resolve_xcom_backend
+
+    backend = resolve_xcom_backend()
+    if backend is BaseXCom:
+        return XComModel.deserialize_value(row)
+    return backend.deserialize_value(row)
 
 
 class FlowInputError(ValueError):

@@ -63,6 +63,7 @@ def build_dag(
         preprocessor_task_id=preprocessor.id if preprocessor is not None else None,
         path=flow_path,
         schedule_args=flow_schedule.args if flow_schedule and "schedule" not in dag_kwargs else None,
+        same_worker=flow.value.same_worker,
     )
     final_id = flow_result_task_id(flow)
     dag_schedule = dag_kwargs.get("schedule", flow_schedule.schedule if flow_schedule else None)

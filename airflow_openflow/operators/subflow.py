@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -45,7 +46,7 @@ class SubFlowRunOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.inputs import CALLER_FLOW_ENV_KEY
+        from airflow_openflow.runtime.inputs import CALLER_FLOW_ENV_KEY, CALLER_SHARED_KEY
         from airflow_openflow.runtime.step import start_sub_flow
 
         ctx = AirflowStepContext(context, self.plan)
@@ -55,6 +56,8 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         conf = dict(started)
         if ctx.flow_env:
             conf[CALLER_FLOW_ENV_KEY] = dict(ctx.flow_env)  # used when the child has no flow_env
+        if ctx.shared_location is not None:  # same_worker: the child's steps use our ./shared
+            conf[CALLER_SHARED_KEY] = dataclasses.asdict(ctx.shared_location)
         run_id = self._child_run_id(context)
         self.log.info("sub-flow %s: starting run %s of DAG %s", self._path, run_id, self.trigger_dag_id)
         raise DagRunTriggerException(

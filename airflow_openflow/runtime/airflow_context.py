@@ -63,6 +63,20 @@ class AirflowStepContext:
             return self._plan.flow.flow_env
         return caller_flow_env(getattr(self._context.get("dag_run"), "conf", None))
 
+    @cached_property
+    def shared_location(self) -> Any:
+        """The run's ``./shared`` folder (a ``SharedLocation``) for a ``same_worker`` flow, or the
+        caller's for a sub-flow run started by such a flow; else None (runtime/shared_dir.py)."""
+        from airflow_openflow.runtime.inputs import CALLER_SHARED_KEY
+        from airflow_openflow.runtime.shared_dir import SharedLocation
+
+        caller = (getattr(self._context.get("dag_run"), "conf", None) or {}).get(CALLER_SHARED_KEY)
+        if isinstance(caller, Mapping):
+            return SharedLocation(str(caller["base"]), str(caller["dag_id"]), str(caller["run_id"]))
+        if not self._plan.flow.same_worker:
+            return None
+        return SharedLocation.for_run(self._ti.dag_id, self._ti.run_id)
+
     @property
     def is_last_attempt(self) -> bool:
         # After a clear Airflow sets max_tries = try_number + retries, so this holds across restarts.

@@ -91,6 +91,11 @@ class _TaskServices:
     def variable(self, path: str) -> Any:
         return self._base.variable(path)
 
+    @property
+    def shared_location(self) -> Any:
+        """The task's ``./shared`` store (same_worker), used by every step inside it."""
+        return getattr(self._base, "shared_location", None)
+
     def wmill_backend(self, module: FlowModule) -> Any:
         make = getattr(self._base, "wmill_backend", None)
         return make(module) if make is not None else None

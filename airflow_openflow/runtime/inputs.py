@@ -27,7 +27,10 @@ CALLER_FLOW_ENV_KEY = "__openflow_caller_flow_env"
 #: Key of a run's ``conf`` holding the trigger event (``{"kind": ..., ...}``) of a run started by
 #: an external trigger: the flow's preprocessor runs on it (spec 1.2). Not part of the flow input.
 TRIGGER_EVENT_KEY = "__openflow_event"
-_RESERVED_KEYS = (CALLER_FLOW_ENV_KEY, TRIGGER_EVENT_KEY)
+#: Key of a sub-flow run's ``conf`` holding the ``./shared`` location of a ``same_worker`` caller
+#: (``{"base", "dag_id", "run_id"}``): the child's steps share the caller's folder (spec 7.3).
+CALLER_SHARED_KEY = "__openflow_caller_shared"
+_RESERVED_KEYS = (CALLER_FLOW_ENV_KEY, TRIGGER_EVENT_KEY, CALLER_SHARED_KEY)
 
 
 def flow_input_from(args: Mapping[str, Any] | None, schema: Mapping[str, Any] | None) -> dict[str, Any]:

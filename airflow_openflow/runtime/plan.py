@@ -27,6 +27,8 @@ class FlowInfo:
     flow_env: dict[str, Any] = field(default_factory=dict)
     #: the task of the flow's preprocessor_module; when it ran, its result is the flow input
     preprocessor_task_id: str | None = None
+    #: ``value.same_worker``: script steps share the run's ``./shared`` folder (runtime/shared_dir.py)
+    same_worker: bool = False
     #: the flow's Windmill path (``f/folder/name``), e.g. for ``wmill.get_state``; "" if unknown
     path: str = ""
     #: the ``args`` of the flow's schedule file: the flow input of runs its schedule starts

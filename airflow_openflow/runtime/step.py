@@ -31,6 +31,7 @@ from airflow_openflow.runtime.expressions import (
     evaluate_predicate,
     evaluate_transforms,
 )
+from airflow_openflow.runtime.shared_dir import shared_directory
 from airflow_openflow.spec.model import (
     BranchOne,
     FlowModule,
@@ -262,7 +263,9 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
         runner = script_runner or _default_script_runner
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
-            with _wmill_for(module, value, scope.ctx):
+            # same_worker: the run's ./shared folder in workdir/shared, stored back after the script
+            shared = getattr(scope.ctx, "shared_location", None)
+            with _wmill_for(module, value, scope.ctx), shared_directory(workdir, shared):
                 result = runner(
                     value.language,
                     value.content,

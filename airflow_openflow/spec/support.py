@@ -27,7 +27,10 @@ from airflow_openflow.spec.scripts import find_script
 SUPPORTED_LANGUAGES = ("python3", "bash")
 
 _APPROVALS = "move the approval to a top-level step of the flow, or wait for nested approvals (issue 4)"
-_SHARED_DIR = "remove it or wait for the shared directory (issue 5)"
+_SHARED_DIR = (
+    "Windmill does not share ./shared between parallel jobs: make the loop or branchall sequential "
+    "if its steps use ./shared (docs/mapping.md, The ./shared directory)"
+)
 _IGNORED = "it is accepted and ignored for now"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
@@ -60,7 +63,16 @@ def _check_resolved(flow: OpenFlow, *, as_sub_flow: bool = False) -> list[Proble
     if value.preprocessor_module is not None:
         checker.module(value.preprocessor_module, top_level=False)
     if value.same_worker:
-        checker.error("value.same_worker", "not supported yet: same_worker", _SHARED_DIR)
+        for module in iter_modules(value.modules):
+            inner = module.value
+            if isinstance(inner, ForloopFlow | BranchAll) and inner.parallel:
+                checker.warn(
+                    "value.same_worker",
+                    f"same_worker: the steps of the parallel {inner.type} {module.id!r} see a copy of "
+                    "./shared taken when each starts; their changes are merged per file, the last to "
+                    "finish wins",
+                    _SHARED_DIR,
+                )
     for key in (
         "concurrent_limit",
         "concurrency_key",

@@ -127,7 +127,7 @@ def test_runaway_expression_is_stopped_by_the_time_limit() -> None:
 
 def test_unsupported_construct_is_rejected_before_running() -> None:
     bad = flow(py("a", "return 1"))
-    bad["value"]["same_worker"] = True  # the shared directory comes with issue 5
+    bad["value"]["modules"][0]["value"]["language"] = "deno"
     with pytest.raises(FlowDocumentError, match="not supported yet"):
         airflow_openflow.run_flow(bad, {})
 

@@ -110,16 +110,26 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
     assert _check(flow(module)) == []
 
 
-@pytest.mark.parametrize(
-    ("fields", "json_path", "message"),
-    [
-        ({"same_worker": True}, "value.same_worker", "not supported yet: same_worker"),
-    ],
-)
-def test_unsupported_flow_options(fields: dict[str, Any], json_path: str, message: str) -> None:
-    [problem] = _check(flow(step("a"), **fields))
-    assert (problem.severity, problem.json_path, problem.message) == ("error", json_path, message)
-    assert problem.hint and "remove it" in problem.hint
+def test_same_worker_is_supported() -> None:
+    sequential = {"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": [1]}}}
+    sequential["value"]["modules"] = [step("b")]
+    assert _check(flow(step("a"), sequential, same_worker=True)) == []
+
+
+def test_same_worker_with_a_parallel_loop_warns() -> None:
+    loop = {
+        "id": "l",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "static", "value": [1]},
+            "parallel": True,
+            "modules": [step("b")],
+        },
+    }
+    [problem] = _check(flow(step("a"), loop, same_worker=True))
+    assert (problem.severity, problem.json_path) == ("warning", "value.same_worker")
+    assert "parallel forloopflow 'l'" in problem.message and "last to finish wins" in problem.message
+    assert _check(flow(step("a"), loop)) == []
 
 
 def test_accepted_with_warning() -> None:

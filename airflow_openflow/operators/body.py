@@ -39,14 +39,26 @@ class BodyStepOperator(OpenFlowStepOperator):
         ti = context["ti"]
         previous = ti.map_index - self._window(ti) if self.loop_gate is not None else -1
         if previous >= 0:
-            from airflow_openflow.triggers.iteration import FINISHED_STATES, TaskFinishedTrigger, task_state
+            from airflow_openflow.triggers.iteration import (
+                FINISHED_STATES,
+                TaskFinishedTrigger,
+                not_before,
+                task_state,
+                wait_in_worker,
+            )
 
             last = self.body_task_ids[-1]
-            if task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
+            if not wait_in_worker(
+                lambda: task_state(ti.dag_id, ti.run_id, last, previous) in FINISHED_STATES
+            ):
                 loop_id = self.loop_gate.id if self.loop_gate is not None else "?"
-                self.log.info("waiting for iteration %d of loop %s to finish", previous, loop_id)
+                self.log.info("waiting (deferred) for iteration %d of loop %s to finish", previous, loop_id)
                 trigger = TaskFinishedTrigger(
-                    dag_id=ti.dag_id, run_id=ti.run_id, task_id=last, map_index=previous
+                    dag_id=ti.dag_id,
+                    run_id=ti.run_id,
+                    task_id=last,
+                    map_index=previous,
+                    not_before=not_before(),
                 )
                 self.defer(trigger=trigger, method_name="after_previous_iteration")
         return self._run(context)
@@ -108,8 +120,9 @@ class BodyStepOperator(OpenFlowStepOperator):
 
         result = self.finish(context, outcome)  # records the outcome; these kinds do not raise
         context["ti"].xcom_push(key="return_value", value=result)
-        self.log.info("step %s: sleeping %g s before the next step", self.plan.step_id, seconds)
-        self.defer(trigger=sleep_trigger(seconds), method_name="after_sleep")
+        trigger = sleep_trigger(seconds, self.log, self.plan.step_id)
+        if trigger is not None:
+            self.defer(trigger=trigger, method_name="after_sleep")
 
     def after_sleep(self, context: Any, event: Any = None) -> Any:
         ti = context["ti"]

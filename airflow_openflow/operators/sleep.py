@@ -1,4 +1,5 @@
-"""``sleep`` after a step: a deferrable wait, so no worker slot is held while the flow waits."""
+"""``sleep`` after a step: a deferrable wait, so no worker slot is held while the flow waits
+(a short one waits in the worker)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,23 @@ from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import InputTransform
 
 
-def sleep_trigger(seconds: float) -> Any:
-    """The trigger a task defers on to wait ``seconds`` without holding a worker slot."""
+def sleep_trigger(seconds: float, log: Any, step_id: str) -> Any:
+    """The trigger a task defers on to wait ``seconds`` without holding a worker slot; or None
+    after a short sleep done in the worker (a deferral that ends sooner than ``SETTLE_S`` can
+    make Airflow 3.3.2 fail the resumed task, see triggers/iteration.py)."""
+    import time
+
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
+    from airflow_openflow.triggers.iteration import SETTLE_S
+
+    if seconds <= SETTLE_S:
+        log.info(
+            "step %s: sleeping %g s (in the worker: a short wait) before the next step", step_id, seconds
+        )
+        time.sleep(seconds)
+        return None
+    log.info("step %s: sleeping %g s (deferred) before the next step", step_id, seconds)
     moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=seconds)
     return DateTimeTrigger(moment=moment)
 
@@ -39,8 +53,9 @@ class FlowSleepOperator(BaseOperator):
         seconds = sleep_seconds(self.sleep, AirflowStepContext(context, self.plan))
         if seconds <= 0:
             return
-        self.log.info("step %s: sleeping %g s before the next step", self.plan.step_id, seconds)
-        self.defer(trigger=sleep_trigger(seconds), method_name="resume")
+        trigger = sleep_trigger(seconds, self.log, self.plan.step_id)
+        if trigger is not None:
+            self.defer(trigger=trigger, method_name="resume")
 
     def resume(self, context: Any, event: Any = None) -> None:
         self.log.info("step %s: sleep over", self.plan.step_id)

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunLink
-from airflow.sdk.exceptions import DagRunTriggerException
 
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import STATUS_KEY
@@ -60,21 +59,24 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             conf[CALLER_SHARED_KEY] = dataclasses.asdict(ctx.shared_location)
         run_id = self._child_run_id(context)
         self.log.info("sub-flow %s: starting run %s of DAG %s", self._path, run_id, self.trigger_dag_id)
-        raise DagRunTriggerException(
-            trigger_dag_id=self.trigger_dag_id,
-            dag_run_id=run_id,
-            conf=conf,
-            reset_dag_run=False,
-            skip_when_already_exists=False,
-            wait_for_completion=True,
-            # Both end states come back to execute_complete: the child's own flow_result says
-            # whether the flow failed, and the step's rules decide what that means here.
-            allowed_states=["success", "failed"],
-            failed_states=[],
-            poke_interval=int(self.poll_interval),
-            deferrable=True,
+        _trigger_dag_run(
+            self.trigger_dag_id,
+            run_id,
+            conf,
             note=f"sub-flow of {context['ti'].dag_id}, run {context['ti'].run_id}, step {self.task_id}",
         )
+        context["ti"].xcom_push(key="trigger_run_id", value=run_id)  # read by TriggerDagRunLink
+        from airflow_openflow.triggers.iteration import DagRunEndedTrigger, not_before
+
+        # Both end states come back to execute_complete: the child's own flow_result says whether
+        # the flow failed, and the step's rules decide what that means here.
+        trigger = DagRunEndedTrigger(
+            dag_id=self.trigger_dag_id,
+            run_id=run_id,
+            poll_interval=self.poll_interval,
+            not_before=not_before(),
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
@@ -112,3 +114,21 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             digest = hashlib.sha256(run_id.encode()).hexdigest()[:16]
             run_id = f"openflow__{ti.task_id[:150]}__{digest}__{ti.try_number}"
         return run_id
+
+
+def _trigger_dag_run(dag_id: str, run_id: str, conf: dict[str, Any], *, note: str) -> None:
+    """Create the child run through the Execution API, as TriggerDagRunOperator does. Done here
+    rather than by raising ``DagRunTriggerException`` so that the wait can be a trigger of ours
+    (``not_before``, see triggers/iteration.py). A run that already exists (this try started it
+    before the worker died) is waited for as it is."""
+    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    response = SUPERVISOR_COMMS.send(TriggerDagRun(dag_id=dag_id, run_id=run_id, conf=conf, note=note))
+    if isinstance(response, ErrorResponse):
+        if str(getattr(response.error, "value", response.error)) == "DAGRUN_ALREADY_EXISTS":
+            return
+        raise AirflowException(
+            f"could not start run {run_id} of DAG {dag_id}: {response.error} {response.detail}"
+        )

@@ -1,9 +1,18 @@
-"""Waits until the previous iteration of a sequential loop on tasks has finished."""
+"""Triggers our deferred tasks wait on: another task instance finished (the previous iteration of a
+sequential loop), or a DAG run ended (a sub-flow's child run).
+
+Both fire no sooner than ``not_before``. Airflow 3.3.2 fails a deferred task whose trigger fires
+before the scheduler has processed the exit of the workload that deferred it: the resumed attempt
+is marked failed ("finished with state success, but the task instance's state attribute is
+running", apache/airflow#72716, open). Operators therefore wait briefly in the worker first
+(``wait_in_worker``) and defer with ``not_before`` = now + ``SETTLE_S``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -23,6 +32,33 @@ def task_state(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | 
     return str(state) if state is not None else None
 
 
+#: Seconds a deferral lasts at least, and a wait is done in the worker before deferring.
+SETTLE_S = 10.0
+
+
+def wait_in_worker(done: Callable[[], bool], seconds: float = SETTLE_S, poll_s: float = 0.5) -> bool:
+    """Poll ``done`` for up to ``seconds`` in the task itself; whether it became true. Short waits
+    never defer (which would also cost a few seconds of scheduling)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def not_before() -> float:
+    """When a deferral that starts now may end at the earliest (epoch seconds)."""
+    return time.time() + SETTLE_S
+
+
+async def _settle(until: float) -> None:
+    delay = until - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
 class TaskFinishedTrigger(BaseTrigger):
     """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state.
 
@@ -31,7 +67,14 @@ class TaskFinishedTrigger(BaseTrigger):
     """
 
     def __init__(
-        self, *, dag_id: str, run_id: str, task_id: str, map_index: int, poll_interval: float = 1.0
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        map_index: int,
+        poll_interval: float = 1.0,
+        not_before: float = 0.0,
     ) -> None:
         super().__init__()
         self.dag_id = dag_id
@@ -39,6 +82,7 @@ class TaskFinishedTrigger(BaseTrigger):
         self.task_id = task_id
         self.map_index = map_index
         self.poll_interval = poll_interval
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -49,16 +93,67 @@ class TaskFinishedTrigger(BaseTrigger):
                 "task_id": self.task_id,
                 "map_index": self.map_index,
                 "poll_interval": self.poll_interval,
+                "not_before": self.not_before,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async
 
+        await _settle(self.not_before)
         lookup = sync_to_async(task_state)
         while True:
             state = await lookup(self.dag_id, self.run_id, self.task_id, self.map_index)
             if state in FINISHED_STATES:
+                yield TriggerEvent({"state": state})
+                return
+            await asyncio.sleep(self.poll_interval)
+
+
+#: DAG run states after which a run does not go on without a clear.
+RUN_ENDED_STATES = frozenset({"success", "failed"})
+
+
+def dag_run_state(dag_id: str, run_id: str) -> str | None:
+    """A DAG run's state, through the Task SDK (works in a worker and the triggerer)."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    return str(getattr(state, "value", state)) if state is not None else None
+
+
+class DagRunEndedTrigger(BaseTrigger):
+    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed), no sooner than
+    ``not_before``; the event carries its state."""
+
+    def __init__(
+        self, *, dag_id: str, run_id: str, poll_interval: float = 2.0, not_before: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.poll_interval = poll_interval
+        self.not_before = not_before
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "dag_id": self.dag_id,
+                "run_id": self.run_id,
+                "poll_interval": self.poll_interval,
+                "not_before": self.not_before,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from asgiref.sync import sync_to_async
+
+        await _settle(self.not_before)
+        lookup = sync_to_async(dag_run_state)
+        while True:
+            state = await lookup(self.dag_id, self.run_id)
+            if state in RUN_ENDED_STATES:
                 yield TriggerEvent({"state": state})
                 return
             await asyncio.sleep(self.poll_interval)

@@ -59,12 +59,44 @@ async def _settle(until: float) -> None:
         await asyncio.sleep(delay)
 
 
-class TaskFinishedTrigger(BaseTrigger):
-    """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state.
+class _PollingTrigger(BaseTrigger):
+    """Polls a state through the Execution API every ``poll_interval`` seconds, from
+    ``not_before`` on, and fires ``{"state": ...}`` once it is one of ``ended_states``. Airflow has
+    no event for "another task instance finished" or "another DAG run ended" a trigger could await.
+    Subclasses pass their identifying fields (serialized with the rest) and read the state."""
 
-    Polls through the Execution API every ``poll_interval`` seconds: Airflow has no event for
-    "another task instance finished" a trigger could await.
-    """
+    ended_states: frozenset[str] = frozenset()
+
+    def __init__(self, *, poll_interval: float, not_before: float = 0.0, **identity: Any) -> None:
+        super().__init__()
+        self.identity = identity
+        self.poll_interval = poll_interval
+        self.not_before = not_before
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs = {**self.identity, "poll_interval": self.poll_interval, "not_before": self.not_before}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    def read_state(self) -> str | None:
+        raise NotImplementedError
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from asgiref.sync import sync_to_async
+
+        await _settle(self.not_before)
+        lookup = sync_to_async(self.read_state)
+        while True:
+            state = await lookup()
+            if state in self.ended_states:
+                yield TriggerEvent({"state": state})
+                return
+            await asyncio.sleep(self.poll_interval)
+
+
+class TaskFinishedTrigger(_PollingTrigger):
+    """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state."""
+
+    ended_states = FINISHED_STATES
 
     def __init__(
         self,
@@ -76,38 +108,18 @@ class TaskFinishedTrigger(BaseTrigger):
         poll_interval: float = 1.0,
         not_before: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.dag_id = dag_id
-        self.run_id = run_id
-        self.task_id = task_id
-        self.map_index = map_index
-        self.poll_interval = poll_interval
-        self.not_before = not_before
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "dag_id": self.dag_id,
-                "run_id": self.run_id,
-                "task_id": self.task_id,
-                "map_index": self.map_index,
-                "poll_interval": self.poll_interval,
-                "not_before": self.not_before,
-            },
+        super().__init__(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=map_index,
+            poll_interval=poll_interval,
+            not_before=not_before,
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from asgiref.sync import sync_to_async
-
-        await _settle(self.not_before)
-        lookup = sync_to_async(task_state)
-        while True:
-            state = await lookup(self.dag_id, self.run_id, self.task_id, self.map_index)
-            if state in FINISHED_STATES:
-                yield TriggerEvent({"state": state})
-                return
-            await asyncio.sleep(self.poll_interval)
+    def read_state(self) -> str | None:
+        i = self.identity
+        return task_state(i["dag_id"], i["run_id"], i["task_id"], i["map_index"])
 
 
 #: DAG run states after which a run does not go on without a clear.
@@ -122,38 +134,15 @@ def dag_run_state(dag_id: str, run_id: str) -> str | None:
     return str(getattr(state, "value", state)) if state is not None else None
 
 
-class DagRunEndedTrigger(BaseTrigger):
-    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed), no sooner than
-    ``not_before``; the event carries its state."""
+class DagRunEndedTrigger(_PollingTrigger):
+    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed)."""
+
+    ended_states = RUN_ENDED_STATES
 
     def __init__(
         self, *, dag_id: str, run_id: str, poll_interval: float = 2.0, not_before: float = 0.0
     ) -> None:
-        super().__init__()
-        self.dag_id = dag_id
-        self.run_id = run_id
-        self.poll_interval = poll_interval
-        self.not_before = not_before
+        super().__init__(dag_id=dag_id, run_id=run_id, poll_interval=poll_interval, not_before=not_before)
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "dag_id": self.dag_id,
-                "run_id": self.run_id,
-                "poll_interval": self.poll_interval,
-                "not_before": self.not_before,
-            },
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from asgiref.sync import sync_to_async
-
-        await _settle(self.not_before)
-        lookup = sync_to_async(dag_run_state)
-        while True:
-            state = await lookup(self.dag_id, self.run_id)
-            if state in RUN_ENDED_STATES:
-                yield TriggerEvent({"state": state})
-                return
-            await asyncio.sleep(self.poll_interval)
+    def read_state(self) -> str | None:
+        return dag_run_state(self.identity["dag_id"], self.identity["run_id"])

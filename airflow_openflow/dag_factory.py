@@ -79,14 +79,20 @@ def load_openflow_dags(
             return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
         return dag_schedule(files)
 
+    # Documents whose paths give the same dag_id (``a.json`` + ``a.yaml``, ``x/y.json`` +
+    # ``x__y.json``): none of them is picked silently, the dag_id shows the clash instead.
+    clashes: dict[str, list[Path]] = {}
+    for path, _, _, dag_id in located:
+        clashes.setdefault(dag_id, []).append(path)
     for path, root, flow_path, dag_id in located:
-        if wanted is not None and dag_id != wanted:
+        if (wanted is not None and dag_id != wanted) or dag_id in dags:
             continue
-        if dag_id in dags:
-            message = f"{path}: dag_id {dag_id!r} is already used by another flow; rename one of them"
+        if len(clashes[dag_id]) > 1:
+            message = _clash_message(dag_id, clashes[dag_id])
             _report(message, strict)
-            # Shown on the DAG that kept the id, so the conflict is visible in the UI.
-            dags[dag_id].doc_md = f"{dags[dag_id].doc_md or ''}\n\n**Conflict:** {message}; it is not loaded."
+            dags[dag_id] = _invalid_flow_dag(dag_id, path, message, dag_file)
+            if namespace is not None:
+                namespace[_global_name(dag_id)] = dags[dag_id]
             continue
         try:
             loaded = load_flow(path, root=root)
@@ -131,6 +137,15 @@ def load_openflow_dags(
             indexes.values(), schedules, {flow_path for _, _, flow_path, _ in located}, strict
         )
     return dags
+
+
+def _clash_message(dag_id: str, paths: list[Path]) -> str:
+    listed = "\n".join(f"  - {path}" for path in paths)
+    return (
+        f"{len(paths)} flow documents map to the dag_id {dag_id!r}, so none of them is loaded:\n{listed}\n"
+        "Rename or remove all but one of them (a flow's dag_id comes from its path: '/' becomes '__', "
+        "and the .json/.yaml/.flow suffix is dropped)."
+    )
 
 
 def _report_schedule_leftovers(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from airflow_openflow.spec.loader import DOCUMENT_SUFFIXES
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, FLOW_FOLDER_SUFFIXES
+from airflow_openflow.spec.workspace import is_regular_file
 
 # Windmill git-sync files that are not flows: ``<name>.<kind>.yaml`` / ``.json`` (spec 9.1).
 _METADATA_KINDS = (
@@ -58,7 +59,8 @@ def discover_flows(folder: str | os.PathLike[str]) -> list[Path]:
     Git-sync flow folders (``*.flow/`` or ``*__flow/`` holding ``flow.yaml`` or ``flow.json``) give
     their ``flow.yaml``/``flow.json``; other ``*.json``/``*.yaml``/``*.yml`` files count as standalone
     documents unless they are Windmill metadata, inside a hidden folder (``.wmill``, ``.git``...) or
-    inside a flow folder. Files are never opened.
+    inside a flow folder. Files are never opened; anything that is not a regular file (a FIFO, a
+device) is skipped.
     """
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(os.path.abspath(folder)):
@@ -73,13 +75,18 @@ def discover_flows(folder: str | os.PathLike[str]) -> list[Path]:
                     continue  # the folder's other files are inline scripts, not flows
             keep.append(name)
         dirnames[:] = keep  # prune in place: os.walk will not descend into the others
-        found.extend(Path(dirpath, name) for name in filenames if _is_candidate_file(name))
+        found.extend(
+            Path(dirpath, name)
+            for name in filenames
+            # Named like a document but a FIFO, socket or device: never opened (it could block).
+            if _is_candidate_file(name) and is_regular_file(os.path.join(dirpath, name))
+        )
     return sorted(found)
 
 
 def _flow_file(folder: str) -> Path | None:
     for name in FLOW_FILE_NAMES:
         candidate = os.path.join(folder, name)
-        if os.path.isfile(candidate):
+        if is_regular_file(candidate):
             return Path(candidate)
     return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from airflow_openflow.spec.workspace import UnsafePathError, read_regular_file, resolve_in_workspace
 from airflow_openflow.spec.yaml_io import INLINE_PREFIX
 
 InlineKind = Literal["content", "lock"]
@@ -38,13 +39,16 @@ class InlineRead:
     text: str | None  # None when no candidate could be read
     looked_for: list[str]  # the file names tried, in order
     reason: str = "not found"
+    unsafe: bool = False  # refused for safety (outside the workspace, not a regular file, too big)
 
 
 @dataclass
 class InlineFiles:
-    """Reads inline files relative to ``folder`` and remembers their bytes for the content hash."""
+    """Reads inline files relative to ``folder``, never outside ``workspace`` (spec/workspace.py),
+    and remembers their bytes for the content hash."""
 
     folder: Path
+    workspace: Path
     read_files: list[tuple[str, bytes]] = field(default_factory=list)
 
     def read(self, ref: str, *, kind: InlineKind, module_id: str | None) -> InlineRead:
@@ -58,7 +62,12 @@ class InlineFiles:
                 candidates.append(fallback)
         for candidate in candidates:
             try:
-                data = (self.folder / candidate).read_bytes()
+                real = resolve_in_workspace(self.workspace, candidate, relative_to=self.folder)
+                if not os.path.lexists(real):
+                    continue
+                data = read_regular_file(real)
+            except UnsafePathError as exc:
+                return InlineRead(None, candidates, reason=f"cannot be read: {exc}", unsafe=True)
             except OSError:
                 continue
             try:

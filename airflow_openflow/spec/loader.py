@@ -16,13 +16,22 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from airflow_openflow.spec.bounds import MAX_DEPTH, DocumentTooComplexError, check_size
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
 from airflow_openflow.spec.inline import InlineFiles
 from airflow_openflow.spec.locate import with_lines
 from airflow_openflow.spec.model import FlowSource, OpenFlow
 from airflow_openflow.spec.parse import ParseResult, parse_document
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, workspace_path_for
-from airflow_openflow.spec.yaml_io import load_yaml
+from airflow_openflow.spec.workspace import (
+    MAX_FILE_BYTES,
+    UnsafePathError,
+    is_inside_workspace,
+    is_regular_file,
+    read_regular_file,
+    workspace_root_for,
+)
+from airflow_openflow.spec.yaml_io import FlowYamlLoader, load_yaml
 
 FlowInput = dict[str, Any] | str | os.PathLike[str]
 
@@ -87,8 +96,22 @@ def _load_path(path: Path, *, root: Path | None) -> LoadResult:
     file = located
     fmt = cast(Literal["json", "yaml"], DOCUMENT_SUFFIXES[file.suffix.lower()])
     file_name = str(file)
+    workspace = workspace_root_for(file, root)
+    if root is not None and not is_inside_workspace(file, workspace):
+        return _error(
+            file,
+            f"the flow file is a link to {os.path.realpath(file)}, outside the folder flows are loaded "
+            f"from ({workspace})",
+            "flows are read only from inside that folder: copy the flow there instead of linking it",
+        )
     try:
-        raw = file.read_bytes()
+        raw = read_regular_file(file)
+    except UnsafePathError as exc:
+        return _error(
+            file,
+            f"cannot read the flow file: {exc}",
+            f"a flow document is a regular file of at most {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+        )
     except OSError as exc:
         return _error(file, f"cannot read the flow file: {exc.strerror or exc}")
     try:
@@ -106,8 +129,9 @@ def _load_path(path: Path, *, root: Path | None) -> LoadResult:
         format=fmt,
         workspace_path=workspace_path_for(file, root),
         root=None if root is None else os.path.abspath(root),
+        workspace_root=str(workspace),
     )
-    inline = InlineFiles(folder=file.parent)
+    inline = InlineFiles(folder=file.parent, workspace=workspace)
     parsed = parse_document(data, source=source, inline=inline)
     digest = hashlib.sha256(raw)
     for name, content in inline.read_files:  # the inline files are part of what the flow runs
@@ -128,18 +152,41 @@ def _finish(parsed: ParseResult, digest: Any, text: str | None, file: str | None
 
 def _parse_text(text: str, *, fmt: str, file: str) -> tuple[Any, Problem | None]:
     """Parse JSON or YAML; a syntax error becomes a Problem at the parser's own line."""
-    if fmt == "json":
-        try:
-            return json.loads(text), None
-        except json.JSONDecodeError as exc:
-            return None, Problem(
-                f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                file=file,
-                line=exc.lineno,
-                hint="fix the JSON syntax at that position",
-            )
     try:
+        if fmt == "json":
+            data = json.loads(text, object_pairs_hook=_object_without_duplicates)
+            if text.count("[") + text.count("{") >= MAX_DEPTH:  # else it cannot nest that deep
+                check_size(data)
+            return data, None
         return load_yaml(text), None
+    except json.JSONDecodeError as exc:
+        return None, Problem(
+            f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            file=file,
+            line=exc.lineno,
+            hint="fix the JSON syntax at that position",
+        )
+    except _DuplicateKeyError as exc:
+        first, again = _duplicate_key_lines(text, exc.key)
+        return None, Problem(
+            f"invalid JSON: duplicate key {exc.key!r}"
+            + (f" (first at line {first}, again at line {again})" if again else ""),
+            file=file,
+            line=again,
+            hint="keep only one of them: Windmill refuses duplicate keys",
+        )
+    except (DocumentTooComplexError, RecursionError) as exc:
+        message = (
+            exc.message
+            if isinstance(exc, DocumentTooComplexError)
+            else (f"the document nests lists and objects deeper than {MAX_DEPTH} levels")
+        )
+        return None, Problem(
+            message,
+            file=file,
+            line=exc.line if isinstance(exc, DocumentTooComplexError) else None,
+            hint="a flow document this large or deep is not a flow: check what wrote it",
+        )
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = None if mark is None else mark.line + 1
@@ -153,13 +200,59 @@ def _parse_text(text: str, *, fmt: str, file: str) -> tuple[Any, Problem | None]
         )
 
 
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` keeps the last of duplicate keys silently; Windmill's parser refuses them."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+def _duplicate_key_lines(text: str, key: str) -> tuple[int | None, int | None]:
+    """The lines of the first duplicate ``key`` within one object of a JSON text. Walks parser
+    events (JSON is YAML), so it is iterative and safe on any nesting; used only to report."""
+    # One frame per open collection: the keys seen with their lines (None for a list), and
+    # whether the next event of a mapping is a key.
+    frames: list[tuple[dict[str, int] | None, list[bool]]] = []
+    try:
+        for event in yaml.parse(text, Loader=FlowYamlLoader):
+            frame = frames[-1] if frames else None
+            is_key = frame is not None and frame[0] is not None and frame[1][0]
+            if frame is not None and frame[0] is not None:
+                frame[1][0] = not frame[1][0]
+            if isinstance(event, yaml.ScalarEvent) and is_key and frame is not None and frame[0] is not None:
+                line = int(event.start_mark.line) + 1 if event.start_mark else 0
+                if event.value == key and key in frame[0]:
+                    return frame[0][key], line
+                frame[0].setdefault(event.value, line)
+            elif isinstance(event, yaml.MappingStartEvent):
+                frames.append(({}, [True]))
+            elif isinstance(event, yaml.SequenceStartEvent):
+                frames.append((None, [False]))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                frames.pop()  # its parent's key/value turn moved on at its start
+    except yaml.YAMLError:
+        pass
+    return None, None
+
+
 def _locate_document(path: Path) -> Path | LoadResult:
     """The document file (``flow.yaml`` inside a flow folder), or an error result."""
     path = Path(os.path.abspath(path))
     if path.is_dir():
         for name in FLOW_FILE_NAMES:
             candidate = path / name
-            if candidate.is_file():
+            if is_regular_file(candidate):
                 return candidate
         return _error(
             path,

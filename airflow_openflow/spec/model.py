@@ -289,6 +289,8 @@ class FlowSource:
     format: Literal["json", "yaml", "dict"]
     workspace_path: str | None = None  # e.g. ``f/examples/etl`` for git-sync folders
     root: str | None = None  # the folder the flow was discovered under (for stable dag ids)
+    # The real path of the folder every file the document names must be in (spec/workspace.py).
+    workspace_root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -524,6 +524,14 @@ def _inline(ctx: _Ctx, obj: _Obj, key: str, value: str, *, kind: InlineKind, mod
     if read.text is not None:
         return read.text
     tried = " or ".join(read.looked_for) or "(no file name)"
+    if read.unsafe:  # never a warning: the document tried to read what it must not
+        ctx.error(
+            path,
+            f"inline file {tried} {read.reason}",
+            "name a regular file inside the flow's workspace, by a relative path without '..' "
+            "leaving it",
+        )
+        return ""
     if kind == "lock":  # the CLI treats a missing lock file as an empty lock
         ctx.warn(path, f"inline lock file {tried} {read.reason} in {ctx.inline.folder}; using an empty lock")
         return ""

@@ -2,8 +2,7 @@
 
 Windmill stores a script ``f/folder/name`` as ``f/folder/name.<ext>`` next to its metadata
 (``name.script.yaml``, ``name.script.lock``). The language follows the extension (spec 9.2).
-The file is looked up under the repository root: the folder flows were loaded from, else each
-folder above the flow's own (so a flow run on its own still finds its repository's scripts).
+The file is looked up under the flow's workspace root (spec/workspace.py), never outside it.
 """
 
 from __future__ import annotations
@@ -14,6 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
+from airflow_openflow.spec.workspace import (
+    UnsafePathError,
+    is_inside_workspace,
+    is_regular_file,
+    read_regular_file,
+    resolve_in_workspace,
+)
 
 #: Extensions of the languages this release runs, and of those it recognises but cannot run.
 RUNNABLE_SUFFIXES = {".py": "python3", ".sh": "bash"}
@@ -26,7 +32,6 @@ KNOWN_SUFFIXES = {
     ".rs": "rust",
     ".gql": "graphql",
 }
-_MAX_LEVELS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +41,46 @@ class ScriptFile:
     runnable: bool
 
     def read(self) -> str:
-        return self.path.read_text(encoding="utf-8")
+        return read_regular_file(self.path).decode("utf-8")
 
 
-def script_roots(flow: OpenFlow) -> list[Path]:
-    roots: list[Path] = []
-    if flow.source.root:
-        roots.append(Path(flow.source.root))
-    if flow.source.file:
-        roots.extend(list(Path(flow.source.file).resolve().parents)[:_MAX_LEVELS])
-    return list(dict.fromkeys(roots))
+def workspace_of(flow: OpenFlow) -> Path | None:
+    """The folder the flow's scripts and sub-flows are looked up in (None for a dict document)."""
+    return Path(flow.source.workspace_root) if flow.source.workspace_root else None
 
 
 def find_script(workspace_path: str, flow: OpenFlow) -> ScriptFile | None:
-    """The file of ``workspace_path`` (``f/folder/name``), or None when there is none."""
-    relative = workspace_path.strip("/")
-    for root in script_roots(flow):
-        base = root / relative
-        if not base.parent.is_dir():
-            continue
-        for suffix, language in RUNNABLE_SUFFIXES.items():
-            candidate = base.with_name(base.name + suffix)
-            if candidate.is_file():
-                return ScriptFile(candidate, language, runnable=True)
-        for candidate in sorted(base.parent.glob(glob.escape(base.name) + ".*")):
-            if candidate.suffix in KNOWN_SUFFIXES and ".script." not in candidate.name:
-                return ScriptFile(candidate, KNOWN_SUFFIXES[candidate.suffix], runnable=False)
+    """The file of ``workspace_path`` (``f/folder/name``) in the flow's workspace, or None when
+    there is none. Raises :class:`UnsafePathError` for a path that leaves the workspace."""
+    root = workspace_of(flow)
+    if root is None:
+        return None
+    check_workspace_path(workspace_path)
+    base = resolve_in_workspace(root, workspace_path)
+    if not base.parent.is_dir():
+        return None
+    for suffix, language in RUNNABLE_SUFFIXES.items():
+        candidate = base.with_name(base.name + suffix)
+        if is_regular_file(candidate) and is_inside_workspace(candidate, root):
+            return ScriptFile(candidate, language, runnable=True)
+    for candidate in sorted(base.parent.glob(glob.escape(base.name) + ".*")):
+        if candidate.suffix in KNOWN_SUFFIXES and ".script." not in candidate.name:
+            return ScriptFile(candidate, KNOWN_SUFFIXES[candidate.suffix], runnable=False)
     return None
+
+
+def check_workspace_path(workspace_path: str) -> None:
+    """A Windmill path (``f/folder/name``) is relative and has no ``.``/``..`` parts: raise
+    :class:`UnsafePathError` otherwise (before any file is looked at)."""
+    if workspace_path.startswith(("/", "\\", "~")):
+        raise UnsafePathError(
+            f"{workspace_path!r} is an absolute path; Windmill paths look like f/folder/name"
+        )
+    parts = workspace_path.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafePathError(
+            f"{workspace_path!r} is not a Windmill path (no empty, '.' or '..' parts: f/folder/name)"
+        )
 
 
 def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:
@@ -74,12 +92,16 @@ def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:
         value = module.value
         if not isinstance(value, PathScript):
             return module
-        found = find_script(value.path, flow)
-        if found is None or not found.runnable:
+        try:
+            found = find_script(value.path, flow)
+            content = found.read() if found is not None and found.runnable else None
+        except (UnsafePathError, OSError, UnicodeDecodeError):
+            return module  # check_supported reports it
+        if found is None or content is None:
             return module
         code = RawScript(
             language=found.language,
-            content=found.read(),
+            content=content,
             input_transforms=value.input_transforms,
             path=value.path,
             is_trigger=value.is_trigger,

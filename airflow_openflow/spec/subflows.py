@@ -1,8 +1,8 @@
 """Sub-flows (``type: flow``): the referenced flow documents, found in the git-sync layout.
 
 A flow ``f/folder/name`` lives in ``f/folder/name.flow/flow.yaml`` (or ``name__flow/``, or a
-single ``name.flow.json`` / ``name.json`` / ``name.yaml`` file) under the repository root, looked
-up like workspace scripts (spec/scripts.py). Children are loaded recursively; a flow that calls
+single ``name.flow.json`` / ``name.json`` / ``name.yaml`` file) under the flow's workspace root,
+looked up like workspace scripts (spec/scripts.py). Children are loaded recursively; a flow that calls
 itself, directly or not, is an error.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathFlow, all_modules, map_steps
-from airflow_openflow.spec.scripts import script_roots, with_scripts_inlined
+from airflow_openflow.spec.scripts import check_workspace_path, with_scripts_inlined, workspace_of
+from airflow_openflow.spec.workspace import UnsafePathError, is_regular_file, resolve_in_workspace
 
 _CANDIDATES = (
     "{p}.flow/flow.yaml",
@@ -32,12 +33,16 @@ _CANDIDATES = (
 
 
 def find_flow(workspace_path: str, flow: OpenFlow) -> Path | None:
-    relative = workspace_path.strip("/")
-    for root in script_roots(flow):
-        for pattern in _CANDIDATES:
-            candidate = root / pattern.format(p=relative)
-            if candidate.is_file():
-                return candidate
+    """The document of the flow ``workspace_path`` in the calling flow's workspace, or None.
+    Raises :class:`UnsafePathError` for a path that leaves the workspace."""
+    root = workspace_of(flow)
+    if root is None:
+        return None
+    check_workspace_path(workspace_path)
+    for pattern in _CANDIDATES:
+        candidate = resolve_in_workspace(root, pattern.format(p=workspace_path))
+        if is_regular_file(candidate):
+            return candidate
     return None
 
 
@@ -61,7 +66,17 @@ def _resolve(flow: OpenFlow, stack: tuple[str, ...]) -> tuple[OpenFlow, list[Pro
 
     def child_of(value: PathFlow) -> OpenFlow | None:
         where: dict[str, Any] = {"file": file, "json_path": f"{value.json_path}.path"}
-        found = find_flow(value.path, flow)
+        try:
+            found = find_flow(value.path, flow)
+        except UnsafePathError as exc:
+            problems.append(
+                Problem(
+                    f"sub-flow {value.path!r} cannot be read: {exc}",
+                    hint="name a flow inside this flow's workspace by its Windmill path (f/folder/name)",
+                    **where,
+                )
+            )
+            return None
         if found is None:
             problems.append(
                 Problem(
@@ -81,7 +96,8 @@ def _resolve(flow: OpenFlow, stack: tuple[str, ...]) -> tuple[OpenFlow, list[Pro
                 )
             )
             return None
-        root = flow.source.root
+        # The child belongs to the same workspace, whatever folder it sits in.
+        root = flow.source.root or flow.source.workspace_root
         try:
             child = load_flow(found, root=root).flow
         except FlowDocumentError as exc:

@@ -23,6 +23,7 @@ from airflow_openflow.spec.model import (
     iter_modules,
 )
 from airflow_openflow.spec.scripts import find_script
+from airflow_openflow.spec.workspace import UnsafePathError
 
 SUPPORTED_LANGUAGES = ("python3", "bash")
 
@@ -203,7 +204,17 @@ class _Checker:
                 "vendor the script into the repository (e.g. f/<folder>/<name>.py) and point path at it",
             )
             return
-        found = find_script(value.path, self.flow)
+        try:
+            found = find_script(value.path, self.flow)
+            if found is not None and found.runnable:
+                found.read()
+        except (UnsafePathError, OSError, UnicodeDecodeError) as exc:
+            self.error(
+                path,
+                f"script {value.path!r} cannot be read: {exc}",
+                "name a regular UTF-8 script file inside the flow's workspace (f/folder/name)",
+            )
+            return
         if found is None:
             self.error(
                 path,

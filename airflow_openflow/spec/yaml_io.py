@@ -13,6 +13,14 @@ from typing import Any
 
 import yaml
 
+from airflow_openflow.spec.bounds import (
+    MAX_DEPTH,
+    DocumentTooComplexError,
+    check_size,
+    yaml_depth_exceeds,
+    yaml_may_be_too_deep,
+)
+
 try:  # libyaml is much faster; fall back only when PyYAML was built without it
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
@@ -25,6 +33,33 @@ class FlowYamlLoader(_BaseLoader):
     """Safe loader with YAML 1.2 core-schema implicit types and an ``!inline <file>`` tag."""
 
     yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.alias_uses = 0  # how often an already built node was reused: aliases (spec/bounds.py)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects:
+            self.alias_uses += 1
+        return super().construct_object(node, deep=deep)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Windmill's YAML parser refuses duplicate keys; PyYAML would keep the last one silently.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], yaml.Node] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                first = seen.setdefault((key_node.tag, key_node.value), key_node)
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        f"while reading the mapping that starts at line {node.start_mark.line + 1}",
+                        first.start_mark,
+                        f"found duplicate key {key_node.value!r} (first at line {first.start_mark.line + 1}, "
+                        f"again at line {key_node.start_mark.line + 1}); keep only one",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         # 1.2 core: decimal (leading zeros are decimal), 0o octal, 0x hex; no '_' and no base 60.
@@ -65,5 +100,20 @@ FlowYamlLoader.add_constructor("!inline", _construct_inline)
 
 
 def load_yaml(text: str) -> Any:
-    """Parse one YAML document (raises ``yaml.YAMLError``)."""
-    return yaml.load(text, Loader=FlowYamlLoader)  # FlowYamlLoader derives from the safe loader
+    """Parse one YAML document (raises ``yaml.YAMLError``, or :class:`DocumentTooComplexError`
+    for a document nested too deeply or expanding to too much through aliases)."""
+    if yaml_may_be_too_deep(text):
+        line = yaml_depth_exceeds(text, FlowYamlLoader)
+        if line is not None:  # before composing: libyaml's composer would overflow the C stack
+            raise DocumentTooComplexError(
+                f"the document nests lists and objects deeper than {MAX_DEPTH} levels", line=line
+            )
+    loader = FlowYamlLoader(text)  # derives from the safe loader
+    try:
+        data = loader.get_single_data()
+        aliased = loader.alias_uses > 0
+    finally:
+        loader.dispose()
+    if aliased:
+        check_size(data)
+    return data

@@ -47,15 +47,15 @@ def load_openflow_dags(
     dag_file = namespace.get("__file__") if namespace is not None else None
     dags: dict[str, Any] = {}
     located = [
-        (path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix))
-        for path, root in _flow_paths(source, discover_flows)
+        (path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix), found_in_root)
+        for path, root, found_in_root in _flow_paths(source, discover_flows)
         for flow_path in (workspace_path_for(path, root),)
     ]
 
     @functools.cache
     def dag_ids_by_flow() -> dict[Path, str]:
         ids: dict[Path, str] = {}
-        for path, _, _, dag_id in located:
+        for path, _, _, dag_id, _ in located:
             ids.setdefault(_flow_key(path), dag_id)
         return ids
 
@@ -82,9 +82,9 @@ def load_openflow_dags(
     # Documents whose paths give the same dag_id (``a.json`` + ``a.yaml``, ``x/y.json`` +
     # ``x__y.json``): none of them is picked silently, the dag_id shows the clash instead.
     clashes: dict[str, list[Path]] = {}
-    for path, _, _, dag_id in located:
+    for path, _, _, dag_id, _ in located:
         clashes.setdefault(dag_id, []).append(path)
-    for path, root, flow_path, dag_id in located:
+    for path, root, flow_path, dag_id, found_in_root in located:
         if (wanted is not None and dag_id != wanted) or dag_id in dags:
             continue
         if len(clashes[dag_id]) > 1:
@@ -95,7 +95,8 @@ def load_openflow_dags(
                 namespace[_global_name(dag_id)] = dags[dag_id]
             continue
         try:
-            loaded = load_flow(path, root=root)
+            # A flow named on its own (not found in a folder) gets the workspace around it.
+            loaded = load_flow(path, root=root if found_in_root else None)
             flow, problems = prepare_flow(loaded.flow)
             schedule, schedule_problems = flow_schedule(path, root, flow_path)
             problems = [*problems, *schedule_problems]
@@ -134,7 +135,7 @@ def load_openflow_dags(
             namespace[_global_name(dag_id)] = dag
     if wanted is None:
         _report_schedule_leftovers(
-            indexes.values(), schedules, {flow_path for _, _, flow_path, _ in located}, strict
+            indexes.values(), schedules, {flow_path for _, _, flow_path, _, _ in located}, strict
         )
     return dags
 
@@ -176,20 +177,22 @@ def _flow_key(path: Path) -> Path:
 
 def _flow_paths(
     source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], discover: Any
-) -> list[tuple[Path, Path]]:
-    """(flow path, root) pairs; the root is what the dag_id is relative to."""
+) -> list[tuple[Path, Path, bool]]:
+    """(flow path, root, found in root) triples. The root is what the dag_id is relative to; a flow
+    found by searching a folder has that folder as its workspace, a flow named on its own does not
+    (spec/workspace.py finds the workspace around it)."""
     from airflow_openflow.spec.paths import flow_folder_of
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    pairs: list[tuple[Path, Path]] = []
+    found: list[tuple[Path, Path, bool]] = []
     for item in sources:
         path = Path(item).expanduser().resolve()
         if path.is_dir() and flow_folder_of(path) is None:
-            pairs.extend((found, path) for found in discover(path))
+            found.extend((document, path, True) for document in discover(path))
         else:
             folder = flow_folder_of(path)
-            pairs.append((path, (folder or path).parent))
-    return pairs
+            found.append((path, (folder or path).parent, False))
+    return found
 
 
 def _invalid_flow_dag(dag_id: str, path: Path, error_text: str, dag_file: str | None) -> Any:

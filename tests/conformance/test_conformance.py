@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conformance.matching import check_expectation
-
-REPO = Path(__file__).resolve().parents[2]
-CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "cases"))
+from tests.corpus import case_files, missing_message
 
 # Constructs of later issues; a case needing one is expected to fail until that issue lands.
 PENDING: dict[str, str] = {
@@ -31,10 +27,11 @@ PENDING: dict[str, str] = {
 
 
 def _cases() -> list[Any]:
-    if not CASES_DIR.is_dir():
+    files = case_files()
+    if not files:
         return [pytest.param(None, None, id="corpus-missing")]
     params = []
-    for path in sorted(CASES_DIR.glob("*.json")):
+    for path in files:
         case = json.loads(path.read_text(encoding="utf-8"))
         pending = sorted({PENDING[c] for c in _constructs(case["flow"]) if c in PENDING})
         marks = [pytest.mark.xfail(reason="; ".join(pending), strict=True)] if pending else []
@@ -77,7 +74,7 @@ def _with_tmpdir(value: Any, tmpdir: str) -> Any:
 @pytest.mark.parametrize(("case", "run"), _cases())
 def test_case(case: dict[str, Any] | None, run: dict[str, Any] | None) -> None:
     if case is None or run is None:
-        pytest.fail(f"conformance corpus not found at {CASES_DIR}; set OPENFLOW_CONFORMANCE_DIR")
+        pytest.fail(missing_message())
     import airflow_openflow
 
     with tempfile.TemporaryDirectory(prefix="openflow-case-") as tmpdir:

@@ -9,11 +9,15 @@ import pytest
 
 from airflow_openflow.spec import check_supported, load_flow
 from airflow_openflow.spec.model import all_modules
+from tests.corpus import case_files, missing_message
 
-CASES = sorted(Path("/work/shared/conformance/cases").glob("*.json"))
+CASES = case_files()
 
 
-@pytest.mark.skipif(not CASES, reason="conformance corpus not available")
+def test_the_corpus_is_there() -> None:
+    assert CASES, missing_message()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_conformance_document_loads(case: Path) -> None:
     document = json.loads(case.read_text(encoding="utf-8"))["flow"]

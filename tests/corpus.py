@@ -1,0 +1,19 @@
+"""Where the shared OpenFlow conformance corpus is: ``../shared/conformance`` next to the project
+(as laid out for developers and CI), or ``OPENFLOW_CONFORMANCE_DIR`` (the ``cases`` folder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "cases"))
+
+
+def case_files() -> list[Path]:
+    """The corpus's case files, sorted; empty when the corpus is missing (callers fail on that)."""
+    return sorted(CASES_DIR.glob("*.json")) if CASES_DIR.is_dir() else []
+
+
+def missing_message() -> str:
+    return f"conformance corpus not found at {CASES_DIR}; set OPENFLOW_CONFORMANCE_DIR"

@@ -143,7 +143,7 @@ class AirflowWmillBackend:
     # -- approvals, sub-tasks ---------------------------------------------------------------------
 
     def resume_urls(self, approver: str | None) -> dict[str, str]:
-        from airflow_openflow.runtime.wmill_sdk import WmillNotSupported
+        from airflow_openflow.runtime.wmill_session import WmillNotSupported
 
         if self._plan.approval_task_id is None or self._module.id != self._plan.step_id:
             raise WmillNotSupported(

@@ -289,13 +289,13 @@ def _execute(module: FlowModule, scope: _Scope, script_runner: ScriptRunner | No
 
 @contextlib.contextmanager
 def _wmill_for(module: FlowModule, value: RawScript, ctx: StepRunContext) -> Iterator[None]:
-    """A python3 step's ``wmill`` session (runtime/wmill_sdk.py): the SDK answered by the context's
+    """A python3 step's ``wmill`` session (runtime/wmill_session.py): the SDK answered by the context's
     backend, and workflow-as-code checkpoints in its state store. Checkpoints are kept when the
     script fails with attempts left (or the process is being killed), for the next try to replay."""
     if value.language != "python3":
         yield
         return
-    from airflow_openflow.runtime.wmill_sdk import WmillSession, wmill_session
+    from airflow_openflow.runtime.wmill_session import WmillSession, wmill_session
 
     make_backend = getattr(ctx, "wmill_backend", None)
     backend = make_backend(module) if make_backend is not None else None

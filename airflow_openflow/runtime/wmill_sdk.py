@@ -1,341 +1,23 @@
 """The ``wmill`` module a python3 step imports: Windmill's Python SDK, answered by Airflow.
 
-A Windmill script that does ``import wmill`` runs unchanged. While a step runs, ``wmill`` in
-``sys.modules`` is this module, and each function asks the step's :class:`WmillSession` (held in a
-context variable, so steps of parallel branches running in threads of one task each see their
-own). The session asks a :class:`WmillBackend`, which the Airflow side provides
-(``runtime/airflow_wmill.py``): this module imports no Airflow.
-
-Workflows as code (``@task`` / ``@workflow``): each top-level call of a task function runs inline,
-is logged with its name, start, end and result, and its result is checkpointed in the task's state
-store under ``openflow_wac:<step>:<call index>`` (the state store is per task instance, so per map
-index; steps nested in loops add their place). A retry of the same Airflow task instance replays
-the calls that finished, in order, instead of running them again; a checkpoint is replayed only if
-it was written in the same clear epoch (``max_tries`` of the task instance, which Airflow changes on
-every clear), by the same script (a hash of its code) and for a call of the same name. Anything
-else runs again, and a checkpoint of another script version is reported in the log.
+A Windmill script that does ``import wmill`` runs unchanged: while a step runs, ``wmill`` in
+``sys.modules`` is this module. It holds Windmill's names only; each function asks the step's
+session (``runtime/wmill_session.py``), and any other public name is a stand-in that fails with
+``not supported on Airflow: wmill.<name>`` when called. Its own imports are private names, so
+``dir(wmill)`` shows what Windmill's SDK shows.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: it would show as `wmill.annotations`.
+import json as _json
+from collections.abc import Callable as _Callable
+from pathlib import Path as _Path
+from typing import Any as _Any
 
-import contextvars
-import functools
-import hashlib
-import inspect
-import json
-import logging
-import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
-
-log = logging.getLogger("airflow_openflow.wmill")
-
-#: The names this module answers; any other public name is a stub that says it is not supported.
-SUPPORTED = (
-    "get_workspace",
-    "get_root_job_id",
-    "get_job_id",
-    "get_variable",
-    "set_variable",
-    "get_resource",
-    "set_resource",
-    "get_state",
-    "set_state",
-    "get_state_path",
-    "get_flow_user_state",
-    "set_flow_user_state",
-    "get_shared_state",
-    "set_shared_state",
-    "get_resume_urls",
-    "task",
-    "workflow",
-)
-
-_CHECKPOINT_PREFIX = "openflow_wac"
-
-
-class WmillNotSupported(NotImplementedError):
-    """A ``wmill`` function that has no meaning on Airflow (yet)."""
-
-
-class WmillBackend(Protocol):
-    """What the ``wmill`` functions need from the run a step belongs to."""
-
-    workspace: str
-    root_job_id: str
-    job_id: str
-    flow_path: str
-    #: ``user`` for runs started by hand or by the API, ``schedule`` for scheduled runs (the part
-    #: of Windmill's state path that tells a manual run's state from a schedule's)
-    trigger: str
-
-    def get_flow_user_state(self, key: str) -> Any: ...
-
-    def set_flow_user_state(self, key: str, value: Any) -> None: ...
-
-    def get_persistent_state(self, path: str) -> Any: ...
-
-    def set_persistent_state(self, path: str, value: Any) -> None: ...
-
-    def get_variable(self, path: str) -> Any: ...
-
-    def set_variable(self, path: str, value: str, *, is_secret: bool, description: str) -> None: ...
-
-    def get_resource(self, path: str, *, none_if_undefined: bool) -> Any: ...
-
-    def set_resource(self, path: str, value: Any, *, resource_type: str) -> None: ...
-
-    def resume_urls(self, approver: str | None) -> dict[str, str]: ...
-
-    @property
-    def checkpoint_epoch(self) -> int: ...
-
-    def record_sub_tasks(self, records: list[dict[str, Any]]) -> None: ...
-
-
-class CheckpointStore(Protocol):
-    def get(self, key: str) -> Any: ...
-
-    def set(self, key: str, value: Any) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-
-@dataclass
-class _Call:
-    name: str
-    index: int
-    key: str
-    started: float
-    replayed: tuple[Any] | None = None
-
-
-@dataclass
-class WmillSession:
-    """One step's run, as the ``wmill`` functions see it."""
-
-    backend: WmillBackend | None
-    step_id: str
-    script: str
-    store: CheckpointStore | None = None
-    _calls: int = 0
-    _depth: int = 0
-    records: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @functools.cached_property
-    def script_hash(self) -> str:
-        return hashlib.sha256(self.script.encode()).hexdigest()[:16]
-
-    def require_backend(self, name: str) -> WmillBackend:
-        if self.backend is None:
-            raise WmillNotSupported(
-                f"wmill.{name}() needs the Airflow run this step belongs to; it is not available here"
-            )
-        return self.backend
-
-    @property
-    def state_path(self) -> str:
-        """Windmill's state path of a flow step: ``<flow path>/<step id>_<trigger>`` (spec 7.2)."""
-        backend = self.require_backend("get_state")
-        return f"{backend.flow_path}/{self.step_id}_{backend.trigger}"
-
-    # -- workflows as code ----------------------------------------------------------------------
-
-    def run_task(
-        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        call = self._begin(name)
-        if call is None:
-            return fn(*args, **kwargs)  # nested: part of the enclosing task's call and checkpoint
-        if call.replayed is not None:
-            return call.replayed[0]
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException:
-            self._failed(call)
-            raise
-        return self._succeeded(call, result)
-
-    async def arun_task(
-        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        call = self._begin(name)
-        if call is None:
-            return await fn(*args, **kwargs)
-        if call.replayed is not None:
-            return call.replayed[0]
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException:
-            self._failed(call)
-            raise
-        return self._succeeded(call, result)
-
-    def _begin(self, name: str) -> _Call | None:
-        """The call about to run: None when nested in another task's call (it runs inline), else its
-        index and, when a valid checkpoint exists, the replayed result."""
-        with self._lock:
-            if self._depth > 0:
-                return None
-            index = self._calls
-            self._calls += 1
-        call = _Call(name, index, f"{_CHECKPOINT_PREFIX}:{self.step_id}:{index}", time.time())
-        call.replayed = self._replay(call.key, name, index)
-        if call.replayed is None:
-            log.info("wmill.task %s (call %d of step %s): started", name, index, self.step_id)
-            with self._lock:
-                self._depth += 1
-        return call
-
-    def _failed(self, call: _Call) -> None:
-        with self._lock:
-            self._depth -= 1
-        self._record(call.name, call.index, call.started, time.time(), status="failed")
-        log.info("wmill.task %s (call %d): failed", call.name, call.index)
-
-    def _succeeded(self, call: _Call, result: Any) -> Any:
-        with self._lock:
-            self._depth -= 1
-        ended = time.time()
-        result = _json_result(result, f"the result of wmill.task {call.name}")
-        if self.store is not None and self.backend is not None:
-            checkpoint = {
-                "epoch": self.backend.checkpoint_epoch,
-                "script": self.script_hash,
-                "name": call.name,
-                "result": result,
-                "started_at": call.started,
-                "ended_at": ended,
-            }
-            self.store.set(call.key, checkpoint)
-            self.store.set(f"{_CHECKPOINT_PREFIX}:{self.step_id}", {"calls": call.index + 1})
-        self._record(call.name, call.index, call.started, ended, status="success")
-        log.info(
-            "wmill.task %s (call %d): finished in %.3f s, result %s",
-            call.name,
-            call.index,
-            ended - call.started,
-            _preview(result),
-        )
-        return result
-
-    def _replay(self, key: str, name: str, index: int) -> tuple[Any] | None:
-        if self.store is None or self.backend is None:
-            return None
-        saved = self.store.get(key)
-        if not isinstance(saved, Mapping):
-            return None
-        if saved.get("epoch") != self.backend.checkpoint_epoch:
-            return None  # written before the task was cleared: a clear re-runs from scratch
-        if saved.get("script") != self.script_hash or saved.get("name") != name:
-            log.warning(
-                "wmill.task %s (call %d of step %s): a checkpoint from an earlier try exists, but it was "
-                "written by %s; it is NOT replayed and the call runs again",
-                name,
-                index,
-                self.step_id,
-                "another version of the script (its code changed)"
-                if saved.get("script") != self.script_hash
-                else f"a call of {saved.get('name')!r} (the order of calls changed)",
-            )
-            return None
-        started, ended = float(saved.get("started_at", 0)), float(saved.get("ended_at", 0))
-        log.info(
-            "wmill.task %s (call %d): replayed from its checkpoint (finished in an earlier try), result %s",
-            name,
-            index,
-            _preview(saved.get("result")),
-        )
-        self._record(name, index, started, ended, status="replayed")
-        return (saved.get("result"),)
-
-    def _record(self, name: str, index: int, started: float, ended: float, *, status: str) -> None:
-        self.records.append(
-            {
-                "name": name,
-                "call": index,
-                "status": status,
-                "started_at": _iso(started),
-                "duration_ms": round((ended - started) * 1000),
-            }
-        )
-
-    def finish(self, *, succeeded: bool, final: bool) -> None:
-        """After the script: record the sub-tasks; drop the checkpoints unless a retry may use them
-        (the step failed with attempts left, or the process is being killed)."""
-        if self.records and self.backend is not None:
-            self.backend.record_sub_tasks(self.records)
-        if self.store is None or not (succeeded or final):
-            return
-        index_key = f"{_CHECKPOINT_PREFIX}:{self.step_id}"
-        saved = self.store.get(index_key)
-        count = max(self._calls, int(saved.get("calls", 0)) if isinstance(saved, Mapping) else 0)
-        for index in range(count):
-            self.store.delete(f"{index_key}:{index}")
-        if saved is not None:
-            self.store.delete(index_key)
-
-
-_current: contextvars.ContextVar[WmillSession | None] = contextvars.ContextVar("openflow_wmill", default=None)
-_active: list[WmillSession] = []  # for threads a script starts itself (they do not inherit the context)
-_active_lock = threading.Lock()
-
-
-def _session(name: str) -> WmillSession:
-    session = _current.get()
-    if session is None:
-        with _active_lock:
-            if len(_active) == 1:
-                return _active[0]
-        raise WmillNotSupported(f"wmill.{name}() is only available while an OpenFlow step runs")
-    return session
-
-
-@contextmanager
-def wmill_session(
-    session: WmillSession, *, environment: Mapping[str, str] | None = None
-) -> Iterator[WmillSession]:
-    """Make ``import wmill`` give this module and its functions answer for ``session``.
-
-    ``environment``: Windmill's contextual variables (``WM_JOB_ID``...), set for the step's run in
-    the task's main thread only (the environment is process-wide)."""
-    install()
-    token = _current.set(session)
-    with _active_lock:
-        _active.append(session)
-    own_env = threading.current_thread() is threading.main_thread() and environment
-    saved = {name: os.environ.get(name) for name in environment or {}} if own_env else {}
-    if own_env and environment:
-        os.environ.update(environment)
-    try:
-        yield session
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        with _active_lock:
-            _active.remove(session)
-        _current.reset(token)
-
-
-def install() -> None:
-    """``wmill`` in ``sys.modules`` is this module from now on in this process (a task's own
-    process: Airflow runs each task instance in a process of its own)."""
-    module = sys.modules[__name__]
-    if sys.modules.get("wmill") is not module:
-        sys.modules["wmill"] = module
-
-
-# -- the SDK ---------------------------------------------------------------------------------------
+from airflow_openflow.runtime.wmill_session import SUPPORTED as _SUPPORTED
+from airflow_openflow.runtime.wmill_session import WmillNotSupported as _WmillNotSupported
+from airflow_openflow.runtime.wmill_session import as_task as _as_task
+from airflow_openflow.runtime.wmill_session import current_session as _session
+from airflow_openflow.runtime.wmill_session import json_value as _json_value
 
 
 def get_workspace() -> str:
@@ -352,7 +34,7 @@ def get_job_id() -> str:
     return _session("get_job_id").require_backend("get_job_id").job_id
 
 
-def get_variable(path: str) -> Any:
+def get_variable(path: str) -> _Any:
     return _session("get_variable").require_backend("get_variable").get_variable(path)
 
 
@@ -361,12 +43,12 @@ def set_variable(path: str, value: str, is_secret: bool = False, description: st
     backend.set_variable(path, value, is_secret=is_secret, description=description)
 
 
-def get_resource(path: str, none_if_undefined: bool = False) -> Any:
+def get_resource(path: str, none_if_undefined: bool = False) -> _Any:
     backend = _session("get_resource").require_backend("get_resource")
     return backend.get_resource(path, none_if_undefined=none_if_undefined)
 
 
-def set_resource(path: str, value: Any, resource_type: str = "any") -> None:
+def set_resource(path: str, value: _Any, resource_type: str = "any") -> None:
     _json_value(value, f"resource {path!r}")
     backend = _session("set_resource").require_backend("set_resource")
     backend.set_resource(path, value, resource_type=resource_type)
@@ -376,48 +58,48 @@ def get_state_path() -> str:
     return _session("get_state_path").state_path
 
 
-def get_state(path: str | None = None) -> Any:
+def get_state(path: str | None = None) -> _Any:
     """The value a trigger script stored with ``set_state`` in an earlier run of this flow (or
     None): it persists across DAG runs."""
     session = _session("get_state")
     return session.require_backend("get_state").get_persistent_state(path or session.state_path)
 
 
-def set_state(value: Any, path: str | None = None) -> None:
+def set_state(value: _Any, path: str | None = None) -> None:
     session = _session("set_state")
     target = path or session.state_path
     _json_value(value, f"state {target!r}")
     session.require_backend("set_state").set_persistent_state(target, value)
 
 
-def get_flow_user_state(key: str) -> Any:
+def get_flow_user_state(key: str) -> _Any:
     """The value last stored under ``key`` in this DAG run by this step or a step before it, or None."""
     return _session("get_flow_user_state").require_backend("get_flow_user_state").get_flow_user_state(key)
 
 
-def set_flow_user_state(key: str, value: Any) -> None:
+def set_flow_user_state(key: str, value: _Any) -> None:
     _json_value(value, f"flow user state {key!r}")
     _session("set_flow_user_state").require_backend("set_flow_user_state").set_flow_user_state(key, value)
 
 
-def get_shared_state(path: str = "state.json") -> Any:
+def get_shared_state(path: str = "state.json") -> _Any:
     """A JSON file of the ``./shared`` directory (flows with ``same_worker``)."""
-    with open(Path("shared") / path, encoding="utf-8") as file:
-        return json.load(file)
+    with open(_Path("shared") / path, encoding="utf-8") as file:
+        return _json.load(file)
 
 
-def set_shared_state(state: Any, path: str = "state.json") -> None:
+def set_shared_state(state: _Any, path: str = "state.json") -> None:
     _json_value(state, f"shared state {path!r}")
-    target = Path("shared") / path
+    target = _Path("shared") / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(state), encoding="utf-8")
+    target.write_text(_json.dumps(state), encoding="utf-8")
 
 
 def get_resume_urls(approver: str | None = None) -> dict[str, str]:
     return _session("get_resume_urls").require_backend("get_resume_urls").resume_urls(approver)
 
 
-def task(*args: Any, **options: Any) -> Any:
+def task(*args: _Any, **options: _Any) -> _Any:
     """``@task``, ``@task()`` or ``@task(tag=...)``: each call is a checkpointed sub-task of the step.
     Options such as ``tag`` or ``timeout`` choose Windmill workers; here the call runs in the task."""
     if len(args) == 1 and callable(args[0]) and not options:
@@ -427,84 +109,24 @@ def task(*args: Any, **options: Any) -> Any:
     return _as_task
 
 
-def workflow(fn: Callable[..., Any]) -> Callable[..., Any]:
+def workflow(fn: _Callable[..., _Any]) -> _Callable[..., _Any]:
     """``@workflow`` marks the function that orchestrates tasks; it runs as it is, in the step."""
     return fn
 
 
-def _as_task(fn: Callable[..., Any]) -> Callable[..., Any]:
-    name = getattr(fn, "__name__", "task")
-
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            session = _current.get()
-            if session is None:
-                return await fn(*args, **kwargs)
-            return await session.arun_task(name, fn, args, kwargs)
-
-        return call_async
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        session = _current.get()
-        if session is None:  # outside a step (a local test of the script): a plain call, as in Windmill
-            return fn(*args, **kwargs)
-        return session.run_task(name, fn, args, kwargs)
-
-    return call
-
-
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """Any other public name: a stand-in that says clearly what is missing when it is used, so a
     script importing more of the SDK than it calls still runs."""
     if name.startswith("_"):
         raise AttributeError(name)
 
-    def not_supported(*args: Any, **kwargs: Any) -> Any:
-        raise WmillNotSupported(
-            f"not supported on Airflow: wmill.{name} (airflow-openflow supports: {', '.join(SUPPORTED)})"
+    def not_supported(*args: _Any, **kwargs: _Any) -> _Any:
+        raise _WmillNotSupported(
+            f"not supported on Airflow: wmill.{name} (airflow-openflow supports: {', '.join(_SUPPORTED)})"
         )
 
     not_supported.__name__ = name
     return not_supported
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _json_value(value: Any, what: str) -> None:
-    """Windmill sends these values as JSON: anything JSON cannot hold is refused, naming it."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{what}: the value ({type(value).__qualname__}) is not JSON-serializable ({exc}); store JSON "
-            "data: dict, list, str, int, float, bool or None"
-        ) from None
-
-
-def _json_result(value: Any, what: str) -> Any:
-    from airflow_openflow.runtime.errors import StepError
-    from airflow_openflow.runtime.scripts.python import to_json_compatible
-
-    try:
-        return to_json_compatible(value)
-    except StepError as exc:
-        message = exc.error.get("error", {}).get("message", str(exc))
-        raise TypeError(f"{what} cannot be checkpointed: {message}") from None
-
-
-def _preview(value: Any, limit: int = 500) -> str:
-    text = json.dumps(value, default=repr)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _iso(epoch: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).isoformat()
-
-
-__all__ = [*SUPPORTED, "WmillNotSupported"]
+__all__ = list(_SUPPORTED)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_openflow.runtime.wmill_sdk import WmillNotSupported, WmillSession, wmill_session
+from airflow_openflow.runtime.wmill_session import WmillNotSupported, WmillSession, wmill_session
 
 
 class DictStore:
@@ -149,3 +149,13 @@ def test_outside_a_step_tasks_are_plain_calls_and_other_functions_say_where_they
         wmill.get_flow_user_state("k")
     with pytest.raises(WmillNotSupported, match=r"not supported on Airflow: wmill\.run_flow_async"):
         wmill.run_flow_async("f/x")
+
+
+def test_the_module_scripts_import_as_wmill_shows_only_windmill_names() -> None:
+    import airflow_openflow.runtime.wmill_sdk as wmill
+    from airflow_openflow.runtime.wmill_session import SUPPORTED
+
+    public = {name for name in dir(wmill) if not name.startswith("_")}
+    assert public == set(SUPPORTED)
+    for internal in ("install", "WmillSession", "wmill_session", "WmillNotSupported", "json", "Path"):
+        assert internal not in public

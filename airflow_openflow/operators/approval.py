@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
-from airflow_openflow.operators.approval_rules import (
+from airflow_openflow.runtime.approval_rules import (
     GROUPS_ONLY_USER,
     REJECT,
     RULES_KEY,

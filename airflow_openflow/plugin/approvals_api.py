@@ -26,7 +26,7 @@ from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 
-from airflow_openflow.operators.approval_rules import GROUPS_ONLY_USER, RULES_KEY, group_refusal, refusal
+from airflow_openflow.runtime.approval_rules import GROUPS_ONLY_USER, RULES_KEY, group_refusal, refusal
 
 #: XCom key of an approval task listing the resume ids of the links already used (each works once).
 USED_LINKS_KEY = "openflow_used_resume_links"

@@ -1,8 +1,8 @@
-"""operators/approval_rules.py: which answers to an approval step count."""
+"""runtime/approval_rules.py: which answers to an approval step count."""
 
 from __future__ import annotations
 
-from airflow_openflow.operators.approval_rules import approval_rules, refusal
+from airflow_openflow.runtime.approval_rules import approval_rules, refusal
 
 FORM = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}, "required": ["n"]}
 
@@ -28,7 +28,7 @@ def test_answers_refused_and_accepted() -> None:
 def test_group_membership_by_role_roles_or_team() -> None:
     from types import SimpleNamespace
 
-    from airflow_openflow.operators.approval_rules import group_refusal
+    from airflow_openflow.runtime.approval_rules import group_refusal
 
     rules = approval_rules(form_schema=None, self_approval_disabled=False, approvers=[], groups=["Finance"])
 

@@ -16,12 +16,12 @@ from airflow_openflow.spec.model import InputTransform
 def sleep_trigger(seconds: float, log: Any, step_id: str) -> Any:
     """The trigger a task defers on to wait ``seconds`` without holding a worker slot; or None
     after a short sleep done in the worker (a deferral that ends sooner than ``SETTLE_S`` can
-    make Airflow 3.3.2 fail the resumed task, see triggers/iteration.py)."""
+    make Airflow 3.3.2 fail the resumed task, see triggers/waits.py)."""
     import time
 
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    from airflow_openflow.triggers.iteration import SETTLE_S
+    from airflow_openflow.triggers.waits import SETTLE_S
 
     if seconds <= SETTLE_S:
         log.info(

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunLink
 
+from airflow_openflow.compat.task_sdk import trigger_dag_run
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import STATUS_KEY
 from airflow_openflow.spec.model import PathFlow
@@ -59,14 +60,15 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             conf[CALLER_SHARED_KEY] = dataclasses.asdict(ctx.shared_location)
         run_id = self._child_run_id(context)
         self.log.info("sub-flow %s: starting run %s of DAG %s", self._path, run_id, self.trigger_dag_id)
-        _trigger_dag_run(
-            self.trigger_dag_id,
-            run_id,
-            conf,
+        # A run that already exists (this try started it before the worker died) is waited for.
+        trigger_dag_run(
+            dag_id=self.trigger_dag_id,
+            run_id=run_id,
+            conf=conf,
             note=f"sub-flow of {context['ti'].dag_id}, run {context['ti'].run_id}, step {self.task_id}",
         )
         context["ti"].xcom_push(key="trigger_run_id", value=run_id)  # read by TriggerDagRunLink
-        from airflow_openflow.triggers.iteration import DagRunEndedTrigger, not_before
+        from airflow_openflow.triggers.waits import DagRunEndedTrigger, not_before
 
         # Both end states come back to execute_complete: the child's own flow_result says whether
         # the flow failed, and the step's rules decide what that means here.
@@ -114,21 +116,3 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             digest = hashlib.sha256(run_id.encode()).hexdigest()[:16]
             run_id = f"openflow__{ti.task_id[:150]}__{digest}__{ti.try_number}"
         return run_id
-
-
-def _trigger_dag_run(dag_id: str, run_id: str, conf: dict[str, Any], *, note: str) -> None:
-    """Create the child run through the Execution API, as TriggerDagRunOperator does. Done here
-    rather than by raising ``DagRunTriggerException`` so that the wait can be a trigger of ours
-    (``not_before``, see triggers/iteration.py). A run that already exists (this try started it
-    before the worker died) is waited for as it is."""
-    from airflow.sdk.exceptions import AirflowException
-    from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
-    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
-    response = SUPERVISOR_COMMS.send(TriggerDagRun(dag_id=dag_id, run_id=run_id, conf=conf, note=note))
-    if isinstance(response, ErrorResponse):
-        if str(getattr(response.error, "value", response.error)) == "DAGRUN_ALREADY_EXISTS":
-            return
-        raise AirflowException(
-            f"could not start run {run_id} of DAG {dag_id}: {response.error} {response.detail}"
-        )

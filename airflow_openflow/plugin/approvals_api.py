@@ -20,12 +20,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
+from airflow_openflow.compat.api_server import (
+    DagAccessEntity,
+    GetUserDep,
+    SessionDep,
+    UpdateHITLDetailPayload,
+    get_variable,
+    metadata_session,
+    read_task_xcom,
+    record_hitl_answer,
+    requires_access_dag,
+    run_started_by,
+    task_instance_state,
+    write_task_xcom,
+)
 from airflow_openflow.runtime.approval_rules import GROUPS_ONLY_USER, RULES_KEY, group_refusal, refusal
 
 #: XCom key of an approval task listing the resume ids of the links already used (each works once).
@@ -75,16 +86,8 @@ async def answer_by_link(
     expires: int,
     sig: str,
 ) -> Any:
-    import time
-
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-
-    from airflow_openflow.runtime.resume_links import PAYLOAD_KEY, SECRET_VARIABLE, is_valid
-
     payload = await _link_payload(request)
     approver = request.query_params.get("approver")
-    secret = Variable.get(SECRET_VARIABLE, default_var=None)
     link = {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -93,9 +96,19 @@ async def answer_by_link(
         "expires": expires,
         "approver": approver,
     }
+    # The database work blocks: in a thread, never on the API server's event loop.
+    return await run_in_threadpool(_answer_link, action, link, sig, payload)
+
+
+def _answer_link(action: str, link: dict[str, Any], sig: str, payload: Any) -> Any:
+    import time
+
+    from airflow_openflow.runtime.resume_links import PAYLOAD_KEY, SECRET_VARIABLE, is_valid
+
+    secret = get_variable(SECRET_VARIABLE)
     if not secret or not is_valid(secret, sig, **link):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid resume link")
-    if time.time() > expires:
+    if time.time() > link["expires"]:
         raise HTTPException(status.HTTP_410_GONE, "this resume link has expired")
     params_input = (
         payload if isinstance(payload, dict) and PAYLOAD_KEY not in payload else {PAYLOAD_KEY: payload}
@@ -103,12 +116,12 @@ async def answer_by_link(
     answer = UpdateHITLDetailPayload(
         chosen_options=["Approve" if action == "resume" else "Reject"], params_input=params_input
     )
-    with create_session() as session:
-        approval = _Approval(session, dag_id, run_id, task_id)
-        approval.check_link(resume_id)
-        name = approver or "unknown"
+    with metadata_session() as session:
+        approval = _Approval(session, link["dag_id"], link["run_id"], link["task_id"])
+        approval.check_link(link["resume_id"])
+        name = link["approver"] or "unknown"
         approval.refuse(approval.refusal(name, answer, payload))
-        approval.mark_link_used(resume_id)
+        approval.mark_link_used(link["resume_id"])
         return approval.record(answer, _Responder(name, name), name)
 
 
@@ -132,26 +145,16 @@ class _Approval:
     starter, and recording an answer with Airflow's own function."""
 
     def __init__(self, session: Any, dag_id: str, run_id: str, task_id: str) -> None:
-        from airflow.models.dagrun import DagRun
-        from sqlalchemy import select
-
         self.session, self.dag_id, self.run_id, self.task_id = session, dag_id, run_id, task_id
         rules = self._xcom(RULES_KEY)
         self.waiting_ever = rules is not None  # the task pushes its rules when it starts waiting
         self.rules: dict[str, Any] = rules or {}
-        self.started_by = session.scalars(
-            select(DagRun.triggering_user_name).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-        ).first()
+        self.started_by = run_started_by(session, dag_id=dag_id, run_id=run_id)
 
     def _xcom(self, key: str) -> Any:
-        from airflow.models.xcom import XComModel
-
-        row = self.session.scalars(
-            XComModel.get_many(
-                run_id=self.run_id, key=key, task_ids=self.task_id, dag_ids=self.dag_id, map_indexes=-1
-            )
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
+        return read_task_xcom(
+            self.session, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id, key=key
+        )
 
     def refusal(self, approver: str, answer: Any, form: Any) -> tuple[int, str] | None:
         return refusal(
@@ -170,19 +173,10 @@ class _Approval:
 
     def check_link(self, resume_id: int) -> None:
         """A link answers only a waiting approval that accepts links, once."""
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.state import TaskInstanceState
-        from sqlalchemy import select
-
-        state = self.session.scalars(
-            select(TaskInstance.state).where(
-                TaskInstance.dag_id == self.dag_id,
-                TaskInstance.run_id == self.run_id,
-                TaskInstance.task_id == self.task_id,
-                TaskInstance.map_index == -1,
-            )
-        ).first()
-        if state != TaskInstanceState.AWAITING_INPUT:
+        state = task_instance_state(
+            self.session, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id
+        )
+        if state != "awaiting_input":
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 "this approval is not waiting for an answer (it has not started yet, or it has ended)",
@@ -197,17 +191,14 @@ class _Approval:
             )
 
     def mark_link_used(self, resume_id: int) -> None:
-        from airflow.models.xcom import XComModel
-
         used = [*(self._xcom(USED_LINKS_KEY) or []), resume_id]
-        XComModel.set(
-            USED_LINKS_KEY,
-            used,
+        write_task_xcom(
+            self.session,
             dag_id=self.dag_id,
-            task_id=self.task_id,
             run_id=self.run_id,
-            map_index=-1,
-            session=self.session,
+            task_id=self.task_id,
+            key=USED_LINKS_KEY,
+            value=used,
         )
 
     def record(self, answer: Any, user: Any, name: str) -> Any:
@@ -215,18 +206,15 @@ class _Approval:
         ``user_groups_required`` is assigned to GROUPS_ONLY_USER (so Airflow's endpoint refuses
         everyone); the groups were checked here, so the answer is recorded as that assignee, under
         the approver's name."""
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-
         if self.rules.get("groups"):
             user = _Responder(GROUPS_ONLY_USER["id"], name)
-        return update_hitl_detail(
+        return record_hitl_answer(
+            self.session,
             dag_id=self.dag_id,
-            dag_run_id=self.run_id,
+            run_id=self.run_id,
             task_id=self.task_id,
-            update_hitl_detail_payload=answer,
+            answer=answer,
             user=user,
-            session=self.session,
-            map_index=-1,
         )
 
 

@@ -1,148 +1,22 @@
-"""Triggers our deferred tasks wait on: another task instance finished (the previous iteration of a
-sequential loop), or a DAG run ended (a sub-flow's child run).
+"""The triggers' former module: deferred tasks serialized by an earlier release name their trigger
+by this path, so it stays importable. New code imports ``airflow_openflow.triggers.waits``."""
 
-Both fire no sooner than ``not_before``. Airflow 3.3.2 fails a deferred task whose trigger fires
-before the scheduler has processed the exit of the workload that deferred it: the resumed attempt
-is marked failed ("finished with state success, but the task instance's state attribute is
-running", apache/airflow#72716, open). Operators therefore wait briefly in the worker first
-(``wait_in_worker``) and defer with ``not_before`` = now + ``SETTLE_S``.
-"""
+from airflow_openflow.triggers.waits import (
+    FINISHED_STATES,
+    SETTLE_S,
+    DagRunEndedTrigger,
+    TaskFinishedTrigger,
+    not_before,
+    task_state,
+    wait_in_worker,
+)
 
-from __future__ import annotations
-
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-#: Task states after which a task instance will not run again without a clear.
-FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
-
-
-def task_state(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    """The state of one task instance, through the Task SDK (works in a worker and the triggerer)."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    states = RuntimeTaskInstance.get_task_states(
-        dag_id=dag_id, map_index=map_index, task_ids=[task_id], run_ids=[run_id]
-    )
-    state = states.get(run_id, {}).get(f"{task_id}_{map_index}")
-    return str(state) if state is not None else None
-
-
-#: Seconds a deferral lasts at least, and a wait is done in the worker before deferring.
-SETTLE_S = 10.0
-
-
-def wait_in_worker(done: Callable[[], bool], seconds: float = SETTLE_S, poll_s: float = 0.5) -> bool:
-    """Poll ``done`` for up to ``seconds`` in the task itself; whether it became true. Short waits
-    never defer (which would also cost a few seconds of scheduling)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if done():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)
-
-
-def not_before() -> float:
-    """When a deferral that starts now may end at the earliest (epoch seconds)."""
-    return time.time() + SETTLE_S
-
-
-async def _settle(until: float) -> None:
-    delay = until - time.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
-class _PollingTrigger(BaseTrigger):
-    """Polls a state through the Execution API every ``poll_interval`` seconds, from
-    ``not_before`` on, and fires ``{"state": ...}`` once it is one of ``ended_states``. Airflow has
-    no event for "another task instance finished" or "another DAG run ended" a trigger could await.
-    Subclasses pass their identifying fields (serialized with the rest) and read the state."""
-
-    ended_states: frozenset[str] = frozenset()
-
-    def __init__(self, *, poll_interval: float, not_before: float = 0.0, **identity: Any) -> None:
-        super().__init__()
-        self.identity = identity
-        self.poll_interval = poll_interval
-        self.not_before = not_before
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        kwargs = {**self.identity, "poll_interval": self.poll_interval, "not_before": self.not_before}
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
-
-    def read_state(self) -> str | None:
-        raise NotImplementedError
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from asgiref.sync import sync_to_async
-
-        await _settle(self.not_before)
-        lookup = sync_to_async(self.read_state)
-        while True:
-            state = await lookup()
-            if state in self.ended_states:
-                yield TriggerEvent({"state": state})
-                return
-            await asyncio.sleep(self.poll_interval)
-
-
-class TaskFinishedTrigger(_PollingTrigger):
-    """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state."""
-
-    ended_states = FINISHED_STATES
-
-    def __init__(
-        self,
-        *,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        map_index: int,
-        poll_interval: float = 1.0,
-        not_before: float = 0.0,
-    ) -> None:
-        super().__init__(
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=task_id,
-            map_index=map_index,
-            poll_interval=poll_interval,
-            not_before=not_before,
-        )
-
-    def read_state(self) -> str | None:
-        i = self.identity
-        return task_state(i["dag_id"], i["run_id"], i["task_id"], i["map_index"])
-
-
-#: DAG run states after which a run does not go on without a clear.
-RUN_ENDED_STATES = frozenset({"success", "failed"})
-
-
-def dag_run_state(dag_id: str, run_id: str) -> str | None:
-    """A DAG run's state, through the Task SDK (works in a worker and the triggerer)."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
-    return str(getattr(state, "value", state)) if state is not None else None
-
-
-class DagRunEndedTrigger(_PollingTrigger):
-    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed)."""
-
-    ended_states = RUN_ENDED_STATES
-
-    def __init__(
-        self, *, dag_id: str, run_id: str, poll_interval: float = 2.0, not_before: float = 0.0
-    ) -> None:
-        super().__init__(dag_id=dag_id, run_id=run_id, poll_interval=poll_interval, not_before=not_before)
-
-    def read_state(self) -> str | None:
-        return dag_run_state(self.identity["dag_id"], self.identity["run_id"])
+__all__ = [
+    "FINISHED_STATES",
+    "SETTLE_S",
+    "DagRunEndedTrigger",
+    "TaskFinishedTrigger",
+    "not_before",
+    "task_state",
+    "wait_in_worker",
+]

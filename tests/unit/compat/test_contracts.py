@@ -1,0 +1,153 @@
+"""Contract tests of airflow_openflow/compat: what each function relies on in Airflow's
+non-public API is still there, with the same shape. A failure names the compat function to fix
+after an Airflow upgrade (the integration tests exercise the same functions end to end)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def _params(function: Callable[..., Any]) -> set[str]:
+    return set(inspect.signature(function).parameters)
+
+
+def _require(compat_function: str, condition: bool, what: str) -> None:
+    assert condition, f"airflow_openflow.compat.{compat_function}: Airflow changed: {what}"
+
+
+def test_task_sdk_task_states() -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    params = _params(RuntimeTaskInstance.get_task_states)
+    _require(
+        "task_sdk.task_states",
+        {"dag_id", "map_index", "task_ids", "run_ids"} <= params,
+        f"RuntimeTaskInstance.get_task_states takes {sorted(params)}",
+    )
+
+
+def test_task_sdk_dag_run_state() -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    params = _params(RuntimeTaskInstance.get_dagrun_state)
+    _require(
+        "task_sdk.dag_run_state", {"dag_id", "run_id"} <= params, f"get_dagrun_state takes {sorted(params)}"
+    )
+
+
+def test_task_sdk_trigger_dag_run() -> None:
+    from airflow.sdk.execution_time import comms, task_runner
+
+    _require(
+        "task_sdk.trigger_dag_run",
+        "SUPERVISOR_COMMS" in inspect.get_annotations(task_runner),  # assigned when a task starts
+        "no task_runner.SUPERVISOR_COMMS",
+    )
+    message = comms.TriggerDagRun(dag_id="d", run_id="r", conf={"a": 1}, note="n")
+    _require(
+        "task_sdk.trigger_dag_run", (message.dag_id, message.conf) == ("d", {"a": 1}), "TriggerDagRun fields"
+    )
+    fields = set(comms.ErrorResponse.model_fields)
+    _require(
+        "task_sdk.trigger_dag_run", {"error", "detail"} <= fields, f"ErrorResponse fields {sorted(fields)}"
+    )
+    from airflow.sdk.exceptions import ErrorType
+
+    _require(
+        "task_sdk.trigger_dag_run",
+        ErrorType.DAGRUN_ALREADY_EXISTS.value == "DAGRUN_ALREADY_EXISTS",
+        "ErrorType.DAGRUN_ALREADY_EXISTS",
+    )
+
+
+def test_task_sdk_skip_tasks() -> None:
+    from airflow.sdk.execution_time.comms import SkipDownstreamTasks
+
+    message = SkipDownstreamTasks(tasks=["a", ("b", 2)])
+    _require("task_sdk.skip_tasks", list(message.tasks) == ["a", ("b", 2)], "SkipDownstreamTasks(tasks=...)")
+
+
+def test_api_server_route_dependencies_import() -> None:
+    import airflow_openflow.compat.api_server as api
+
+    for name in (
+        "DagAccessEntity",
+        "GetUserDep",
+        "SessionDep",
+        "UpdateHITLDetailPayload",
+        "requires_access_dag",
+    ):
+        _require(f"api_server.{name}", getattr(api, name, None) is not None, f"{name} is gone")
+    _require(
+        "api_server.DagAccessEntity",
+        hasattr(api.DagAccessEntity, "HITL_DETAIL"),
+        "DagAccessEntity.HITL_DETAIL",
+    )
+    payload = api.UpdateHITLDetailPayload(chosen_options=["Approve"], params_input={"x": 1})
+    _require("api_server.UpdateHITLDetailPayload", payload.chosen_options == ["Approve"], "payload fields")
+
+
+def test_api_server_record_hitl_answer() -> None:
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+
+    params = _params(update_hitl_detail)
+    expected = {
+        "dag_id",
+        "dag_run_id",
+        "task_id",
+        "update_hitl_detail_payload",
+        "user",
+        "session",
+        "map_index",
+    }
+    _require(
+        "api_server.record_hitl_answer", expected <= params, f"update_hitl_detail takes {sorted(params)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("compat_function", "method", "expected"),
+    [
+        ("api_server.read_task_xcom", "get_many", {"run_id", "key", "task_ids", "dag_ids", "map_indexes"}),
+        ("api_server.read_task_xcom", "deserialize_value", {"result"}),
+        (
+            "api_server.write_task_xcom",
+            "set",
+            {"key", "value", "dag_id", "task_id", "run_id", "map_index", "session"},
+        ),
+    ],
+)
+def test_api_server_xcom_rows(compat_function: str, method: str, expected: set[str]) -> None:
+    from airflow.models.xcom import XComModel
+
+    params = _params(getattr(XComModel, method))
+    _require(compat_function, expected <= params, f"XComModel.{method} takes {sorted(params)}")
+
+
+def test_api_server_run_and_task_columns() -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.state import TaskInstanceState
+
+    _require(
+        "api_server.run_started_by", hasattr(DagRun, "triggering_user_name"), "DagRun.triggering_user_name"
+    )
+    for column in ("dag_id", "run_id", "task_id", "map_index", "state"):
+        _require("api_server.task_instance_state", hasattr(TaskInstance, column), f"TaskInstance.{column}")
+    _require(
+        "api_server.task_instance_state",
+        TaskInstanceState.AWAITING_INPUT.value == "awaiting_input",
+        "the state of a waiting HITL task",
+    )
+
+
+def test_api_server_session_and_variables() -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    _require("api_server.metadata_session", callable(create_session), "airflow.utils.session.create_session")
+    _require("api_server.get_variable", "default_var" in _params(Variable.get), "Variable.get(default_var=)")

@@ -213,3 +213,21 @@ def test_the_trigger_event_of_a_run() -> None:
         "kind": "asset",
         "events": [{"asset": {"uri": "s3://b/k"}, "extra": {"n": 1}}],
     }
+
+
+@pytest.mark.parametrize("defs", ["$defs", "definitions"])
+def test_params_resolve_refs_to_the_schemas_definitions(defs: str) -> None:
+    from airflow_openflow.runner import FlowInputError, _check_inputs
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        defs: {"name": {"type": "string", "minLength": 1}},
+        "properties": {"who": {"$ref": f"#/{defs}/name", "default": "ada"}},
+    }
+    flow = load_flow({"summary": "S", "schema": schema, "value": {"modules": [step("a")]}}).flow
+    dag = build_dag(flow, dag_id="x")
+    dag.params.validate()
+    _check_inputs(dag, {"who": "bob"})  # what `airflow-openflow run` does before a run
+    with pytest.raises(FlowInputError, match="should be non-empty"):
+        _check_inputs(dag, {"who": ""})

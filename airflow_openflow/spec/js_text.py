@@ -166,8 +166,8 @@ def code_chars(src: str, unterminated: list[tuple[str, int]] | None = None) -> I
             prev, prev_at = c, i
             yield i, c
         i += 1
-    if in_template and unterminated is not None and template_start:
-        unterminated.append(("template literal", template_start[-1]))
+    if template_start and unterminated is not None:  # still in its text or in one of its ${...}
+        unterminated.append(("template literal", template_start[0]))
 
 
 def has_code_semicolon(src: str) -> bool:

@@ -19,6 +19,7 @@ import yaml
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
 from airflow_openflow.spec.inline import InlineFiles
 from airflow_openflow.spec.locate import with_lines
+from airflow_openflow.spec.meaning_check import check_meaning
 from airflow_openflow.spec.model import FlowSource, OpenFlow
 from airflow_openflow.spec.parse import ParseResult, parse_document
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, workspace_path_for
@@ -133,9 +134,9 @@ def _finish(parsed: ParseResult, digest: Any, text: str | None, file: str | None
 
 
 def check_document(flow: OpenFlow) -> list[Problem]:
-    """What a well-formed document may still get wrong: its JSON schemas, the syntax of its code.
-    Problems without lines (the caller adds them)."""
-    return [*check_schemas(flow), *check_syntax(flow)]
+    """What a well-formed document may still get wrong: its JSON schemas, the syntax of its code,
+    settings that mean nothing where they are. Problems without lines (the caller adds them)."""
+    return [*check_meaning(flow), *check_schemas(flow), *check_syntax(flow)]
 
 
 def _parse_text(text: str, *, fmt: str, file: str) -> tuple[Any, Problem | None]:

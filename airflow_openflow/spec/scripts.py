@@ -13,6 +13,7 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
 
 #: Extensions of the languages this release runs, and of those it recognises but cannot run.
@@ -49,7 +50,10 @@ def script_roots(flow: OpenFlow) -> list[Path]:
 
 
 def find_script(workspace_path: str, flow: OpenFlow) -> ScriptFile | None:
-    """The file of ``workspace_path`` (``f/folder/name``), or None when there is none."""
+    """The file of ``workspace_path`` (``f/folder/name``), or None when there is none (or the path
+    cannot name one: the loader reports those)."""
+    if workspace_path_problem(workspace_path) is not None:
+        return None
     relative = workspace_path.strip("/")
     for root in script_roots(flow):
         base = root / relative

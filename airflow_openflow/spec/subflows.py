@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
+from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathFlow, all_modules, map_steps
 from airflow_openflow.spec.scripts import script_roots, with_scripts_inlined
 
@@ -32,6 +33,8 @@ _CANDIDATES = (
 
 
 def find_flow(workspace_path: str, flow: OpenFlow) -> Path | None:
+    if workspace_path_problem(workspace_path) is not None:
+        return None  # the loader reports it
     relative = workspace_path.strip("/")
     for root in script_roots(flow):
         for pattern in _CANDIDATES:

@@ -187,7 +187,8 @@ def test_a_preprocessor_runs_first_and_no_input_is_required_then() -> None:
     plain = build_dag(load_flow(document).flow, dag_id="plain")
     with pytest.raises(ValueError):
         plain.params.validate()  # n is required when triggering
-    document["value"]["preprocessor_module"] = step("preprocessor")
+    preprocessor = {"type": "rawscript", "language": "python3", "content": "def main():\n    return {}\n"}
+    document["value"]["preprocessor_module"] = {"id": "preprocessor", "value": preprocessor}
     dag = build_dag(load_flow(document).flow, dag_id="pre")
     assert [t.task_id for t in dag.topological_sort()] == ["preprocessor", "a", "flow_result"]
     dag.params.validate()  # a trigger event's conf need not hold the flow's inputs

@@ -13,7 +13,11 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from airflow_openflow.spec import OpenFlow, Problem
+    from airflow_openflow.spec.schedules import ScheduleIndex
 
 log = logging.getLogger(__name__)
 
@@ -37,49 +41,20 @@ def load_openflow_dags(
     """
     from airflow.sdk import get_parsing_context
 
-    from airflow_openflow.compile import build_dag, dag_id_for_path
-    from airflow_openflow.compile.schedule import dag_schedule
-    from airflow_openflow.spec import FlowDocumentError, discover_flows, load_flow, prepare_flow
-    from airflow_openflow.spec.paths import workspace_path_for
-    from airflow_openflow.spec.schedules import ScheduleIndex, index_schedules
+    from airflow_openflow.spec import FlowDocumentError, discover_flows
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
+    flows = FlowDags(
+        _flow_paths(source, discover_flows),
+        dag_id_prefix=dag_id_prefix,
+        schedules=schedules,
+        fileloc=dag_file,
+        dag_kwargs=dag_kwargs,
+    )
     dags: dict[str, Any] = {}
-    located = [
-        (path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix))
-        for path, root in _flow_paths(source, discover_flows)
-        for flow_path in (workspace_path_for(path, root),)
-    ]
-
-    @functools.cache
-    def dag_ids_by_flow() -> dict[Path, str]:
-        ids: dict[Path, str] = {}
-        for path, _, _, dag_id in located:
-            ids.setdefault(_flow_key(path), dag_id)
-        return ids
-
-    def sub_flow_dag_id(child: Any) -> str | None:
-        """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
-        building one DAG); asked only by flows that call sub-flows."""
-        file = child.source.file
-        return dag_ids_by_flow().get(_flow_key(Path(file))) if file else None
-
-    indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
-
-    def flow_schedule(path: Path, root: Path, flow_path: str) -> tuple[Any, list[Any]]:
-        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
-        overridden = schedules is not None and flow_path in schedules
-        if "schedule" in dag_kwargs and not overridden:
-            return None, []  # the DAG keyword for every flow wins over the files
-        if root not in indexes:
-            indexes[root] = index_schedules(root)
-        files = indexes[root].for_flow(path)
-        if schedules is not None and overridden:
-            return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
-        return dag_schedule(files)
-
-    for path, root, flow_path, dag_id in located:
+    for located in flows.located:
+        path, dag_id = located.path, located.dag_id
         if wanted is not None and dag_id != wanted:
             continue
         if dag_id in dags:
@@ -89,30 +64,9 @@ def load_openflow_dags(
             dags[dag_id].doc_md = f"{dags[dag_id].doc_md or ''}\n\n**Conflict:** {message}; it is not loaded."
             continue
         try:
-            loaded = load_flow(path, root=root)
-            flow, problems = prepare_flow(loaded.flow)
-            schedule, schedule_problems = flow_schedule(path, root, flow_path)
-            problems = [*problems, *schedule_problems]
-            errors = [p for p in problems if p.severity == "error"]
-            if errors:
-                raise FlowDocumentError(errors)
-            warnings = [*loaded.warnings, *problems]
+            dag, warnings = flows.build(located)
             for warning in warnings:
                 log.warning("%s", warning.format())
-            dag = build_dag(
-                flow,
-                dag_id=dag_id,
-                fileloc=dag_file,
-                warnings=warnings,
-                sub_flow_dag_id=sub_flow_dag_id,
-                flow_path=flow_path,
-                flow_schedule=schedule,
-                **(
-                    {k: v for k, v in dag_kwargs.items() if k != "schedule"}
-                    if schedule is not None
-                    else dag_kwargs
-                ),
-            )
         except FlowDocumentError as exc:
             if strict:
                 raise
@@ -128,9 +82,115 @@ def load_openflow_dags(
             namespace[_global_name(dag_id)] = dag
     if wanted is None:
         _report_schedule_leftovers(
-            indexes.values(), schedules, {flow_path for _, _, flow_path, _ in located}, strict
+            flows.indexes.values(), schedules, {f.flow_path for f in flows.located}, strict
         )
     return dags
+
+
+def prepare_document(path: Path, root: Path | None) -> tuple[OpenFlow, list[Problem]]:
+    """Load one flow document and prepare it for compiling (``spec.prepare_flow``: scripts by path
+    inlined, sub-flows loaded, what this release runs checked). Returns the flow and every problem
+    found, errors included; raises ``FlowDocumentError`` when the document itself does not load.
+    No Airflow: ``airflow-openflow validate`` runs this alone where Airflow is not installed."""
+    from airflow_openflow.spec import load_flow, prepare_flow
+
+    loaded = load_flow(path, root=root)
+    flow, problems = prepare_flow(loaded.flow)
+    return flow, [*loaded.warnings, *problems]
+
+
+class Located(NamedTuple):
+    path: Path  # the flow file or git-sync flow folder
+    root: Path  # the folder its workspace path (and so its dag_id) is relative to
+    flow_path: str  # the workspace path, e.g. f/examples/etl
+    dag_id: str
+
+
+class FlowDags:
+    """The flows of one ``load_openflow_dags`` call (or one ``airflow-openflow validate``), and the
+    one sequence that turns each into its DAG (:meth:`build`). Building one flow needs the others:
+    a sub-flow that is one of them runs as a run of its own DAG, and the schedule files under a root
+    are read once for all of its flows."""
+
+    def __init__(
+        self,
+        flow_paths: Iterable[tuple[Path, Path]],
+        *,
+        dag_id_prefix: str = "",
+        schedules: Mapping[str, Any] | None = None,
+        fileloc: str | None = None,
+        dag_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        from airflow_openflow.compile import dag_id_for_path
+        from airflow_openflow.spec.paths import workspace_path_for
+
+        self.located = [
+            Located(path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix))
+            for path, root in flow_paths
+            for flow_path in (workspace_path_for(path, root),)
+        ]
+        self.schedules = schedules
+        self.fileloc = fileloc
+        self.dag_kwargs = dict(dag_kwargs or {})
+        self.indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
+
+    @functools.cached_property
+    def _dag_ids_by_flow(self) -> dict[Path, str]:
+        ids: dict[Path, str] = {}
+        for located in self.located:
+            ids.setdefault(_flow_key(located.path), located.dag_id)
+        return ids
+
+    def sub_flow_dag_id(self, child: Any) -> str | None:
+        """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
+        building one DAG); asked only by flows that call sub-flows."""
+        file = child.source.file
+        return self._dag_ids_by_flow.get(_flow_key(Path(file))) if file else None
+
+    def flow_schedule(self, path: Path, root: Path, flow_path: str) -> tuple[Any, list[Problem]]:
+        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
+        from airflow_openflow.compile.schedule import dag_schedule
+        from airflow_openflow.spec.schedules import index_schedules
+
+        schedules = self.schedules
+        overridden = schedules is not None and flow_path in schedules
+        if "schedule" in self.dag_kwargs and not overridden:
+            return None, []  # the DAG keyword for every flow wins over the files
+        if root not in self.indexes:
+            self.indexes[root] = index_schedules(root)
+        files = self.indexes[root].for_flow(path)
+        if schedules is not None and overridden:
+            return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
+        return dag_schedule(files)
+
+    def build(self, located: Located) -> tuple[Any, list[Problem]]:
+        """The DAG of one of the ``located`` flows and its warnings; raises ``FlowDocumentError``
+        with every error, or whatever building the DAG raised."""
+        from airflow_openflow.compile import build_dag
+        from airflow_openflow.spec import FlowDocumentError
+
+        path, root, flow_path, dag_id = located
+        flow, problems = prepare_document(path, root)
+        schedule, schedule_problems = self.flow_schedule(path, root, flow_path)
+        problems = [*problems, *schedule_problems]
+        errors = [p for p in problems if p.severity == "error"]
+        warnings = [p for p in problems if p.severity != "error"]
+        if errors:
+            raise FlowDocumentError(errors, warnings)
+        dag_kwargs = self.dag_kwargs
+        if schedule is not None:  # the flow's own schedule: the DAG file's for every flow is not used
+            dag_kwargs = {k: v for k, v in dag_kwargs.items() if k != "schedule"}
+        dag = build_dag(
+            flow,
+            dag_id=dag_id,
+            fileloc=self.fileloc,
+            warnings=warnings,
+            sub_flow_dag_id=self.sub_flow_dag_id,
+            flow_path=flow_path,
+            flow_schedule=schedule,
+            **dag_kwargs,
+        )
+        return dag, warnings
 
 
 def _report_schedule_leftovers(

@@ -1,7 +1,9 @@
 """``airflow-openflow``: validate, render and run OpenFlow documents from the command line.
 
-``validate`` never imports Airflow (it runs where Airflow is not installed, e.g. in a pre-commit
-hook); ``render`` builds the DAG; ``run`` executes one DAG run through Airflow (see ``runner.py``).
+``validate`` does what the DAG file does with each document (``dag_factory``): load, check, prepare,
+build the DAG; where Airflow is not installed (e.g. a pre-commit hook) or with ``--no-build`` it stops
+before the build. ``render`` prints the DAG; ``run`` executes one DAG run through Airflow
+(see ``runner.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="check flow documents; exit 0 if valid, 2 if not")
     validate.add_argument("paths", nargs="+", type=Path, help="flow files, git-sync flow folders or folders")
     validate.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    validate.add_argument(
+        "--no-build",
+        dest="build",
+        action="store_false",
+        help="load and check the documents without building their DAGs (faster; no Airflow import)",
+    )
 
     render = commands.add_parser("render", help="print the Airflow DAG a flow becomes")
     render.add_argument("path", type=Path)
@@ -34,38 +43,35 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "validate":
-        return _validate(args.paths, quiet=args.quiet)
+        return _validate(args.paths, quiet=args.quiet, build=args.build)
     if args.command == "render":
         return _render(args.path)
     return _run(args.path, args.input)
 
 
-def _validate(paths: list[Path], *, quiet: bool) -> int:
-    from airflow_openflow.spec import check_supported, discover_flows, load_flow
-    from airflow_openflow.spec.errors import FlowDocumentError, Problem
+def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
+    from airflow_openflow.spec import discover_flows
     from airflow_openflow.spec.paths import flow_folder_of
 
-    documents: list[tuple[Path, Path | None]] = []
+    # (as given or found, the root its dag_id is relative to, found by searching that root)
+    documents: list[tuple[Path, Path, bool]] = []
     for path in paths:
         if not path.exists():
             print(f"{path}: error: no such file or folder", file=sys.stderr)
             return EXIT_INVALID
         if path.is_dir() and flow_folder_of(path) is None:
-            documents.extend((found, path) for found in discover_flows(path))
-        else:
-            documents.append((path, None))
+            documents.extend((found, path, True) for found in discover_flows(path))
+        else:  # the root load_openflow_dags gives a flow file or folder named on its own
+            documents.append((path, (flow_folder_of(path) or path).parent, False))
     if not documents:
         print("no flow documents found", file=sys.stderr)
         return EXIT_INVALID
 
+    flows, note = _flow_dags(documents) if build else (None, None)
+    if note and not quiet:
+        print(note)
     invalid = 0
-    for document, root in documents:
-        problems: list[Problem]
-        try:
-            loaded = load_flow(document, root=root)
-            problems = [*loaded.warnings, *check_supported(loaded.flow)]
-        except FlowDocumentError as exc:
-            problems = [*exc.problems, *exc.warnings]
+    for document, problems in _check_documents(documents, flows):
         errors = [p for p in problems if p.severity == "error"]
         invalid += bool(errors)
         for problem in problems:
@@ -76,6 +82,54 @@ def _validate(paths: list[Path], *, quiet: bool) -> int:
     if len(documents) > 1 and not quiet:
         print(f"{len(documents) - invalid} valid, {invalid} invalid")
     return EXIT_INVALID if invalid else EXIT_OK
+
+
+def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | None]:
+    """What ``load_openflow_dags`` would build the documents with, or (None, why not) when
+    Airflow cannot be imported: then documents are loaded and checked, not built."""
+    try:
+        from airflow_openflow.dag_factory import FlowDags
+
+        return FlowDags(documents), None
+    except ImportError as exc:
+        return None, f"note: Airflow cannot be imported ({exc}): flows were checked but not built into DAGs"
+
+
+def _check_documents(
+    documents: list[tuple[Path, Path, bool]], flows: Any
+) -> Iterator[tuple[Path, list[Any]]]:
+    """(document, its problems, errors first) for each document. The sequence is the DAG file's
+    (``dag_factory``); a failure of any kind is a problem of that document, never the end of the
+    check."""
+    from airflow_openflow.dag_factory import prepare_document
+    from airflow_openflow.spec.errors import FlowDocumentError, Problem
+
+    for index, (document, root, found_in_root) in enumerate(documents):
+        problems: list[Problem]
+        try:
+            if flows is None:
+                _, problems = prepare_document(document, root if found_in_root else None)
+            else:
+                located = flows.located[index]
+                clash = flows.clash_message(located.dag_id)
+                if clash is not None:
+                    problems = [Problem(clash, file=str(document))]
+                else:
+                    _, problems = flows.build(located)
+        except FlowDocumentError as exc:
+            problems = [*exc.problems, *exc.warnings]
+        except Exception as exc:  # e.g. Airflow refusing the DAG: the DAG file would show it
+            what = "cannot be built into an Airflow DAG" if flows is not None else "cannot be checked"
+            problems = [
+                Problem(
+                    f"the flow {what}: {type(exc).__name__}: {exc}",
+                    file=str(document),
+                    hint="the DAG file would load this flow as an invalid-flow DAG with this error: fix "
+                    "what it names, or report it as a bug of airflow-openflow if the document is valid",
+                )
+            ]
+        errors = [p for p in problems if p.severity == "error"]
+        yield document, errors + [p for p in problems if p.severity != "error"]
 
 
 def _render(path: Path) -> int:
@@ -107,8 +161,8 @@ def render_dag(dag_id: str, dag: Any) -> str:
 
 def _run(path: Path, input_json: str) -> int:
     try:
-        inputs = json.loads(input_json)
-    except json.JSONDecodeError as exc:
+        inputs = json.loads(input_json, parse_constant=_no_constant)
+    except ValueError as exc:  # a JSONDecodeError, or NaN / Infinity (which json.loads would accept)
         print(f"--input is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if not isinstance(inputs, dict):
@@ -126,6 +180,10 @@ def _run(path: Path, input_json: str) -> int:
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))
     print(f"flow {outcome.status}: DAG {outcome.dag_id}, run {outcome.run_id}", file=sys.stderr)
     return EXIT_OK if outcome.status == "success" else EXIT_FLOW_FAILED
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (JSON has no NaN or Infinity): write a number or null")
 
 
 if __name__ == "__main__":

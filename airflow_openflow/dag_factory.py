@@ -13,7 +13,11 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from airflow_openflow.spec import OpenFlow, Problem
+    from airflow_openflow.spec.schedules import ScheduleIndex
 
 log = logging.getLogger(__name__)
 
@@ -37,89 +41,35 @@ def load_openflow_dags(
     """
     from airflow.sdk import get_parsing_context
 
-    from airflow_openflow.compile import build_dag, dag_id_for_path
-    from airflow_openflow.compile.schedule import dag_schedule
-    from airflow_openflow.spec import FlowDocumentError, discover_flows, load_flow, prepare_flow
-    from airflow_openflow.spec.paths import workspace_path_for
-    from airflow_openflow.spec.schedules import ScheduleIndex, index_schedules
+    from airflow_openflow.spec import FlowDocumentError, discover_flows
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
+    flows = FlowDags(
+        _flow_paths(source, discover_flows),
+        dag_id_prefix=dag_id_prefix,
+        schedules=schedules,
+        fileloc=dag_file,
+        dag_kwargs=dag_kwargs,
+    )
     dags: dict[str, Any] = {}
-    located = [
-        (path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix), found_in_root)
-        for path, root, found_in_root in _flow_paths(source, discover_flows)
-        for flow_path in (workspace_path_for(path, root),)
-    ]
-
-    @functools.cache
-    def dag_ids_by_flow() -> dict[Path, str]:
-        ids: dict[Path, str] = {}
-        for path, _, _, dag_id, _ in located:
-            ids.setdefault(_flow_key(path), dag_id)
-        return ids
-
-    def sub_flow_dag_id(child: Any) -> str | None:
-        """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
-        building one DAG); asked only by flows that call sub-flows."""
-        file = child.source.file
-        return dag_ids_by_flow().get(_flow_key(Path(file))) if file else None
-
-    indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
-
-    def flow_schedule(path: Path, root: Path, flow_path: str) -> tuple[Any, list[Any]]:
-        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
-        overridden = schedules is not None and flow_path in schedules
-        if "schedule" in dag_kwargs and not overridden:
-            return None, []  # the DAG keyword for every flow wins over the files
-        if root not in indexes:
-            indexes[root] = index_schedules(root)
-        files = indexes[root].for_flow(path)
-        if schedules is not None and overridden:
-            return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
-        return dag_schedule(files)
-
-    # Documents whose paths give the same dag_id (``a.json`` + ``a.yaml``, ``x/y.json`` +
-    # ``x__y.json``): none of them is picked silently, the dag_id shows the clash instead.
-    clashes: dict[str, list[Path]] = {}
-    for path, _, _, dag_id, _ in located:
-        clashes.setdefault(dag_id, []).append(path)
-    for path, root, flow_path, dag_id, found_in_root in located:
-        if (wanted is not None and dag_id != wanted) or dag_id in dags:
+    for located in flows.located:
+        path, dag_id = located.path, located.dag_id
+        if wanted is not None and dag_id != wanted:
             continue
-        if len(clashes[dag_id]) > 1:
-            message = _clash_message(dag_id, clashes[dag_id])
-            _report(message, strict)
-            dags[dag_id] = _invalid_flow_dag(dag_id, path, message, dag_file)
+        if dag_id in dags:
+            continue
+        clash = flows.clash_message(dag_id)
+        if clash is not None:  # none of them is picked silently: the dag_id shows the clash
+            _report(clash, strict)
+            dags[dag_id] = _invalid_flow_dag(dag_id, path, clash, dag_file)
             if namespace is not None:
                 namespace[_global_name(dag_id)] = dags[dag_id]
             continue
         try:
-            # A flow named on its own (not found in a folder) gets the workspace around it.
-            loaded = load_flow(path, root=root if found_in_root else None)
-            flow, problems = prepare_flow(loaded.flow)
-            schedule, schedule_problems = flow_schedule(path, root, flow_path)
-            problems = [*problems, *schedule_problems]
-            errors = [p for p in problems if p.severity == "error"]
-            if errors:
-                raise FlowDocumentError(errors)
-            warnings = [*loaded.warnings, *problems]
+            dag, warnings = flows.build(located)
             for warning in warnings:
                 log.warning("%s", warning.format())
-            dag = build_dag(
-                flow,
-                dag_id=dag_id,
-                fileloc=dag_file,
-                warnings=warnings,
-                sub_flow_dag_id=sub_flow_dag_id,
-                flow_path=flow_path,
-                flow_schedule=schedule,
-                **(
-                    {k: v for k, v in dag_kwargs.items() if k != "schedule"}
-                    if schedule is not None
-                    else dag_kwargs
-                ),
-            )
         except FlowDocumentError as exc:
             if strict:
                 raise
@@ -135,18 +85,139 @@ def load_openflow_dags(
             namespace[_global_name(dag_id)] = dag
     if wanted is None:
         _report_schedule_leftovers(
-            indexes.values(), schedules, {flow_path for _, _, flow_path, _, _ in located}, strict
+            flows.indexes.values(), schedules, {f.flow_path for f in flows.located}, strict
         )
     return dags
 
 
-def _clash_message(dag_id: str, paths: list[Path]) -> str:
-    listed = "\n".join(f"  - {path}" for path in paths)
-    return (
-        f"{len(paths)} flow documents map to the dag_id {dag_id!r}, so none of them is loaded:\n{listed}\n"
-        "Rename or remove all but one of them (a flow's dag_id comes from its path: '/' becomes '__', "
-        "and the .json/.yaml/.flow suffix is dropped)."
-    )
+def prepare_document(path: Path, root: Path | None) -> tuple[OpenFlow, list[Problem]]:
+    """Load one flow document and prepare it for compiling (``spec.prepare_flow``: scripts by path
+    inlined, sub-flows loaded, what this release runs checked). Returns the flow and every problem
+    found, errors included; raises ``FlowDocumentError`` when the document itself does not load.
+    No Airflow: ``airflow-openflow validate`` runs this alone where Airflow is not installed."""
+    from airflow_openflow.spec import load_flow, prepare_flow
+
+    loaded = load_flow(path, root=root)
+    flow, problems = prepare_flow(loaded.flow)
+    return flow, [*loaded.warnings, *problems]
+
+
+class Located(NamedTuple):
+    path: Path  # the flow file or git-sync flow folder
+    root: Path  # the folder its workspace path (and so its dag_id) is relative to
+    flow_path: str  # the workspace path, e.g. f/examples/etl
+    dag_id: str
+    # Found by searching ``root``, which is then its workspace; a flow named on its own gets the
+    # workspace around it (spec/workspace.py).
+    found_in_root: bool = True
+
+    @property
+    def workspace_root(self) -> Path | None:
+        return self.root if self.found_in_root else None
+
+
+class FlowDags:
+    """The flows of one ``load_openflow_dags`` call (or one ``airflow-openflow validate``), and the
+    one sequence that turns each into its DAG (:meth:`build`). Building one flow needs the others:
+    a sub-flow that is one of them runs as a run of its own DAG, and the schedule files under a root
+    are read once for all of its flows."""
+
+    def __init__(
+        self,
+        flow_paths: Iterable[tuple[Path, Path, bool]],
+        *,
+        dag_id_prefix: str = "",
+        schedules: Mapping[str, Any] | None = None,
+        fileloc: str | None = None,
+        dag_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        from airflow_openflow.compile import dag_id_for_path
+        from airflow_openflow.spec.paths import workspace_path_for
+
+        self.located = [
+            Located(path, root, flow_path, dag_id_for_path(flow_path, prefix=dag_id_prefix), found_in_root)
+            for path, root, found_in_root in flow_paths
+            for flow_path in (workspace_path_for(path, root),)
+        ]
+        self._by_dag_id: dict[str, list[Path]] = {}
+        for located in self.located:
+            self._by_dag_id.setdefault(located.dag_id, []).append(located.path)
+        self.schedules = schedules
+        self.fileloc = fileloc
+        self.dag_kwargs = dict(dag_kwargs or {})
+        self.indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
+
+    def clash_message(self, dag_id: str) -> str | None:
+        """Why ``dag_id`` cannot be loaded when several documents map to it (``a.json`` + ``a.yaml``,
+        ``x/y.json`` + ``x__y.json``), else None."""
+        paths = self._by_dag_id.get(dag_id, [])
+        if len(paths) < 2:
+            return None
+        listed = "\n".join(f"  - {path}" for path in paths)
+        return (
+            f"{len(paths)} flow documents map to the dag_id {dag_id!r}, so none of them is loaded:"
+            f"\n{listed}\n"
+            "Rename or remove all but one of them (a flow's dag_id comes from its path: '/' becomes '__', "
+            "and the .json/.yaml/.flow suffix is dropped)."
+        )
+
+    @functools.cached_property
+    def _dag_ids_by_flow(self) -> dict[Path, str]:
+        ids: dict[Path, str] = {}
+        for located in self.located:
+            ids.setdefault(_flow_key(located.path), located.dag_id)
+        return ids
+
+    def sub_flow_dag_id(self, child: Any) -> str | None:
+        """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
+        building one DAG); asked only by flows that call sub-flows."""
+        file = child.source.file
+        return self._dag_ids_by_flow.get(_flow_key(Path(file))) if file else None
+
+    def flow_schedule(self, path: Path, root: Path, flow_path: str) -> tuple[Any, list[Problem]]:
+        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
+        from airflow_openflow.compile.schedule import dag_schedule
+        from airflow_openflow.spec.schedules import index_schedules
+
+        schedules = self.schedules
+        overridden = schedules is not None and flow_path in schedules
+        if "schedule" in self.dag_kwargs and not overridden:
+            return None, []  # the DAG keyword for every flow wins over the files
+        if root not in self.indexes:
+            self.indexes[root] = index_schedules(root)
+        files = self.indexes[root].for_flow(path)
+        if schedules is not None and overridden:
+            return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
+        return dag_schedule(files)
+
+    def build(self, located: Located) -> tuple[Any, list[Problem]]:
+        """The DAG of one of the ``located`` flows and its warnings; raises ``FlowDocumentError``
+        with every error, or whatever building the DAG raised."""
+        from airflow_openflow.compile import build_dag
+        from airflow_openflow.spec import FlowDocumentError
+
+        path, root, flow_path, dag_id, _ = located
+        flow, problems = prepare_document(path, located.workspace_root)
+        schedule, schedule_problems = self.flow_schedule(path, root, flow_path)
+        problems = [*problems, *schedule_problems]
+        errors = [p for p in problems if p.severity == "error"]
+        warnings = [p for p in problems if p.severity != "error"]
+        if errors:
+            raise FlowDocumentError(errors, warnings)
+        dag_kwargs = self.dag_kwargs
+        if schedule is not None:  # the flow's own schedule: the DAG file's for every flow is not used
+            dag_kwargs = {k: v for k, v in dag_kwargs.items() if k != "schedule"}
+        dag = build_dag(
+            flow,
+            dag_id=dag_id,
+            fileloc=self.fileloc,
+            warnings=warnings,
+            sub_flow_dag_id=self.sub_flow_dag_id,
+            flow_path=flow_path,
+            flow_schedule=schedule,
+            **dag_kwargs,
+        )
+        return dag, warnings
 
 
 def _report_schedule_leftovers(
@@ -178,9 +249,7 @@ def _flow_key(path: Path) -> Path:
 def _flow_paths(
     source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], discover: Any
 ) -> list[tuple[Path, Path, bool]]:
-    """(flow path, root, found in root) triples. The root is what the dag_id is relative to; a flow
-    found by searching a folder has that folder as its workspace, a flow named on its own does not
-    (spec/workspace.py finds the workspace around it)."""
+    """(flow path, root, found in root) triples (see :class:`Located`)."""
     from airflow_openflow.spec.paths import flow_folder_of
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_openflow.runtime.errors import ExpressionError, StepError
+from airflow_openflow.spec.js_text import has_code_semicolon, skip_trivia
 
 if TYPE_CHECKING:
     from airflow_openflow.spec.model import InputTransform
@@ -206,8 +207,6 @@ _OBJECT_PROTO_NAMES: Final = frozenset(dir(object)) | frozenset(
 _RESERVED_NAMES: Final = frozenset(
     {"flow_input", "previous_result", "results", "flow_env", "params", "result", "variable", "resource"}
 )
-# Characters after which ``/`` starts a regular expression literal rather than a division.
-_REGEX_PRECEDERS: Final = frozenset("(,=:[!&|?{};+-*%<>~^")
 
 
 def _strip_legacy_import(expr: str) -> str:
@@ -215,120 +214,12 @@ def _strip_legacy_import(expr: str) -> str:
     return _LEGACY_IMPORT.sub("", expr, count=1)
 
 
-def _skip_trivia(src: str, i: int = 0) -> int:
-    """Index of the first character after whitespace and comments."""
-    n = len(src)
-    while i < n:
-        if src[i].isspace():
-            i += 1
-        elif src.startswith("//", i):
-            j = src.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-        else:
-            break
-    return i
-
-
-def _end_of_quoted(src: str, i: int) -> int:
-    """``src[i]`` opens a '...' or "..." string: index just past its end."""
-    quote, n = src[i], len(src)
-    i += 1
-    while i < n:
-        c = src[i]
-        if c == "\\":
-            i += 2
-            continue
-        i += 1
-        if c == quote or c == "\n":
-            break
-    return i
-
-
-def _end_of_regex(src: str, i: int) -> int:
-    """``src[i]`` is ``/`` opening a regex literal: index just past the closing ``/`` (or i+1)."""
-    n, j, in_class = len(src), i + 1, False
-    while j < n:
-        c = src[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "\n":
-            return i + 1  # not a regex after all
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "/":
-            return j + 1
-        j += 1
-    return i + 1
-
-
-def _has_code_semicolon(src: str) -> bool:
-    """True if ``src`` has a ``;`` outside strings, template literal text, comments and regexes.
-
-    Template interpolations (``${ ... }``) are code again, nested to any depth.
-    """
-    i, n = 0, len(src)
-    depth = 0  # brace depth in code
-    interpolations: list[int] = []  # depth at which each open ``${`` started
-    in_template = False
-    prev = ""  # last significant code character, to tell a regex from a division
-    while i < n:
-        c = src[i]
-        if in_template:
-            if c == "\\":
-                i += 2
-            elif c == "`":
-                in_template, prev = False, "`"
-                i += 1
-            elif c == "$" and src.startswith("{", i + 1):
-                interpolations.append(depth)
-                depth += 1
-                in_template, prev = False, "{"
-                i += 2
-            else:
-                i += 1
-            continue
-        if c in "'\"":
-            i, prev = _end_of_quoted(src, i), c
-            continue
-        if c == "`":
-            in_template = True
-            i += 1
-            continue
-        if src.startswith("//", i) or src.startswith("/*", i):
-            i = _skip_trivia(src, i)
-            continue
-        if c == "/" and (prev == "" or prev in _REGEX_PRECEDERS):
-            i, prev = _end_of_regex(src, i), "/"
-            continue
-        if c == ";":
-            return True
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if interpolations and depth == interpolations[-1]:
-                interpolations.pop()
-                in_template = True
-                i += 1
-                continue
-        if not c.isspace():
-            prev = c
-        i += 1
-    return False
-
-
 def _is_function_body(src: str) -> bool:
-    start = _skip_trivia(src)
+    start = skip_trivia(src)
     m = _IDENT.match(src, start)
     if m and m.group() in _STATEMENT_KEYWORDS:
         return True
-    return _has_code_semicolon(src)
+    return has_code_semicolon(src)
 
 
 def _to_function_body(src: str) -> str:

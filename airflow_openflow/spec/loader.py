@@ -20,9 +20,12 @@ from airflow_openflow.spec.bounds import MAX_DEPTH, DocumentTooComplexError, che
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
 from airflow_openflow.spec.inline import InlineFiles
 from airflow_openflow.spec.locate import with_lines
+from airflow_openflow.spec.meaning_check import check_meaning
 from airflow_openflow.spec.model import FlowSource, OpenFlow
 from airflow_openflow.spec.parse import ParseResult, parse_document
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, workspace_path_for
+from airflow_openflow.spec.schema_check import check_schemas
+from airflow_openflow.spec.syntax_check import check_syntax
 from airflow_openflow.spec.workspace import (
     MAX_FILE_BYTES,
     UnsafePathError,
@@ -141,6 +144,10 @@ def _load_path(path: Path, *, root: Path | None) -> LoadResult:
 
 def _finish(parsed: ParseResult, digest: Any, text: str | None, file: str | None) -> LoadResult:
     errors, warnings = parsed.errors, parsed.warnings
+    if parsed.flow is not None:  # a document that parses: what it says must also make sense
+        checked = check_document(parsed.flow)
+        errors = [*errors, *(p for p in checked if p.severity == "error")]
+        warnings = [*warnings, *(p for p in checked if p.severity != "error")]
     if text is not None and (errors or warnings):
         located = with_lines([*errors, *warnings], text)
         errors, warnings = located[: len(errors)], located[len(errors) :]
@@ -148,6 +155,12 @@ def _finish(parsed: ParseResult, digest: Any, text: str | None, file: str | None
     if flow is not None and not errors:
         flow = dataclasses.replace(flow, content_hash=digest.hexdigest())
     return LoadResult(flow if not errors else None, errors, warnings)
+
+
+def check_document(flow: OpenFlow) -> list[Problem]:
+    """What a well-formed document may still get wrong: its JSON schemas, the syntax of its code,
+    settings that mean nothing where they are. Problems without lines (the caller adds them)."""
+    return [*check_meaning(flow), *check_schemas(flow), *check_syntax(flow)]
 
 
 def _parse_text(text: str, *, fmt: str, file: str) -> tuple[Any, Problem | None]:

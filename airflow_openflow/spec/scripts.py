@@ -12,6 +12,7 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
 from airflow_openflow.spec.workspace import (
     UnsafePathError,
@@ -70,17 +71,11 @@ def find_script(workspace_path: str, flow: OpenFlow) -> ScriptFile | None:
 
 
 def check_workspace_path(workspace_path: str) -> None:
-    """A Windmill path (``f/folder/name``) is relative and has no ``.``/``..`` parts: raise
-    :class:`UnsafePathError` otherwise (before any file is looked at)."""
-    if workspace_path.startswith(("/", "\\", "~")):
-        raise UnsafePathError(
-            f"{workspace_path!r} is an absolute path; Windmill paths look like f/folder/name"
-        )
-    parts = workspace_path.replace("\\", "/").split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise UnsafePathError(
-            f"{workspace_path!r} is not a Windmill path (no empty, '.' or '..' parts: f/folder/name)"
-        )
+    """Raise :class:`UnsafePathError` for a Windmill path (``f/folder/name``) that cannot name a
+    file of the workspace (spec/meaning_check.py), before any file is looked at."""
+    problem = workspace_path_problem(workspace_path)
+    if problem is not None:
+        raise UnsafePathError(f"{workspace_path!r} {problem}; Windmill paths look like f/folder/name")
 
 
 def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:

@@ -242,6 +242,12 @@ class _Checker:
                 "'cache_ttl' applies to script steps; on this step it has no effect",
                 "set cache_ttl on the script steps inside it",
             )
+        if module.stop_after_all_iters_if is not None and isinstance(module.value, BranchAll):
+            self.warn(
+                join_path(path, "stop_after_all_iters_if"),
+                "'stop_after_all_iters_if' on a branchall has no effect yet (it does on loops)",
+                "test the array of branch results in stop_after_if of the step after the branchall",
+            )
         if module.suspend is not None and module.suspend.required_events > 0:
             self._suspend(module, top_level=top_level)
         if module.delete_after_use:

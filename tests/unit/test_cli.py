@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,9 +51,23 @@ def test_validate_reports_every_broken_file_and_counts(
     assert "1 valid, 1 invalid" in captured.out and "list.json" in captured.err
 
 
-def test_validate_does_not_import_airflow() -> None:
+def test_validate_works_where_airflow_is_not_installed() -> None:
+    # ``sys.modules["airflow"] = None`` makes every ``import airflow...`` fail, as without Airflow.
     code = (
-        "import sys; from airflow_openflow.cli import main; rc = main(['validate', '-q', sys.argv[1]]); "
+        "import sys; sys.modules['airflow'] = None; from airflow_openflow.cli import main; "
+        "rc = main(['validate', sys.argv[1]]); assert 'quickjs' not in sys.modules; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: Airflow cannot be imported" in done.stdout and "order_summary.flow: ok" in done.stdout
+
+
+def test_validate_no_build_does_not_import_airflow() -> None:
+    code = (
+        "import sys; from airflow_openflow.cli import main; "
+        "rc = main(['validate', '-q', '--no-build', sys.argv[1]]); "
         "assert not any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules), 'airflow'; "
         "assert 'quickjs' not in sys.modules; sys.exit(rc)"
     )
@@ -60,6 +75,73 @@ def test_validate_does_not_import_airflow() -> None:
         [sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_validate_reports_a_flow_that_does_not_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document that loads but that the DAG file could not turn into a DAG is invalid."""
+    import airflow_openflow.compile
+
+    real_build_dag = airflow_openflow.compile.build_dag
+
+    def build_dag(flow: Any, **kwargs: Any) -> Any:  # Airflow refusing one DAG, as it may
+        if flow.summary == "refused":
+            raise ValueError("Airflow does not accept this DAG")
+        return real_build_dag(flow, **kwargs)
+
+    monkeypatch.setattr(airflow_openflow.compile, "build_dag", build_dag)
+    (tmp_path / "good.json").write_text(json.dumps({"summary": "g", "value": {"modules": []}}))
+    (tmp_path / "refused.json").write_text(json.dumps({"summary": "refused", "value": {"modules": []}}))
+    assert main(["validate", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert (
+        f"{tmp_path / 'refused.json'}: error: the flow cannot be built into an Airflow DAG: "
+        "ValueError: Airflow does not accept this DAG" in captured.err
+    )
+    assert "good.json: ok" in captured.out and "1 valid, 1 invalid" in captured.out
+    assert main(["validate", "--no-build", str(tmp_path)]) == 0  # loading alone cannot tell
+
+
+def test_validate_checks_every_document_whatever_one_of_them_raises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_openflow.dag_factory
+
+    real = airflow_openflow.dag_factory.prepare_document
+
+    def prepare_document(path: Path, root: Path | None) -> Any:
+        if path.name == "a.json":
+            raise RuntimeError("a bug")
+        return real(path, root)
+
+    monkeypatch.setattr(airflow_openflow.dag_factory, "prepare_document", prepare_document)
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps({"summary": name, "value": {"modules": []}}))
+    assert main(["validate", "--no-build", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a.json'}: error: the flow cannot be checked: RuntimeError: a bug" in captured.err
+    assert "b.json: ok" in captured.out and "1 valid, 1 invalid" in captured.out
+
+
+@pytest.mark.parametrize("script_path", ["", "/", "."])
+def test_validate_goes_on_after_a_script_path_that_names_nothing(
+    script_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = {"id": "a", "value": {"type": "script", "path": script_path, "input_transforms": {}}}
+    (tmp_path / "a.json").write_text(json.dumps({"summary": "a", "value": {"modules": [step]}}, indent=1))
+    (tmp_path / "b.json").write_text(json.dumps({"summary": "b", "value": {"modules": []}}))
+    assert main(["validate", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a.json'}:9 at value.modules[0].value.path: error: script path" in captured.err
+    assert "1 valid, 1 invalid" in captured.out
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "[1, NaN]"])
+def test_run_refuses_nan_and_infinity_in_the_input(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXAMPLE), "--input", f'{{"n": {value}}}']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--input is not valid JSON: ") and "JSON has no NaN or Infinity" in err
 
 
 def test_render_shows_tasks_rules_and_params(capsys: pytest.CaptureFixture[str]) -> None:

@@ -187,7 +187,8 @@ def test_a_preprocessor_runs_first_and_no_input_is_required_then() -> None:
     plain = build_dag(load_flow(document).flow, dag_id="plain")
     with pytest.raises(ValueError):
         plain.params.validate()  # n is required when triggering
-    document["value"]["preprocessor_module"] = step("preprocessor")
+    preprocessor = {"type": "rawscript", "language": "python3", "content": "def main():\n    return {}\n"}
+    document["value"]["preprocessor_module"] = {"id": "preprocessor", "value": preprocessor}
     dag = build_dag(load_flow(document).flow, dag_id="pre")
     assert [t.task_id for t in dag.topological_sort()] == ["preprocessor", "a", "flow_result"]
     dag.params.validate()  # a trigger event's conf need not hold the flow's inputs
@@ -213,3 +214,21 @@ def test_the_trigger_event_of_a_run() -> None:
         "kind": "asset",
         "events": [{"asset": {"uri": "s3://b/k"}, "extra": {"n": 1}}],
     }
+
+
+@pytest.mark.parametrize("defs", ["$defs", "definitions"])
+def test_params_resolve_refs_to_the_schemas_definitions(defs: str) -> None:
+    from airflow_openflow.runner import FlowInputError, _check_inputs
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        defs: {"name": {"type": "string", "minLength": 1}},
+        "properties": {"who": {"$ref": f"#/{defs}/name", "default": "ada"}},
+    }
+    flow = load_flow({"summary": "S", "schema": schema, "value": {"modules": [step("a")]}}).flow
+    dag = build_dag(flow, dag_id="x")
+    dag.params.validate()
+    _check_inputs(dag, {"who": "bob"})  # what `airflow-openflow run` does before a run
+    with pytest.raises(FlowInputError, match="should be non-empty"):
+        _check_inputs(dag, {"who": ""})

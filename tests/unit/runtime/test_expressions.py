@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -383,10 +382,9 @@ def test_rejected_await_and_never_settling_promise() -> None:
 
 
 def test_infinite_loop_is_stopped_by_the_time_limit() -> None:
-    start = time.monotonic()
+    # No wall-clock bound here (a loaded machine stretches it): the error says the limit stopped it.
     with pytest.raises(ExpressionError) as info:
         evaluate("while (true) {}", scope(), time_limit_s=0.5)
-    assert time.monotonic() - start < 3
     assert info.value.name == "ExpressionTimeout"
     assert "0.5 s time limit" in str(info.value)
     assert "while (true) {}" in str(info.value)

@@ -192,7 +192,7 @@ def test_a_script_longer_than_its_timeout_fails(language: str, timeout: dict[str
 
     started = time.monotonic()
     outcome = run_step(module(value=raw, timeout=timeout), FakeRun())
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # the 30 s sleep was cut short
     assert outcome.kind is OutcomeKind.FAILED
     error = outcome.result["error"]
     assert "0.5 s" in error["message"] and error["name"] in ("TimeoutError", "ExecutionErr")

@@ -105,9 +105,20 @@ def test_loops_and_branches_are_supported(value: dict[str, Any]) -> None:
         "value": value,
         "stop_after_if": {"expr": "true"},
         "retry": {"constant": {"attempts": 1, "seconds": 0}},
-        "stop_after_all_iters_if": {"expr": "false"},
     }
+    if value["type"] in ("forloopflow", "whileloopflow"):  # only loops evaluate it here
+        module["stop_after_all_iters_if"] = {"expr": "false"}
     assert _check(flow(module)) == []
+
+
+def test_stop_after_all_iters_if_on_a_branchall_has_no_effect_yet() -> None:
+    value = {"type": "branchall", "branches": [{"modules": [step("b")]}]}
+    module = {"id": "l", "value": value, "stop_after_all_iters_if": {"expr": "false"}}
+    found = _warnings(flow(module))
+    assert set(found) == {"value.modules[0].stop_after_all_iters_if"}
+    assert found["value.modules[0].stop_after_all_iters_if"].message.startswith(
+        "'stop_after_all_iters_if' on a branchall has no effect yet"
+    )
 
 
 def test_same_worker_is_supported() -> None:

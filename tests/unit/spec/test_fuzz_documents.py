@@ -7,6 +7,8 @@ the placeholder DAG naming its file; the loader never raises, never reads outsid
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -321,6 +323,13 @@ def test_any_document_becomes_a_dag_or_a_placeholder_naming_its_file(
     dag = dags["fuzzed"]
     shown = [dag.doc_md or "", dag.description or "", *(t.doc_md or "" for t in dag.tasks)]
     assert not any(SECRET in text for text in shown), "a file outside the workspace reached the DAG"
-    if "openflow-invalid" in dag.tags:
+    invalid = "openflow-invalid" in dag.tags
+    if invalid:
         assert str(folder / name) in dag.doc_md
         assert ": error: " in dag.doc_md, dag.doc_md  # a Problem, not an internal exception
+    # `validate` says ok exactly for the documents the DAG file builds.
+    from airflow_openflow.cli import EXIT_INVALID, EXIT_OK, main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(["validate", "--quiet", str(folder)])
+    assert code == (EXIT_INVALID if invalid else EXIT_OK), err.getvalue()

@@ -39,7 +39,32 @@ _TIMED_OUT = ("SuspendedTimedOut", "Timed out waiting to be resumed")
 
 
 class StepApprovalOperator(HITLOperator):
-    """Waits for the approvals a step's ``suspend`` asks for, then lets the flow go on."""
+    """Waits for the approvals a step's ``suspend`` asks for, then lets the flow go on.
+
+    The task ``<step>_approval``, after the step: an Airflow human-in-the-loop request that waits
+    in ``awaiting_input`` (no worker slot). Approvers answer on Airflow's "Required Actions" page,
+    through its REST API, through the OpenFlow approvals endpoint or with a signed resume link.
+    ``required_events`` approvals from different users are collected in rounds on the same task
+    instance. Each answer is checked against the step's rules (``self_approval_disabled``,
+    ``user_auth_required``, ``user_groups_required``, the ``resume_form`` schema); an answer that
+    breaks them does not count. A rejection or the timeout fails the step (``SuspendedDisapproved``,
+    ``SuspendedTimedOut``) unless ``continue_on_disapprove_timeout``. The next step sees
+    ``resume``, ``resumes`` and ``approvers`` (XCom ``openflow_resume``); the task's own
+    ``return_value`` is the step's result, passed on. A step that did not run has nothing to
+    approve: the task ends at once.
+
+    Everything the request needs comes from the step's ``suspend``: the subject and body (HITL's
+    template fields, inherited), the options (Approve, and Reject unless ``hide_cancel``), the
+    timeout (``suspend.timeout``, else Windmill's 1800 s). Other keyword arguments go to
+    ``HITLOperator`` and ``BaseOperator``.
+
+    :param module: The step that carries the ``suspend`` (``spec.model.FlowModule``).
+    :param plan: A plan whose ``step_id`` is that step (``runtime.plan.StepPlan``): the task reads
+        its outcome and result, and evaluates ``user_groups_required`` with its result.
+    :param form_params: The ``resume_form.schema`` as Airflow ``Param``s: the fields of the
+        approval form. Not enforced by Airflow (a task validates its params before anyone
+        answered); each answer is checked against the schema here.
+    """
 
     ui_color = "#fbe6c2"
 

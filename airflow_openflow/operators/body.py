@@ -16,6 +16,16 @@ class BodyStepOperator(OpenFlowStepOperator):
 
     A stop only ends its iteration / branch: the next step sees the stop and skips itself
     (``cut``), as Airflow's own skipping does nothing inside mapped groups in 3.3.
+
+    The first step of an iteration that waits for an earlier one (a sequential loop; a parallel
+    loop with an expression ``parallelism``) defers on ``TaskFinishedTrigger`` until that iteration
+    has finished, and in a sequential loop skips the rest of the loop when the loop ended there.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``, ``plan``) and:
+
+    :param iteration: The item of this loop iteration, which the step sees as
+        ``flow_input.iter.value`` (``iter.index`` is the task's ``map_index``): the loop's mapped
+        items, resolved per map index. None for a step of a branch.
     """
 
     template_fields: Sequence[str] = ("iteration",)  # resolved per map index from the items

@@ -17,6 +17,19 @@ from airflow_openflow.spec.model import BranchAll, BranchOne
 
 
 class BranchAllCollectorOperator(OpenFlowStepOperator):
+    """The branchall step itself: the array of its branches' results, in branch order (spec 4.8).
+
+    Runs once every branch's tasks are done (``all_done``) and reads how each branch ended from its
+    tasks' XComs: a failed branch fails the branchall unless it has ``skip_failure`` (its error
+    object is then its entry in the array); a stop inside a sequential branchall stops the flow.
+    A failed branch already had its own retries, so the branchall as a whole is not retried.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the branchall) and:
+
+    :param branch_task_ids: For each branch, in order, the task ids of its steps (an empty list for
+        an empty branch, which passes the previous result on).
+    """
+
     ui_color = "#e2ecd9"
 
     def __init__(self, *, branch_task_ids: Sequence[Sequence[str]], **kwargs: Any) -> None:
@@ -41,8 +54,14 @@ class BranchAllCollectorOperator(OpenFlowStepOperator):
 
 
 class BranchChooserOperator(OpenFlowStepOperator):
-    """Evaluates a branchone's predicates in order; ``return_value`` is the chosen branch's index
-    (-1 for the default). The branches' first steps read it and run, or skip themselves."""
+    """Evaluates a branchone's predicates in order and records which branch runs (spec 4.7).
+
+    The task ``<branchone>_choose``. ``return_value`` is the chosen branch's index (-1 for the
+    default). The branches' first steps read it and run, or skip themselves; the collector takes
+    the chosen branch's result. A predicate that throws fails the flow (spec 3.5).
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the branchone) and no others.
+    """
 
     ui_color = "#e2ecd9"
 
@@ -63,7 +82,19 @@ class BranchChooserOperator(OpenFlowStepOperator):
 
 
 class BranchOneCollectorOperator(OpenFlowStepOperator):
-    """The branchone step itself: the chosen branch's last result, or its failure or stop."""
+    """The branchone step itself: the chosen branch's last result, or its failure or stop.
+
+    Runs once the chooser and every branch are done (``all_done``); an empty chosen branch passes
+    the previous result on. The chosen branch already had its own retries, so a failure here is
+    not retried.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the branchone) and:
+
+    :param chooser_task_id: The task of the ``BranchChooserOperator`` whose ``return_value`` is the
+        chosen branch's index.
+    :param branch_task_ids: Branch index (-1 for the default branch) -> the task ids of that
+        branch's steps, in order.
+    """
 
     ui_color = "#e2ecd9"
 

@@ -25,10 +25,23 @@ def flow_cache_key(version: str, flow_input: Any) -> str:
 
 
 class FlowCacheOperator(BaseOperator):
-    """On a hit, pushes the cached flow result and marks every step skipped, so the run ends at
-    once with that result (``flow_result`` reports it); on a miss the steps run and
-    ``flow_result`` stores a successful result for ``cache_ttl`` seconds."""
+    """Looks the run's arguments up in the flow cache (the flow's ``cache_ttl``, spec 1.2).
 
+    The task ``flow_cache``, before the first step. Windmill keys the cache by the flow's version
+    and the run's arguments (``flow_cache_key``). On a hit it pushes the cached flow result and
+    marks every step skipped, so the run ends at once with that result (``flow_result`` reports
+    it); on a miss the steps run and ``flow_result`` stores a successful result for ``cache_ttl``
+    seconds. ``openflow_outcome`` is ``cache_hit`` or ``cache_miss``.
+
+    :param flow: The flow-level facts (``runtime.plan.FlowInfo``): its dag_id, which names the
+        cache, and how to read the run's arguments.
+    :param version: The flow's version (a hash of its definition), so an edited flow does not reuse
+        the results of the old one.
+    :param ttl: ``cache_ttl``: how long a result stays in the cache, in seconds.
+    """
+
+    # Nothing to render: the version and ttl come from the flow document when the DAG is built, and
+    # the key is computed from the run's arguments at run time.
     template_fields: Sequence[str] = ()
     ui_color = "#e8e3f5"
 

@@ -10,6 +10,17 @@ from airflow.sdk.exceptions import AirflowFailException
 
 
 class InvalidFlowOperator(BaseOperator):
+    """The only task of the DAG of a flow document that could not be loaded: it fails with the error.
+
+    A flow that fails to load still gets a DAG (tagged ``openflow-invalid``), so the error shows in
+    the Airflow UI next to the other flows instead of only in the DAG processor's log; the other
+    flows of the folder load as usual. Running it fails at once, without retries, with the error
+    text; fixing the document rebuilds the DAG on the next parse.
+
+    :param error_text: The loader's error: the file, the line and JSON path, what to fix.
+    """
+
+    # Never rendered: the error quotes the document, whose expressions may contain ``{{``.
     template_fields: Sequence[str] = ()
     ui_color = "#f8d7da"
 

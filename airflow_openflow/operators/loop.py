@@ -19,7 +19,14 @@ from airflow_openflow.spec.model import ForloopFlow
 
 
 class LoopItemsOperator(OpenFlowStepOperator):
-    """Evaluates the loop's iterator; its ``return_value`` (the items) is what the group maps over."""
+    """Evaluates a for-loop's iterator: its ``return_value`` (the items) is what the group maps over.
+
+    The task ``<loop>_items``. A parallel loop whose ``parallelism`` is an expression also gets
+    that width evaluated here (XCom ``openflow_parallelism``): the iterations' first steps wait on
+    it. An iterator or a width that throws fails the loop.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the loop) and no others.
+    """
 
     ui_color = "#e2ecd9"
 
@@ -52,8 +59,15 @@ class LoopItemsOperator(OpenFlowStepOperator):
 
 
 class LoopCollectorOperator(OpenFlowStepOperator):
-    """The loop step itself: builds the array from the iterations (index order), applies
-    ``skip_failures`` and ``stop_after_all_iters_if``, and ends like any step."""
+    """The loop step itself: the array of its iterations' results, in index order (spec 4.4).
+
+    Runs once every iteration is done (``all_done``), reads how each iteration ended from its
+    tasks' XComs (one ``map_index`` per iteration), applies ``skip_failures`` and
+    ``stop_after_all_iters_if``, and ends like any step. Which tasks to read comes from ``plan``
+    (``items_task_id``, ``body_task_ids``).
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the loop) and no others.
+    """
 
     ui_color = "#e2ecd9"
 

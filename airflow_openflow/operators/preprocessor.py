@@ -49,9 +49,16 @@ class _PreprocessorContext(AirflowStepContext):
 
 
 class PreprocessorOperator(OpenFlowStepOperator):
-    """Runs the preprocessor on the trigger event when the run was started by one; its result
-    (an object, else ``{"value": result}``) becomes every step's ``flow_input``. Otherwise the task
-    ends skipped and the flow input is the run's ``conf``."""
+    """Runs the flow's ``preprocessor_module`` on the event that started the run (spec 1.2).
+
+    When the run was started by a trigger event (``conf["__openflow_event"]``, or asset events),
+    the preprocessor runs with ``{"event": <the event>}`` as its input, and its result (an object,
+    else ``{"value": result}``) becomes every step's ``flow_input``. Otherwise (a run from the UI or
+    a schedule) the task ends skipped and the flow input is the run's ``conf``, as in Windmill,
+    where the preprocessor runs only for triggers.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the preprocessor) and no others.
+    """
 
     ui_color = "#e8e3f5"
 

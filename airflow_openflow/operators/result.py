@@ -12,9 +12,24 @@ from airflow_openflow.runtime.plan import OUTCOME_KEY, STATUS_KEY, FlowInfo
 
 
 class FlowResultOperator(BaseOperator):
-    """Runs after every step (``all_done``). Pushes the flow result as ``return_value`` and the
-    status as ``openflow_status``; fails when the flow failed, so the run's state is the flow's."""
+    """The flow's final task: decides the flow's status and result from the steps' outcomes.
 
+    The task ``flow_result`` runs after every step (``all_done``). It reads each step's
+    ``openflow_outcome`` and result, applies Windmill's rules (a failure, an early stop, the failure
+    module's result, a cache hit), pushes the flow result as ``return_value`` and the status as
+    ``openflow_status``, and fails when the flow failed (skips when the flow was skipped), so the
+    DAG run's state is the flow's. With a flow ``cache_ttl``, it stores a successful result.
+
+    :param step_ids: The task ids whose outcomes decide the flow: the top-level steps in order
+        (with the preprocessor and the approval tasks).
+    :param flow: The flow-level facts (``runtime.plan.FlowInfo``), e.g. how to read the run's input.
+    :param failure_step_id: The task of the flow's ``failure_module``, whose result replaces a
+        failed flow's error; None without one.
+    :param cache: With a flow ``cache_ttl``: (the ``flow_cache`` task, the flow's version,
+        ``cache_ttl`` in seconds); None without one.
+    """
+
+    # Nothing to render: task ids and parsed flow facts fixed when the DAG is built.
     template_fields: Sequence[str] = ()
     ui_color = "#e8e3f5"
 

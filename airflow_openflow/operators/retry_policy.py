@@ -12,9 +12,16 @@ from airflow_openflow.spec.model import Retry
 
 
 class WindmillRetryPolicy(RetryPolicy):
-    """Try k+1 waits ``retry_interval(retry, k)``: the constant attempts first, then Windmill's
+    """Gives each Airflow retry of a step the delay Windmill's ``retry`` asks for (spec 2.2).
+
+    Try k+1 waits ``retry_interval(retry, k)``: the constant attempts first, then Windmill's
     exponential formula ``multiplier * seconds ** (k + 1)`` with its jitter. Airflow's own
-    ``retry_exponential_backoff`` doubles a base delay instead, so it is not used."""
+    ``retry_exponential_backoff`` doubles a base delay instead, so it is not used. Airflow still
+    counts the retries (``retries`` = all attempts of the ``retry``); past them the policy leaves
+    the decision to Airflow's default. ``retry_if`` is evaluated by the step itself.
+
+    :param retry: The step's ``retry`` (``spec.model.Retry``).
+    """
 
     def __init__(self, retry: Retry) -> None:
         self.retry = retry

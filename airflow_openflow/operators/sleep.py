@@ -35,9 +35,20 @@ def sleep_trigger(seconds: float, log: Any, step_id: str) -> Any:
 
 
 class FlowSleepOperator(BaseOperator):
-    """Evaluates the step's ``sleep`` (seconds; an expression sees ``result`` = the step's result)
-    and defers on a ``DateTimeTrigger`` until then (spec 2: the *next* step starts after it)."""
+    """Waits the step's ``sleep`` after the step, before the next step starts (spec 2).
 
+    The task ``<step>_sleep``. Evaluates ``sleep`` (seconds; an expression sees ``result`` = the
+    step's result) and defers on a ``DateTimeTrigger`` until then, so no worker slot is held while
+    the flow waits; a wait of at most ``SETTLE_S`` seconds is done in the worker (a shorter
+    deferral can make Airflow 3.3.2 fail the resumed task, see triggers/waits.py).
+
+    :param sleep: The step's ``sleep`` (``spec.model.InputTransform``): a static number of seconds
+        or an OpenFlow expression.
+    :param plan: A plan whose ``step_id`` is the step that sleeps (``runtime.plan.StepPlan``): the
+        expression's ``result`` is that step's result.
+    """
+
+    # Nothing to render: ``sleep`` is a parsed transform (a JavaScript expression, not Jinja).
     template_fields: Sequence[str] = ()
     ui_color = "#fdf3d8"
 

@@ -23,12 +23,29 @@ class StepFailed(AirflowException):
 
 
 class OpenFlowStepOperator(BaseOperator):
-    """Runs one OpenFlow step (script, identity) and records its outcome in XCom.
+    """Runs one OpenFlow step (``rawscript``, ``script``, ``identity``) as one Airflow task.
+
+    What the step does when it runs (input transforms, ``skip_if``, ``stop_after_if``,
+    ``continue_on_error``, ``mock``, ``retry_if``, error objects) is ``runtime/step.py``, shared by
+    every execution path; this operator runs it inside the task and ends the task in the state
+    that shows the outcome: success; skipped (``skip_if``); an early stop, which marks every later
+    step skipped; a failure Airflow retries (``StepFailed``, while the step's ``retry`` and
+    ``retry_if`` allow one) or one it must not retry (``AirflowFailException``).
 
     ``return_value`` is the step's result (what ``results.<id>`` reads; the error object when the
     step failed); ``openflow_outcome`` says how the step ended, for the flow's final task.
+
+    The operators of containers (loops, branches, sub-flows) and of the preprocessor subclass this
+    one: they take the same ``module`` and ``plan``, and say which arguments they add.
+
+    :param module: The step, as the parsed flow document holds it (``spec.model.FlowModule``).
+    :param plan: The step's place in the compiled flow (``runtime.plan.StepPlan``): the flow it
+        belongs to, whose result is its ``previous_result``, which steps ``results`` may read,
+        which tasks an early stop skips.
     """
 
+    # Nothing to render: ``module`` and ``plan`` are parsed models, not strings, and a step's
+    # inputs are OpenFlow expressions (JavaScript, evaluated at run time), not Jinja.
     template_fields: Sequence[str] = ()
     ui_color = "#dbe9f6"
 

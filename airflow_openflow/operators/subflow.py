@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunLink
@@ -19,15 +19,29 @@ _MAX_RUN_ID = 250
 
 
 class SubFlowRunOperator(OpenFlowStepOperator):
-    """Triggers a run of the child flow's DAG with the evaluated arguments as its ``conf``, waits
-    for it deferred (the triggerer polls; no worker slot is held), then takes the child's flow
-    result as the step's result: the child's status decides success or failure, and the step's own
-    ``stop_after_if``, ``retry`` and ``continue_on_error`` apply as for any step.
+    """Runs a ``type: flow`` step as a real run of the child flow's DAG, linked from the step.
+
+    Triggers a run of the child flow's DAG with the evaluated arguments as its ``conf``, waits
+    for it deferred on ``DagRunEndedTrigger`` (the triggerer polls; no worker slot is held), then
+    takes the child's flow result as the step's result: the child's status decides success or
+    failure, and the step's own ``stop_after_if``, ``retry`` and ``continue_on_error`` apply as for
+    any step. A child of its own DAG can be watched, cleared and restarted in the UI like any run.
 
     The child run id is ``openflow__<dag_id>__<run_id>__<step>__<try>``, so a retry or a clear of
     the step starts a new child run; the task's "Triggered DAG" link opens the child run.
+
+    Takes the arguments of ``OpenFlowStepOperator`` (``module``: the ``type: flow`` step) and:
+
+    :param trigger_dag_id: The dag_id of the child flow's DAG (a DAG of the same load), whose run
+        the step starts; the "Triggered DAG" link reads it too.
+    :param child_result_task_id: The child DAG's final task (``flow_result``), whose XComs hold the
+        child's flow status and result.
+    :param poll_interval: Seconds between two looks at the child run's state while the step waits.
     """
 
+    # Nothing to render: the compiler names the child DAG and its final task (both fixed when the
+    # DAG is built, and task ids hold no Jinja); the child's arguments are OpenFlow expressions.
+    template_fields: Sequence[str] = ()
     operator_extra_links = (TriggerDagRunLink(),)
     ui_color = "#f0e6d8"
 

@@ -12,6 +12,11 @@ from airflow.plugins_manager import AirflowPlugin
 
 
 class OpenFlowPlugin(AirflowPlugin):
+    """Mounts the approvals app (``plugin/approvals_api.py``) in the API server under ``/openflow``.
+
+    Registered through the ``airflow.plugins`` entry point; no configuration.
+    """
+
     name = "openflow"
 
     @property

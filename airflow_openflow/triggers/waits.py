@@ -57,10 +57,19 @@ async def _settle(until: float) -> None:
 
 
 class _PollingTrigger(BaseTrigger):
-    """Polls a state through the Execution API every ``poll_interval`` seconds, from
-    ``not_before`` on, and fires ``{"state": ...}`` once it is one of ``ended_states``. Airflow has
-    no event for "another task instance finished" or "another DAG run ended" a trigger could await.
-    Subclasses pass their identifying fields (serialized with the rest) and read the state."""
+    """Waits, in the triggerer, until a state read through the Execution API has ended.
+
+    Polls the state every ``poll_interval`` seconds, from ``not_before`` on, and fires one event
+    ``{"state": ...}`` once it is one of ``ended_states``. Airflow has no event for "another task
+    instance finished" or "another DAG run ended" a trigger could await. Subclasses pass their
+    identifying fields (serialized with the rest, as keyword arguments of their own constructor)
+    and read the state.
+
+    :param poll_interval: Seconds between two reads of the state.
+    :param not_before: Epoch seconds before which the trigger does not look (nor fire); see the
+        module's docstring for why (``not_before()`` gives now + ``SETTLE_S``). 0: at once.
+    :param identity: What the subclass reads the state of (e.g. ``dag_id``, ``run_id``).
+    """
 
     ended_states: frozenset[str] = frozenset()
 
@@ -91,7 +100,19 @@ class _PollingTrigger(BaseTrigger):
 
 
 class TaskFinishedTrigger(_PollingTrigger):
-    """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state."""
+    """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state.
+
+    What the first step of a loop iteration defers on while it waits for an earlier iteration
+    (``operators/body.py``); the event is ``{"state": <that task instance's state>}``, one of
+    ``FINISHED_STATES``.
+
+    :param dag_id: The DAG of the task instance.
+    :param run_id: Its DAG run.
+    :param task_id: Its task.
+    :param map_index: Its map index (the iteration), -1 for an unmapped task.
+    :param poll_interval: Seconds between two reads of its state.
+    :param not_before: Epoch seconds before which the trigger does not look (see ``not_before()``).
+    """
 
     ended_states = FINISHED_STATES
 
@@ -129,7 +150,17 @@ def dag_run_state(dag_id: str, run_id: str) -> str | None:
 
 
 class DagRunEndedTrigger(_PollingTrigger):
-    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed)."""
+    """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed).
+
+    What a sub-flow step defers on while the child flow's run goes on (``operators/subflow.py``);
+    the event is ``{"state": "success" | "failed"}``. The step then reads the child's flow status
+    and result from the child's ``flow_result`` task.
+
+    :param dag_id: The DAG of the run.
+    :param run_id: The run.
+    :param poll_interval: Seconds between two reads of the run's state.
+    :param not_before: Epoch seconds before which the trigger does not look (see ``not_before()``).
+    """
 
     ended_states = RUN_ENDED_STATES
 

@@ -1,0 +1,157 @@
+"""triggers/waits.py: what the triggerer stores and runs, with the state readers replaced by fakes
+(no triggerer, no Execution API)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_openflow.triggers import waits
+from airflow_openflow.triggers.waits import DagRunEndedTrigger, TaskFinishedTrigger
+
+TASK_KWARGS = {
+    "dag_id": "f__loop",
+    "run_id": "manual__2026-01-01T00:00:00+00:00",
+    "task_id": "l_iterations.b2",
+    "map_index": 3,
+    "poll_interval": 0.01,
+    "not_before": 1234.5,
+}
+RUN_KWARGS = {"dag_id": "child", "run_id": "openflow__p__r__s__1", "poll_interval": 0.01, "not_before": 0.0}
+
+
+def import_string(classpath: str) -> Any:
+    """What the triggerer does with a stored classpath (Airflow's own helper is internal)."""
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _reconstructed(trigger: BaseTrigger) -> BaseTrigger:
+    """What the triggerer does with a stored trigger: import its classpath, call it with its kwargs."""
+    classpath, kwargs = trigger.serialize()
+    return import_string(classpath)(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"), [(TaskFinishedTrigger, TASK_KWARGS), (DagRunEndedTrigger, RUN_KWARGS)]
+)
+def test_serialize_round_trips(cls: type[BaseTrigger], kwargs: dict[str, Any]) -> None:
+    trigger = cls(**kwargs)
+    classpath, stored = trigger.serialize()
+    assert classpath == f"airflow_openflow.triggers.waits.{cls.__name__}"
+    assert stored == kwargs  # exactly the constructor's arguments: what deferred tasks have stored
+    again = _reconstructed(trigger)
+    assert type(again) is cls and again.serialize() == (classpath, stored)
+
+
+def test_the_defaults_are_serialized_too() -> None:
+    _, stored = TaskFinishedTrigger(dag_id="d", run_id="r", task_id="t", map_index=0).serialize()
+    assert stored["poll_interval"] == 1.0 and stored["not_before"] == 0.0
+    _, stored = DagRunEndedTrigger(dag_id="d", run_id="r").serialize()
+    assert stored["poll_interval"] == 2.0 and stored["not_before"] == 0.0
+
+
+def test_the_former_module_path_still_names_the_same_triggers() -> None:
+    """Deferred tasks serialized by an earlier release name ``triggers.iteration``."""
+    from airflow_openflow.triggers import iteration
+
+    assert iteration.TaskFinishedTrigger is TaskFinishedTrigger
+    assert iteration.DagRunEndedTrigger is DagRunEndedTrigger
+    assert iteration.FINISHED_STATES is waits.FINISHED_STATES
+    old = import_string("airflow_openflow.triggers.iteration.TaskFinishedTrigger")(**TASK_KWARGS)
+    assert old.serialize() == TaskFinishedTrigger(**TASK_KWARGS).serialize()
+
+
+def _events(trigger: BaseTrigger) -> list[TriggerEvent]:
+    async def collect() -> list[TriggerEvent]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout=10))
+
+
+class _States:
+    """A state reader that answers from a script, then repeats its last answer; records its calls."""
+
+    def __init__(self, *states: str | None) -> None:
+        self.script: Iterator[str | None] = iter(states)
+        self.last: str | None = None
+        self.calls: list[tuple[float, tuple[Any, ...]]] = []
+
+    def __call__(self, *args: Any) -> str | None:
+        self.calls.append((time.time(), args))
+        self.last = next(self.script, self.last)
+        return self.last
+
+
+def test_task_finished_fires_once_when_the_task_has_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = _States(None, "queued", "running", "up_for_retry", "success")
+    monkeypatch.setattr(waits, "task_state", states)
+    trigger = TaskFinishedTrigger(**{**TASK_KWARGS, "not_before": 0.0})
+    events = _events(trigger)
+    assert events == [TriggerEvent({"state": "success"})]
+    assert len(states.calls) == 5  # polled until the finished state, not after it
+    assert {args for _, args in states.calls} == {
+        ("f__loop", "manual__2026-01-01T00:00:00+00:00", "l_iterations.b2", 3)
+    }
+
+
+@pytest.mark.parametrize("state", sorted(waits.FINISHED_STATES))
+def test_every_finished_state_ends_the_wait(monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    monkeypatch.setattr(waits, "task_state", _States(state))
+    trigger = TaskFinishedTrigger(dag_id="d", run_id="r", task_id="t", map_index=0, poll_interval=0.01)
+    assert _events(trigger) == [TriggerEvent({"state": state})]
+
+
+def test_dag_run_ended_fires_once_when_the_run_has_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = _States("queued", "running", "failed")
+    monkeypatch.setattr(waits, "dag_run_state", states)
+    events = _events(DagRunEndedTrigger(**RUN_KWARGS))
+    assert events == [TriggerEvent({"state": "failed"})]
+    assert [args for _, args in states.calls] == [("child", "openflow__p__r__s__1")] * 3
+
+
+def test_dag_run_ended_fires_on_success_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waits, "dag_run_state", _States("success"))
+    assert _events(DagRunEndedTrigger(**RUN_KWARGS)) == [TriggerEvent({"state": "success"})]
+
+
+@pytest.mark.parametrize(
+    ("cls", "reader", "kwargs"),
+    [(TaskFinishedTrigger, "task_state", TASK_KWARGS), (DagRunEndedTrigger, "dag_run_state", RUN_KWARGS)],
+)
+def test_nothing_is_read_nor_fired_before_not_before(
+    monkeypatch: pytest.MonkeyPatch, cls: type[BaseTrigger], reader: str, kwargs: dict[str, Any]
+) -> None:
+    """The state has ended from the start: the trigger still waits until ``not_before``
+    (apache/airflow#72716, see the module's docstring)."""
+    states = _States("success")
+    monkeypatch.setattr(waits, reader, states)
+    until = time.time() + 0.3
+    events = _events(cls(**{**kwargs, "not_before": until}))
+    assert events == [TriggerEvent({"state": "success"})]
+    assert states.calls and states.calls[0][0] >= until
+
+
+def test_not_before_is_settle_seconds_from_now() -> None:
+    before = time.time()
+    moment = waits.not_before()
+    assert before + waits.SETTLE_S <= moment <= time.time() + waits.SETTLE_S
+
+
+def test_wait_in_worker_polls_until_done_or_the_time_is_up() -> None:
+    answers = iter([False, False, True])
+    assert waits.wait_in_worker(lambda: next(answers), seconds=5, poll_s=0.001)
+    calls: list[float] = []
+
+    def never() -> bool:
+        calls.append(time.monotonic())
+        return False
+
+    assert not waits.wait_in_worker(never, seconds=0.05, poll_s=0.01)
+    assert len(calls) >= 2 and calls[-1] - calls[0] >= 0.05 - 0.011

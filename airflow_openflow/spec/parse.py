@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_openflow.spec.errors import Problem
@@ -43,6 +43,7 @@ from airflow_openflow.spec.model import (
     Suspend,
     WhileloopFlow,
 )
+from airflow_openflow.spec.parse_reader import TYPE_HINTS, FieldReader, ParseContext, is_number, json_type
 
 Role = Literal["step", "failure", "preprocessor"]
 
@@ -74,41 +75,6 @@ DEPLOYMENT_KEYS = frozenset(
     }
 )
 
-# Very old expressions start with ``import { ... } from 'windmill@1-1'`` on their own line (spec 3.8).
-_LEGACY_IMPORT = re.compile(r"\s*import\s*\{[^}]*\}\s*from\s*['\"]windmill@[^'\"]*['\"]\s*;?[ \t]*\r?\n")
-
-
-def strip_legacy_import(expr: str) -> str:
-    match = _LEGACY_IMPORT.match(expr)
-    return expr[match.end() :] if match else expr
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
-
-
-_HINTS = {
-    "a boolean": "write true or false",
-    "a number": "write a number",
-    "an integer": "write a whole number",
-    "a string": "write a string (quote it in YAML)",
-    "a list": "write a list",
-    "a mapping": "write a mapping of fields",
-}
-
 
 @dataclass
 class ParseResult:
@@ -117,116 +83,14 @@ class ParseResult:
     warnings: list[Problem]
 
 
-@dataclass
-class _Ctx:
-    file: str | None
-    inline: InlineFiles | None
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    ids: dict[str, str] = field(default_factory=dict)  # step id -> json_path of its first module
-
-    def error(self, path: str, message: str, hint: str | None = None) -> None:
-        self.errors.append(Problem(message, file=self.file, json_path=path, hint=hint))
-
-    def warn(self, path: str, message: str, hint: str | None = None) -> None:
-        self.warnings.append(Problem(message, file=self.file, json_path=path, hint=hint, severity="warning"))
-
-
-class _Obj:
-    """A raw mapping being read: typed getters that report problems, and unknown-key detection."""
-
-    __slots__ = ("ctx", "data", "path", "seen")
-
-    def __init__(self, ctx: _Ctx, data: dict[Any, Any], path: str) -> None:
-        self.ctx = ctx
-        self.data = data
-        self.path = path
-        self.seen: set[Any] = set()
-
-    def at(self, key: str) -> str:
-        return join_path(self.path, key)
-
-    def raw(self, key: str) -> Any:
-        self.seen.add(key)
-        return self.data.get(key)
-
-    def _typed(
-        self, key: str, check: Callable[[Any], bool], expected: str, *, required: bool, hint: str | None
-    ) -> Any:
-        value = self.raw(key)
-        if value is None:  # null and absent are the same for optional fields (Windmill writes nulls)
-            if required:
-                self.ctx.error(self.at(key), f"missing required field '{key}'", hint or f"add '{key}' here")
-            return None
-        if not check(value):
-            self.ctx.error(
-                self.at(key), f"'{key}' must be {expected}, got {json_type(value)}", _HINTS.get(expected)
-            )
-            return None
-        return value
-
-    def string(self, key: str, *, required: bool = False, hint: str | None = None) -> str | None:
-        value: str | None = self._typed(
-            key, lambda v: isinstance(v, str), "a string", required=required, hint=hint
-        )
-        return value
-
-    def boolean(self, key: str, default: bool = False) -> bool:
-        value = self._typed(key, lambda v: isinstance(v, bool), "a boolean", required=False, hint=None)
-        return default if value is None else bool(value)
-
-    def number(self, key: str) -> float | None:
-        value = self._typed(key, _is_number, "a number", required=False, hint=None)
-        return None if value is None else float(value) if isinstance(value, float) else int(value)
-
-    def integer(self, key: str) -> int | None:
-        value = self._typed(
-            key, lambda v: _is_number(v) and float(v).is_integer(), "an integer", required=False, hint=None
-        )
-        return None if value is None else int(value)
-
-    def mapping(self, key: str, *, required: bool = False, hint: str | None = None) -> dict[Any, Any] | None:
-        value: dict[Any, Any] | None = self._typed(
-            key, lambda v: isinstance(v, dict), "a mapping", required=required, hint=hint
-        )
-        return value
-
-    def array(self, key: str, *, required: bool = False, hint: str | None = None) -> list[Any] | None:
-        value: list[Any] | None = self._typed(
-            key, lambda v: isinstance(v, list), "a list", required=required, hint=hint
-        )
-        return value
-
-    def expr(self, key: str, *, required: bool = False, hint: str | None = None) -> str | None:
-        value = self.string(key, required=required, hint=hint)
-        return None if value is None else strip_legacy_import(value)
-
-    def extra(self, *, silent: frozenset[str] = frozenset()) -> dict[str, Any]:
-        """Keys nobody read: kept, and reported as warnings unless listed in ``silent``."""
-        out: dict[str, Any] = {}
-        for key, value in self.data.items():
-            if key in self.seen:
-                continue
-            out[str(key)] = value
-            if key not in silent:
-                self.ctx.warn(
-                    join_path(self.path, str(key)),
-                    f"unknown field '{key}' is ignored",
-                    "remove it or check its spelling",
-                )
-        return out
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # ---------------------------------------------------------------------------------------------
 # Small shapes
 
 
-def _transform(ctx: _Ctx, data: Any, path: str, *, allow_number: bool = False) -> InputTransform | None:
-    if allow_number and _is_number(data):  # old documents write ``sleep: 5`` / ``timeout: 60``
+def _transform(
+    ctx: ParseContext, data: Any, path: str, *, allow_number: bool = False
+) -> InputTransform | None:
+    if allow_number and is_number(data):  # old documents write ``sleep: 5`` / ``timeout: 60``
         return InputTransform(kind="static", value=data, json_path=path)
     if not isinstance(data, dict):
         ctx.error(
@@ -235,7 +99,7 @@ def _transform(ctx: _Ctx, data: Any, path: str, *, allow_number: bool = False) -
             "write {type: static, value: ...} or {type: javascript, expr: ...}",
         )
         return None
-    obj = _Obj(ctx, data, path)
+    obj = FieldReader(ctx, data, path)
     kind = obj.raw("type")
     if kind not in TRANSFORM_KINDS:
         got = "missing" if kind is None else repr(kind)
@@ -258,11 +122,13 @@ def _transform(ctx: _Ctx, data: Any, path: str, *, allow_number: bool = False) -
     return InputTransform(kind=kind, value=value, expr=expr, json_path=path)
 
 
-def _transforms(ctx: _Ctx, data: Any, path: str) -> dict[str, InputTransform]:
+def _transforms(ctx: ParseContext, data: Any, path: str) -> dict[str, InputTransform]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        ctx.error(path, f"'input_transforms' must be a mapping, got {json_type(data)}", _HINTS["a mapping"])
+        ctx.error(
+            path, f"'input_transforms' must be a mapping, got {json_type(data)}", TYPE_HINTS["a mapping"]
+        )
         return {}
     out: dict[str, InputTransform] = {}
     for name, raw in data.items():
@@ -275,11 +141,11 @@ def _transforms(ctx: _Ctx, data: Any, path: str) -> dict[str, InputTransform]:
     return out
 
 
-def _stop(ctx: _Ctx, obj: _Obj, key: str) -> StopAfterIf | None:
+def _stop(ctx: ParseContext, obj: FieldReader, key: str) -> StopAfterIf | None:
     data = obj.mapping(key)
     if data is None:
         return None
-    sub = _Obj(ctx, data, obj.at(key))
+    sub = FieldReader(ctx, data, obj.at(key))
     expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
     stop = StopAfterIf(
         expr=expr or "",
@@ -292,31 +158,31 @@ def _stop(ctx: _Ctx, obj: _Obj, key: str) -> StopAfterIf | None:
     return stop
 
 
-def _skip_if(ctx: _Ctx, obj: _Obj) -> SkipIf | None:
+def _skip_if(ctx: ParseContext, obj: FieldReader) -> SkipIf | None:
     data = obj.mapping("skip_if")
     if data is None:
         return None
-    sub = _Obj(ctx, data, obj.at("skip_if"))
+    sub = FieldReader(ctx, data, obj.at("skip_if"))
     expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
     sub.extra()
     return SkipIf(expr=expr or "", json_path=sub.path)
 
 
-def _mock(ctx: _Ctx, obj: _Obj) -> Mock | None:
+def _mock(ctx: ParseContext, obj: FieldReader) -> Mock | None:
     data = obj.mapping("mock")
     if data is None:
         return None
-    sub = _Obj(ctx, data, obj.at("mock"))
+    sub = FieldReader(ctx, data, obj.at("mock"))
     mock = Mock(enabled=sub.boolean("enabled"), return_value=sub.raw("return_value"), json_path=sub.path)
     sub.extra()
     return mock
 
 
-def _suspend(ctx: _Ctx, obj: _Obj) -> Suspend | None:
+def _suspend(ctx: ParseContext, obj: FieldReader) -> Suspend | None:
     data = obj.mapping("suspend")
     if data is None:
         return None
-    sub = _Obj(ctx, data, obj.at("suspend"))
+    sub = FieldReader(ctx, data, obj.at("suspend"))
     required_events = sub.integer("required_events")
     groups = sub.raw("user_groups_required")
     suspend = Suspend(
@@ -336,21 +202,21 @@ def _suspend(ctx: _Ctx, obj: _Obj) -> Suspend | None:
     return suspend
 
 
-def _retry(ctx: _Ctx, obj: _Obj) -> Retry | None:
+def _retry(ctx: ParseContext, obj: FieldReader) -> Retry | None:
     data = obj.mapping("retry")
     if data is None:
         return None
-    sub = _Obj(ctx, data, obj.at("retry"))
+    sub = FieldReader(ctx, data, obj.at("retry"))
     constant: ConstantRetry | None = None
     raw_constant = sub.mapping("constant")
     if raw_constant is not None:
-        c = _Obj(ctx, raw_constant, sub.at("constant"))
+        c = FieldReader(ctx, raw_constant, sub.at("constant"))
         constant = ConstantRetry(attempts=c.integer("attempts") or 0, seconds=c.number("seconds") or 0)
         c.extra()
     exponential: ExponentialRetry | None = None
     raw_exp = sub.mapping("exponential")
     if raw_exp is not None:
-        e = _Obj(ctx, raw_exp, sub.at("exponential"))
+        e = FieldReader(ctx, raw_exp, sub.at("exponential"))
         seconds = e.number("seconds")
         multiplier = e.number("multiplier")
         exponential = ExponentialRetry(
@@ -370,7 +236,7 @@ def _retry(ctx: _Ctx, obj: _Obj) -> Retry | None:
     retry_if: str | None = None
     raw_if = sub.mapping("retry_if")
     if raw_if is not None:
-        r = _Obj(ctx, raw_if, sub.at("retry_if"))
+        r = FieldReader(ctx, raw_if, sub.at("retry_if"))
         retry_if = r.expr("expr", required=True, hint="add expr: <JavaScript condition>")
         r.extra()
     sub.extra()
@@ -381,7 +247,7 @@ def _retry(ctx: _Ctx, obj: _Obj) -> Retry | None:
 # Steps
 
 
-def _check_id(ctx: _Ctx, obj: _Obj, *, role: Role) -> str | None:
+def _check_id(ctx: ParseContext, obj: FieldReader, *, role: Role) -> str | None:
     raw = obj.raw("id")
     path = obj.at("id")
     if raw is None:
@@ -417,7 +283,7 @@ def _check_id(ctx: _Ctx, obj: _Obj, *, role: Role) -> str | None:
     return raw
 
 
-def _modules(ctx: _Ctx, data: list[Any] | None, path: str) -> list[FlowModule]:
+def _modules(ctx: ParseContext, data: list[Any] | None, path: str) -> list[FlowModule]:
     out: list[FlowModule] = []
     for index, item in enumerate(data or []):
         module = _module(ctx, item, join_path(path, index), role="step")
@@ -426,11 +292,11 @@ def _modules(ctx: _Ctx, data: list[Any] | None, path: str) -> list[FlowModule]:
     return out
 
 
-def _module(ctx: _Ctx, data: Any, path: str, *, role: Role) -> FlowModule | None:
+def _module(ctx: ParseContext, data: Any, path: str, *, role: Role) -> FlowModule | None:
     if not isinstance(data, dict):
         ctx.error(path, f"a step must be a mapping, got {json_type(data)}", "write {id: ..., value: {...}}")
         return None
-    obj = _Obj(ctx, data, path)
+    obj = FieldReader(ctx, data, path)
     module_id = _check_id(ctx, obj, role=role)
     legacy = obj.raw("input_transforms")  # legacy position, sibling of ``value`` (spec 3.8)
     value = _value(ctx, obj, module_id=module_id, legacy=legacy)
@@ -456,21 +322,23 @@ def _module(ctx: _Ctx, data: Any, path: str, *, role: Role) -> FlowModule | None
     return module if module_id is not None and value is not None else None
 
 
-def _optional_transform(ctx: _Ctx, obj: _Obj, key: str) -> InputTransform | None:
+def _optional_transform(ctx: ParseContext, obj: FieldReader, key: str) -> InputTransform | None:
     raw = obj.raw(key)
     return None if raw is None else _transform(ctx, raw, obj.at(key), allow_number=True)
 
 
-def _value(ctx: _Ctx, module: _Obj, *, module_id: str | None, legacy: Any) -> ModuleValue | None:
+def _value(
+    ctx: ParseContext, module: FieldReader, *, module_id: str | None, legacy: Any
+) -> ModuleValue | None:
     path = module.at("value")
     data = module.raw("value")
     if data is None:
         ctx.error(path, "missing required field 'value'", "add value: {type: rawscript, ...}")
         return None
     if not isinstance(data, dict):
-        ctx.error(path, f"'value' must be a mapping, got {json_type(data)}", _HINTS["a mapping"])
+        ctx.error(path, f"'value' must be a mapping, got {json_type(data)}", TYPE_HINTS["a mapping"])
         return None
-    obj = _Obj(ctx, data, path)
+    obj = FieldReader(ctx, data, path)
     kind = obj.raw("type")
     known = ", ".join(MODULE_TYPES)
     if kind is None:
@@ -490,7 +358,9 @@ def _value(ctx: _Ctx, module: _Obj, *, module_id: str | None, legacy: Any) -> Mo
     return _BUILDERS[kind](ctx, obj, module_id, transforms)
 
 
-def _step_transforms(ctx: _Ctx, obj: _Obj, module: _Obj, legacy: Any) -> dict[str, InputTransform]:
+def _step_transforms(
+    ctx: ParseContext, obj: FieldReader, module: FieldReader, legacy: Any
+) -> dict[str, InputTransform]:
     own = obj.raw("input_transforms")
     if legacy is None:
         return _transforms(ctx, own, obj.at("input_transforms"))
@@ -510,7 +380,9 @@ def _step_transforms(ctx: _Ctx, obj: _Obj, module: _Obj, legacy: Any) -> dict[st
     return _transforms(ctx, legacy, legacy_path)
 
 
-def _inline(ctx: _Ctx, obj: _Obj, key: str, value: str, *, kind: InlineKind, module_id: str | None) -> str:
+def _inline(
+    ctx: ParseContext, obj: FieldReader, key: str, value: str, *, kind: InlineKind, module_id: str | None
+) -> str:
     """Replace an ``!inline <file>`` reference by the file's text (spec 9.2)."""
     path = obj.at(key)
     if ctx.inline is None:
@@ -528,8 +400,7 @@ def _inline(ctx: _Ctx, obj: _Obj, key: str, value: str, *, kind: InlineKind, mod
         ctx.error(
             path,
             f"inline file {tried} {read.reason}",
-            "name a regular file inside the flow's workspace, by a relative path without '..' "
-            "leaving it",
+            "name a regular file inside the flow's workspace, by a relative path without '..' leaving it",
         )
         return ""
     if kind == "lock":  # the CLI treats a missing lock file as an empty lock
@@ -544,7 +415,7 @@ def _inline(ctx: _Ctx, obj: _Obj, key: str, value: str, *, kind: InlineKind, mod
 
 
 def _rawscript(
-    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
 ) -> RawScript:
     language = obj.string("language", required=True, hint="add language: python3 (or bash, ...)")
     content = obj.string("content", required=True, hint="add content: <the script's code>")
@@ -571,7 +442,9 @@ def _rawscript(
     return value
 
 
-def _script(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> PathScript:
+def _script(
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
+) -> PathScript:
     path = obj.string("path", required=True, hint="add path: f/folder/script_name")
     return PathScript(
         path=path or "",
@@ -584,7 +457,9 @@ def _script(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, I
     )
 
 
-def _flow(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> PathFlow:
+def _flow(
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
+) -> PathFlow:
     path = obj.string("path", required=True, hint="add path: f/folder/flow_name")
     return PathFlow(
         path=path or "",
@@ -594,13 +469,13 @@ def _flow(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, Inp
     )
 
 
-def _parallelism(ctx: _Ctx, obj: _Obj) -> InputTransform | None:
+def _parallelism(ctx: ParseContext, obj: FieldReader) -> InputTransform | None:
     raw = obj.raw("parallelism")
     return None if raw is None else _transform(ctx, raw, obj.at("parallelism"), allow_number=True)
 
 
 def _forloop(
-    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
 ) -> ForloopFlow:
     raw_iterator = obj.raw("iterator")
     iterator: InputTransform | None = None
@@ -626,7 +501,7 @@ def _forloop(
 
 
 def _whileloop(
-    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
 ) -> WhileloopFlow:
     modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
     return WhileloopFlow(
@@ -640,7 +515,7 @@ def _whileloop(
     )
 
 
-def _branches(ctx: _Ctx, obj: _Obj, *, one: bool) -> list[Branch]:
+def _branches(ctx: ParseContext, obj: FieldReader, *, one: bool) -> list[Branch]:
     raw = obj.array("branches", required=True, hint="add branches: [...]")
     out: list[Branch] = []
     for index, item in enumerate(raw or []):
@@ -648,7 +523,7 @@ def _branches(ctx: _Ctx, obj: _Obj, *, one: bool) -> list[Branch]:
         if not isinstance(item, dict):
             ctx.error(path, f"a branch must be a mapping, got {json_type(item)}", "write {modules: [...]}")
             continue
-        sub = _Obj(ctx, item, path)
+        sub = FieldReader(ctx, item, path)
         if one:
             expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
         else:
@@ -669,7 +544,7 @@ def _branches(ctx: _Ctx, obj: _Obj, *, one: bool) -> list[Branch]:
 
 
 def _branchone(
-    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
 ) -> BranchOne:
     branches = _branches(ctx, obj, one=True)
     default = obj.array("default", required=True, hint="add default: [] (steps run when no branch matches)")
@@ -682,7 +557,7 @@ def _branchone(
 
 
 def _branchall(
-    ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
 ) -> BranchAll:
     return BranchAll(
         branches=_branches(ctx, obj, one=False),
@@ -692,11 +567,15 @@ def _branchall(
     )
 
 
-def _identity(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> Identity:
+def _identity(
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
+) -> Identity:
     return Identity(flow=obj.boolean("flow"), extra=obj.extra(silent=frozenset({"type"})), json_path=obj.path)
 
 
-def _aiagent(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, InputTransform]) -> AiAgent:
+def _aiagent(
+    ctx: ParseContext, obj: FieldReader, module_id: str | None, transforms: dict[str, InputTransform]
+) -> AiAgent:
     tools = obj.array("tools") or []
     resolved: list[dict[str, Any]] = []
     for index, tool in enumerate(tools):
@@ -713,7 +592,7 @@ def _aiagent(ctx: _Ctx, obj: _Obj, module_id: str | None, transforms: dict[str, 
     )
 
 
-def _inline_tool(ctx: _Ctx, tool: dict[str, Any], path: str) -> dict[str, Any]:
+def _inline_tool(ctx: ParseContext, tool: dict[str, Any], path: str) -> dict[str, Any]:
     """Resolve ``!inline`` in a rawscript tool of an AI agent (kept as raw JSON otherwise)."""
     value = tool.get("value")
     if (
@@ -723,7 +602,7 @@ def _inline_tool(ctx: _Ctx, tool: dict[str, Any], path: str) -> dict[str, Any]:
     ):
         return tool
     tool_id = tool.get("id") if isinstance(tool.get("id"), str) else None
-    sub = _Obj(ctx, value, join_path(path, "value"))
+    sub = FieldReader(ctx, value, join_path(path, "value"))
     new_value = dict(value)
     for key, kind in (("content", "content"), ("lock", "lock")):
         text = value.get(key)
@@ -732,7 +611,7 @@ def _inline_tool(ctx: _Ctx, tool: dict[str, Any], path: str) -> dict[str, Any]:
     return {**tool, "value": new_value}
 
 
-_Builder = Callable[[_Ctx, _Obj, "str | None", "dict[str, InputTransform]"], ModuleValue]
+_Builder = Callable[[ParseContext, FieldReader, "str | None", "dict[str, InputTransform]"], ModuleValue]
 _BUILDERS: dict[str, _Builder] = {
     "rawscript": _rawscript,
     "script": _script,
@@ -750,8 +629,8 @@ _BUILDERS: dict[str, _Builder] = {
 # Document
 
 
-def _flow_value(ctx: _Ctx, data: dict[Any, Any]) -> FlowValue:
-    obj = _Obj(ctx, data, "value")
+def _flow_value(ctx: ParseContext, data: dict[Any, Any]) -> FlowValue:
+    obj = FieldReader(ctx, data, "value")
     modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
     special: dict[str, FlowModule | None] = {}
     for key, role in (("failure_module", "failure"), ("preprocessor_module", "preprocessor")):
@@ -783,7 +662,7 @@ def _flow_value(ctx: _Ctx, data: dict[Any, Any]) -> FlowValue:
 
 def parse_document(data: Any, *, source: FlowSource, inline: InlineFiles | None) -> ParseResult:
     """Build the model from parsed JSON/YAML data. ``inline`` resolves ``!inline`` files (None: no folder)."""
-    ctx = _Ctx(file=source.file, inline=inline)
+    ctx = ParseContext(file=source.file, inline=inline)
     if not isinstance(data, dict):
         ctx.error(
             "",
@@ -791,13 +670,13 @@ def parse_document(data: Any, *, source: FlowSource, inline: InlineFiles | None)
             "an OpenFlow document looks like {summary: ..., value: {modules: [...]}}",
         )
         return ParseResult(None, ctx.errors, ctx.warnings)
-    obj = _Obj(ctx, data, "")
+    obj = FieldReader(ctx, data, "")
     summary = obj.raw("summary")
     if summary is None:
         ctx.warn("summary", "missing field 'summary'", "add summary: <a short title for the flow>")
         summary = ""
     elif not isinstance(summary, str):
-        ctx.error("summary", f"'summary' must be a string, got {json_type(summary)}", _HINTS["a string"])
+        ctx.error("summary", f"'summary' must be a string, got {json_type(summary)}", TYPE_HINTS["a string"])
         summary = ""
     description = obj.string("description")
     raw_value = obj.mapping("value", required=True, hint="add value: {modules: [...]}")

@@ -23,34 +23,36 @@ from airflow_openflow.spec.model import (
     Branch,
     BranchAll,
     BranchOne,
-    ConstantRetry,
-    ExponentialRetry,
     FlowModule,
     FlowSource,
     FlowValue,
     ForloopFlow,
     Identity,
     InputTransform,
-    Mock,
     ModuleValue,
     OpenFlow,
     PathFlow,
     PathScript,
     RawScript,
-    Retry,
-    SkipIf,
-    StopAfterIf,
-    Suspend,
     WhileloopFlow,
 )
-from airflow_openflow.spec.parse_reader import TYPE_HINTS, FieldReader, ParseContext, is_number, json_type
+from airflow_openflow.spec.parse_reader import TYPE_HINTS, FieldReader, ParseContext, json_type
+from airflow_openflow.spec.parse_settings import (
+    read_mock,
+    read_optional_transform,
+    read_retry,
+    read_skip_if,
+    read_stop,
+    read_suspend,
+    read_transform,
+    read_transforms,
+)
 
 Role = Literal["step", "failure", "preprocessor"]
 
 # Step ids become Airflow task ids (no dots: Airflow uses them for task-group prefixes).
 STEP_ID_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 STEP_ID_MAX = 200
-TRANSFORM_KINDS = ("static", "javascript", "ai")
 
 # Top-level keys of a stored/exported flow that are deployment settings or bookkeeping, not part of
 # the OpenFlow schema (spec 1.1). Kept in ``OpenFlow.extra`` without an "unknown field" warning.
@@ -81,166 +83,6 @@ class ParseResult:
     flow: OpenFlow | None
     errors: list[Problem]
     warnings: list[Problem]
-
-
-# ---------------------------------------------------------------------------------------------
-# Small shapes
-
-
-def _transform(
-    ctx: ParseContext, data: Any, path: str, *, allow_number: bool = False
-) -> InputTransform | None:
-    if allow_number and is_number(data):  # old documents write ``sleep: 5`` / ``timeout: 60``
-        return InputTransform(kind="static", value=data, json_path=path)
-    if not isinstance(data, dict):
-        ctx.error(
-            path,
-            f"input transform must be a mapping, got {json_type(data)}",
-            "write {type: static, value: ...} or {type: javascript, expr: ...}",
-        )
-        return None
-    obj = FieldReader(ctx, data, path)
-    kind = obj.raw("type")
-    if kind not in TRANSFORM_KINDS:
-        got = "missing" if kind is None else repr(kind)
-        ctx.error(
-            obj.at("type"),
-            f"input transform type must be 'static', 'javascript' or 'ai', got {got}",
-            "write type: static (with value) or type: javascript (with expr)",
-        )
-        obj.extra(silent=frozenset({"value", "expr"}))
-        return None
-    value = obj.raw("value")
-    if kind == "javascript":
-        expr = obj.expr("expr", required=True, hint="add expr: <JavaScript expression>")
-    else:  # the editor may leave a stale ``expr`` on a static transform: keep it quiet
-        raw_expr = obj.raw("expr")
-        expr = raw_expr if isinstance(raw_expr, str) else None
-    obj.extra()
-    if kind == "javascript" and expr is None:
-        return None
-    return InputTransform(kind=kind, value=value, expr=expr, json_path=path)
-
-
-def _transforms(ctx: ParseContext, data: Any, path: str) -> dict[str, InputTransform]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        ctx.error(
-            path, f"'input_transforms' must be a mapping, got {json_type(data)}", TYPE_HINTS["a mapping"]
-        )
-        return {}
-    out: dict[str, InputTransform] = {}
-    for name, raw in data.items():
-        if not isinstance(name, str):
-            ctx.error(path, f"argument name {name!r} must be a string", "quote the argument name")
-            continue
-        transform = _transform(ctx, raw, join_path(path, name))
-        if transform is not None:
-            out[name] = transform
-    return out
-
-
-def _stop(ctx: ParseContext, obj: FieldReader, key: str) -> StopAfterIf | None:
-    data = obj.mapping(key)
-    if data is None:
-        return None
-    sub = FieldReader(ctx, data, obj.at(key))
-    expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
-    stop = StopAfterIf(
-        expr=expr or "",
-        skip_if_stopped=sub.boolean("skip_if_stopped"),
-        error_message=sub.string("error_message"),
-        error_include_result=sub.boolean("error_include_result"),
-        json_path=sub.path,
-    )
-    sub.extra()
-    return stop
-
-
-def _skip_if(ctx: ParseContext, obj: FieldReader) -> SkipIf | None:
-    data = obj.mapping("skip_if")
-    if data is None:
-        return None
-    sub = FieldReader(ctx, data, obj.at("skip_if"))
-    expr = sub.expr("expr", required=True, hint="add expr: <JavaScript condition>")
-    sub.extra()
-    return SkipIf(expr=expr or "", json_path=sub.path)
-
-
-def _mock(ctx: ParseContext, obj: FieldReader) -> Mock | None:
-    data = obj.mapping("mock")
-    if data is None:
-        return None
-    sub = FieldReader(ctx, data, obj.at("mock"))
-    mock = Mock(enabled=sub.boolean("enabled"), return_value=sub.raw("return_value"), json_path=sub.path)
-    sub.extra()
-    return mock
-
-
-def _suspend(ctx: ParseContext, obj: FieldReader) -> Suspend | None:
-    data = obj.mapping("suspend")
-    if data is None:
-        return None
-    sub = FieldReader(ctx, data, obj.at("suspend"))
-    required_events = sub.integer("required_events")
-    groups = sub.raw("user_groups_required")
-    suspend = Suspend(
-        required_events=1 if required_events is None else required_events,
-        timeout=sub.integer("timeout"),
-        resume_form=sub.mapping("resume_form"),
-        user_auth_required=sub.boolean("user_auth_required"),
-        user_groups_required=(
-            None if groups is None else _transform(ctx, groups, sub.at("user_groups_required"))
-        ),
-        self_approval_disabled=sub.boolean("self_approval_disabled"),
-        hide_cancel=sub.boolean("hide_cancel"),
-        continue_on_disapprove_timeout=sub.boolean("continue_on_disapprove_timeout"),
-        json_path=sub.path,
-    )
-    sub.extra()
-    return suspend
-
-
-def _retry(ctx: ParseContext, obj: FieldReader) -> Retry | None:
-    data = obj.mapping("retry")
-    if data is None:
-        return None
-    sub = FieldReader(ctx, data, obj.at("retry"))
-    constant: ConstantRetry | None = None
-    raw_constant = sub.mapping("constant")
-    if raw_constant is not None:
-        c = FieldReader(ctx, raw_constant, sub.at("constant"))
-        constant = ConstantRetry(attempts=c.integer("attempts") or 0, seconds=c.number("seconds") or 0)
-        c.extra()
-    exponential: ExponentialRetry | None = None
-    raw_exp = sub.mapping("exponential")
-    if raw_exp is not None:
-        e = FieldReader(ctx, raw_exp, sub.at("exponential"))
-        seconds = e.number("seconds")
-        multiplier = e.number("multiplier")
-        exponential = ExponentialRetry(
-            attempts=e.integer("attempts") or 0,
-            multiplier=1 if multiplier is None else multiplier,
-            seconds=1 if seconds is None else seconds,
-            random_factor=e.number("random_factor"),
-        )
-        # Windmill rejects a base below 1 (spec 2.2); the editor writes 0 when retries are off.
-        if exponential.attempts > 0 and exponential.seconds < 1:
-            ctx.error(
-                e.at("seconds"),
-                f"exponential retry 'seconds' must be at least 1, got {exponential.seconds}",
-                "the delay is multiplier * seconds^attempt: use seconds >= 1",
-            )
-        e.extra()
-    retry_if: str | None = None
-    raw_if = sub.mapping("retry_if")
-    if raw_if is not None:
-        r = FieldReader(ctx, raw_if, sub.at("retry_if"))
-        retry_if = r.expr("expr", required=True, hint="add expr: <JavaScript condition>")
-        r.extra()
-    sub.extra()
-    return Retry(constant=constant, exponential=exponential, retry_if=retry_if, json_path=sub.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,27 +146,22 @@ def _module(ctx: ParseContext, data: Any, path: str, *, role: Role) -> FlowModul
         id=module_id or "",
         value=value if value is not None else Identity(json_path=obj.at("value")),
         summary=obj.string("summary"),
-        stop_after_if=_stop(ctx, obj, "stop_after_if"),
-        stop_after_all_iters_if=_stop(ctx, obj, "stop_after_all_iters_if"),
-        skip_if=_skip_if(ctx, obj),
-        sleep=_optional_transform(ctx, obj, "sleep"),
+        stop_after_if=read_stop(ctx, obj, "stop_after_if"),
+        stop_after_all_iters_if=read_stop(ctx, obj, "stop_after_all_iters_if"),
+        skip_if=read_skip_if(ctx, obj),
+        sleep=read_optional_transform(ctx, obj, "sleep"),
         cache_ttl=obj.number("cache_ttl"),
-        timeout=_optional_transform(ctx, obj, "timeout"),
+        timeout=read_optional_transform(ctx, obj, "timeout"),
         delete_after_use=obj.boolean("delete_after_use"),
-        mock=_mock(ctx, obj),
-        suspend=_suspend(ctx, obj),
+        mock=read_mock(ctx, obj),
+        suspend=read_suspend(ctx, obj),
         priority=obj.number("priority"),
         continue_on_error=obj.boolean("continue_on_error"),
-        retry=_retry(ctx, obj),
+        retry=read_retry(ctx, obj),
         extra=obj.extra(),
         json_path=path,
     )
     return module if module_id is not None and value is not None else None
-
-
-def _optional_transform(ctx: ParseContext, obj: FieldReader, key: str) -> InputTransform | None:
-    raw = obj.raw(key)
-    return None if raw is None else _transform(ctx, raw, obj.at(key), allow_number=True)
 
 
 def _value(
@@ -363,7 +200,7 @@ def _step_transforms(
 ) -> dict[str, InputTransform]:
     own = obj.raw("input_transforms")
     if legacy is None:
-        return _transforms(ctx, own, obj.at("input_transforms"))
+        return read_transforms(ctx, own, obj.at("input_transforms"))
     legacy_path = module.at("input_transforms")
     if own:
         ctx.warn(
@@ -371,13 +208,13 @@ def _step_transforms(
             "module-level 'input_transforms' is ignored: value.input_transforms is also set",
             "remove the module-level input_transforms",
         )
-        return _transforms(ctx, own, obj.at("input_transforms"))
+        return read_transforms(ctx, own, obj.at("input_transforms"))
     ctx.warn(
         legacy_path,
         "legacy module-level 'input_transforms' moved into value.input_transforms",
         "move input_transforms under value:",
     )
-    return _transforms(ctx, legacy, legacy_path)
+    return read_transforms(ctx, legacy, legacy_path)
 
 
 def _inline(
@@ -471,7 +308,7 @@ def _flow(
 
 def _parallelism(ctx: ParseContext, obj: FieldReader) -> InputTransform | None:
     raw = obj.raw("parallelism")
-    return None if raw is None else _transform(ctx, raw, obj.at("parallelism"), allow_number=True)
+    return None if raw is None else read_transform(ctx, raw, obj.at("parallelism"), allow_number=True)
 
 
 def _forloop(
@@ -486,7 +323,7 @@ def _forloop(
             "add iterator: {type: javascript, expr: <expression giving a list>}",
         )
     else:
-        iterator = _transform(ctx, raw_iterator, obj.at("iterator"))
+        iterator = read_transform(ctx, raw_iterator, obj.at("iterator"))
     modules = _modules(ctx, obj.array("modules", required=True, hint="add modules: [...]"), obj.at("modules"))
     return ForloopFlow(
         modules=modules,

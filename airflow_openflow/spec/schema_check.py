@@ -29,7 +29,7 @@ from airflow_openflow.spec.json_schema import (
 )
 from airflow_openflow.spec.locate import join_path
 from airflow_openflow.spec.model import OpenFlow, all_modules
-from airflow_openflow.spec.parse import json_type
+from airflow_openflow.spec.parse_reader import json_type
 
 _TYPES = "string, number, integer, boolean, object, array or null"
 _MAX_SHOWN = 80  # characters of a value quoted in a message

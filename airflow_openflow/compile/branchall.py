@@ -19,7 +19,7 @@ from airflow_openflow.compile.body import body_chain
 from airflow_openflow.compile.naming import TaskIds
 from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
-from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.runtime.plan import StepPlan, Tail
 from airflow_openflow.spec.model import BranchAll, FlowModule
 
 
@@ -53,11 +53,13 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
             branches.append((index, tasks))
         branch_task_ids.append([t.task_id for t in tasks])
     if not value.parallel:
-        for position, (_, tasks) in enumerate(branches):
-            # What a gate skips when the branchall ends before its branch: its branch and the later ones.
-            tasks[0].later_branch_task_ids = tuple(
-                t.task_id for _, later in branches[position:] for t in later if t is not tasks[0]
-            )
+        # What a gate skips when the branchall ends before its branch: the rest of its branch and
+        # the later branches, a tail of one tuple (not one copy per branch).
+        flat = tuple(t.task_id for _, tasks in branches for t in tasks)
+        start = 0
+        for _, tasks in branches:
+            tasks[0].later_branch_task_ids = Tail(flat, start + 1)
+            start += len(tasks)
     collector = BranchAllCollectorOperator(
         task_id=module.id,
         module=module,

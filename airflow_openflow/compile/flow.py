@@ -18,7 +18,7 @@ from airflow_openflow.operators.flow_cache import FlowCacheOperator
 from airflow_openflow.operators.preprocessor import PreprocessorOperator
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.operators.sleep import FlowSleepOperator
-from airflow_openflow.runtime.plan import FlowInfo, StepPlan
+from airflow_openflow.runtime.plan import FlowInfo, Prefix, StepPlan, Tail
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, PathFlow, StopAfterIf, all_modules
 from airflow_openflow.spec.scripts import with_scripts_inlined
@@ -90,6 +90,13 @@ def build_dag(
         last_task: Any = None  # what the next step waits for: the step, or its sleep
         previous_id: str | None = None  # whose result is the next step's previous_result
         step_tasks: list[Any] = []
+        # The step tasks so far (id -> (position, id)): each plan sees a prefix of this one dict.
+        done: dict[str, tuple[int, str]] = {}
+
+        def step_task_added(task: Any) -> None:
+            step_tasks.append(task)
+            done[task.task_id] = (len(done), task.task_id)
+
         if preprocessor is not None:
             # Runs first; a step like the others for the failure module and the flow's status.
             last_task = PreprocessorOperator(
@@ -100,7 +107,7 @@ def build_dag(
                 "(`conf['__openflow_event']`, or an asset event); its result is the flow input.",
                 **task_settings(preprocessor),
             )
-            step_tasks.append(last_task)
+            step_task_added(last_task)
         cache = _flow_cache_task(flow, info, names)
         if cache is not None:
             if last_task is not None:
@@ -112,7 +119,7 @@ def build_dag(
                 step_id=module.id,
                 flow=info,
                 previous_step_id=previous_id,
-                visible_step_ids=frozenset(t.task_id for t in step_tasks),
+                visible_step_ids=Prefix(done).keys(),
                 resume_task_id=resume_task_id,
             )
             resume_task_id = None
@@ -136,13 +143,13 @@ def build_dag(
             if last_task is not None:
                 # The collector waits for the previous step too (all its branches may be empty).
                 last_task >> list({id(t): t for t in [*entries, task]}.values())
-            step_tasks.append(task)
+            step_task_added(task)
             last_task, previous_id = task, module.id
             if module.suspend is not None and module.suspend.required_events > 0:
                 approval = _approval_task(module, info, names)
                 task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
                 task >> approval
-                step_tasks.append(approval)  # its failure (rejection, timeout) is the flow's
+                step_task_added(approval)  # its failure (rejection, timeout) is the flow's
                 last_task, resume_task_id = approval, approval.task_id
             if module.sleep is not None:
                 sleep = _sleep_task(module, info, names)
@@ -165,12 +172,48 @@ def build_dag(
     # An early stop skips every task after the stopping step except the failure module and
     # flow_result, which decide the outcome; known once the graph is complete.
     keep = {final_id, *([handler.task_id] if handler is not None else [])}
-    for task in step_tasks:
-        later = sorted(set(task.get_flat_relative_ids(upstream=False)) - keep)
-        task.plan = dataclasses.replace(task.plan, later_task_ids=tuple(later))
+    for task, later in zip(step_tasks, _later_task_ids(dag, step_tasks, keep), strict=True):
+        task.plan = dataclasses.replace(task.plan, later_task_ids=later)
     if cache is not None:  # a cache hit skips everything but flow_result
         cache.step_task_ids = tuple(sorted(set(dag.task_ids) - {final_id, cache.task_id}))
     return dag
+
+
+def _later_task_ids(dag: DAG, step_tasks: Sequence[Any], keep: set[str]) -> list[Tail]:
+    """For each step task, every task downstream of it except ``keep``: tails of one shared tuple.
+
+    The step tasks form a chain (each is downstream of the one before), so the tasks after step k
+    are those step k reaches before step k + 1, then the tasks after step k + 1. Walking the chain
+    backwards visits each task and edge once; asking Airflow for each step's downstream tasks
+    (``get_flat_relative_ids``) walked the rest of the flow per step, quadratic in time and memory.
+    Within the part of one step, ids are sorted (as the whole list was before).
+    """
+    parts: list[list[str]] = []
+    seen = set(keep)  # keep: not skipped, and nothing but flow_result lies after them
+    for position in range(len(step_tasks) - 1, -1, -1):
+        part: list[str] = []
+        stack = [step_tasks[position].task_id]
+        while stack:
+            for child in dag.task_dict[stack.pop()].downstream_task_ids:
+                if child not in seen:
+                    seen.add(child)
+                    part.append(child)
+                    stack.append(child)
+        if position + 1 < len(step_tasks) and step_tasks[position + 1].task_id not in part:
+            # Then a task seen from a later step might not lie after this one: the tails would lie.
+            raise RuntimeError(
+                f"compiler bug: step task {step_tasks[position + 1].task_id} does not "
+                f"follow {step_tasks[position].task_id}"
+            )
+        parts.append(sorted(part))
+    parts.reverse()
+    shared = tuple(task_id for part in parts for task_id in part)
+    tails: list[Tail] = []
+    start = 0
+    for part in parts:
+        tails.append(Tail(shared, start))
+        start += len(part)
+    return tails
 
 
 def _flow_cache_task(flow: OpenFlow, info: FlowInfo, names: TaskIds) -> Any:

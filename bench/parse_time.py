@@ -4,7 +4,10 @@ For N flows of S steps each (git-sync folders with !inline scripts):
   - baseline: the same N DAGs of S+1 chained EmptyOperators written directly in Python;
   - load_openflow_dags over the folder (discover, parse YAML, resolve !inline, validate, compile);
   - the worker path: the same call with the parsing context set to one dag_id (builds one DAG).
-Prints seconds and the ratios. Run: make bench  (or: python bench/parse_time.py [N] [S])
+Then one long flow, compiled (build_dag of the parsed document): L linear steps (10 000 by default)
+and L/10 steps that are each a branchone, against a plain chain of as many EmptyOperators; each
+also at half the size, so that the "x2 steps" ratio shows how the time grows (linear: about 2).
+Prints seconds and the ratios. Run: make bench  (or: python bench/parse_time.py [N] [S] [L]; L=0 skips)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="openflow-bench-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -50,6 +54,63 @@ def baseline(flows: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def chain_of(tasks: int) -> float:
+    """A plain Python DAG of ``tasks`` chained EmptyOperators: the peer of one long flow."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, chain
+
+    start = time.perf_counter()
+    with DAG(dag_id=f"chain_{tasks}", schedule=None):
+        chain(*[EmptyOperator(task_id=f"t{t}") for t in range(tasks)])
+    return time.perf_counter() - start
+
+
+def long_flow(kind: str, steps: int) -> dict[str, Any]:
+    def identity(step_id: str) -> dict[str, Any]:
+        return {"id": step_id, "value": {"type": "identity"}}
+
+    if kind == "linear":
+        modules = [identity(f"s{s}") for s in range(steps)]
+    else:  # each step a branchone: a chooser, one branch, the default, a collector (4 tasks)
+        modules = [
+            {
+                "id": f"b{s}",
+                "value": {
+                    "type": "branchone",
+                    "branches": [{"expr": "true", "modules": [identity(f"x{s}")]}],
+                    "default": [identity(f"d{s}")],
+                },
+            }
+            for s in range(steps)
+        ]
+    return {"summary": f"{steps} {kind} steps", "value": {"modules": modules}}
+
+
+def compile_time(kind: str, steps: int) -> tuple[float, int]:
+    """Seconds to build the DAG of a parsed long flow, and its number of tasks."""
+    from airflow_openflow.compile import build_dag
+    from airflow_openflow.spec import load_flow
+
+    flow = load_flow(long_flow(kind, steps)).flow
+    assert flow is not None
+    start = time.perf_counter()
+    dag = build_dag(flow, dag_id=f"long_{kind}_{steps}")
+    return time.perf_counter() - start, len(dag.task_dict)
+
+
+def long_flows(steps: int) -> None:
+    print("one long flow (compile only), against a plain chain of as many tasks")
+    for kind, size in (("linear", steps), ("branchone", max(steps // 10, 1))):
+        half, _ = compile_time(kind, size // 2 or 1)
+        ours, tasks = compile_time(kind, size)
+        base = chain_of(tasks)
+        base_half = chain_of(tasks // 2 or 1)
+        print(
+            f"  {size} {kind} steps ({tasks} tasks): {ours:.2f} s, x2 steps -> x{ours / half:.1f} time;"
+            f" plain chain: {base:.2f} s, x2 -> x{base / base_half:.1f}; ratio {ours / base:.2f}x"
+        )
+
+
 def main() -> None:
     flows = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -84,6 +145,9 @@ def main() -> None:
     print(f"  load_openflow_dags (all flows):                    {ours:.3f} s  ratio {ours / base:.2f}x")
     print(f"  worker path (one dag_id):                          {worker:.3f} s  ratio {worker / base:.2f}x")
     print(f"  per flow: {ours / flows * 1000:.2f} ms (baseline {base / flows * 1000:.2f} ms)")
+    long_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
+    if long_steps > 0:
+        long_flows(long_steps)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from airflow.sdk import TriggerRule
 
 from airflow_openflow.compile.task import task_settings
 from airflow_openflow.operators.body import BodyStepOperator
-from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.runtime.plan import Prefix, StepPlan
 from airflow_openflow.spec.model import FlowModule
 
 
@@ -31,7 +31,8 @@ def body_chain(
     has finished (sequential loops: the previous one, and it skips the rest of the loop when the
     loop ended there; parallel loops: ``parallelism`` earlier)."""
     tasks: list[BodyStepOperator] = []
-    before: dict[str, str] = {}
+    # step id -> (position, task id) of the body's steps so far: each plan sees a prefix of it
+    before: dict[str, tuple[int, str]] = {}
     for position, step in enumerate(modules):
         # One waiting iteration at a time for a sequential loop, under the scheduler.
         gate = loop_gate is not None and position == 0 and not getattr(loop_gate[0].value, "parallel", False)
@@ -40,7 +41,7 @@ def body_chain(
             flow=plan.flow,
             previous_step_id=modules[position - 1].id if position else None,
             visible_step_ids=plan.visible_step_ids,
-            iteration_task_ids=dict(before),
+            iteration_task_ids=Prefix(before),
             in_loop_iteration=iteration is not None,
             branch_choice=branch_choice if position == 0 else None,
         )
@@ -57,7 +58,7 @@ def body_chain(
         if tasks:
             tasks[-1] >> task
         tasks.append(task)
-        before[step.id] = task.task_id  # prefixed with the group id
+        before[step.id] = (position, task.task_id)  # the task id is prefixed with the group id
     if loop_gate is not None and tasks:
         tasks[0].loop_gate, tasks[0].items_task_id = loop_gate
         tasks[0].body_task_ids = tuple(task.task_id for task in tasks)

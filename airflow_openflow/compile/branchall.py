@@ -1,6 +1,7 @@
 """``branchall`` at the top level: one task group per branch.
 
-``<id>_branch_<i>`` holds branch i's steps as tasks; the task ``<id>`` collects the array.
+``<id>_branch_<i>`` (with a ``_`` appended when a step has that id: naming.TaskIds) holds branch i's
+steps as tasks; the task ``<id>`` collects the array.
 Parallel branches all start after the previous step. Sequential ones (``parallel: false``) are
 chained: each branch's first step starts when the branch before has finished (``all_done``) and
 skips itself and every later branch when that branch failed (without ``skip_failure``) or stopped
@@ -15,9 +16,10 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.naming import TaskIds
 from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
-from airflow_openflow.runtime.plan import StepPlan
+from airflow_openflow.runtime.plan import StepPlan, Tail
 from airflow_openflow.spec.model import BranchAll, FlowModule
 
 
@@ -26,7 +28,7 @@ def runs_on_tasks(module: FlowModule) -> bool:
     return isinstance(value, BranchAll) and bool(value.branches) and not retried(module)
 
 
-def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[list[Any], Any]:
+def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskIds) -> tuple[list[Any], Any]:
     """The branches' tasks: returns (the tasks the previous step starts, collector task)."""
     value = module.value
     assert isinstance(value, BranchAll)
@@ -34,13 +36,15 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
     branch_task_ids: list[list[str]] = []
     for index, branch in enumerate(value.branches):
         chained = not value.parallel and bool(branches)  # waits for the branch before it
-        with TaskGroup(group_id=f"{module.id}_branch_{index}", tooltip=branch.summary or ""):
+        group_id = names.reserve(f"{module.id}_branch_{index}")
+        with TaskGroup(group_id=group_id, tooltip=branch.summary or ""):
             tasks = body_chain(
                 branch.modules,
                 plan,
                 first_rule=TriggerRule.ALL_DONE if chained else trigger_rule,
                 where=f"branch {index} of `{module.id}`",
             )
+        names.record(t.task_id for t in tasks)
         if tasks:
             if chained:
                 before_index, before_tasks = branches[-1]
@@ -49,11 +53,13 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
             branches.append((index, tasks))
         branch_task_ids.append([t.task_id for t in tasks])
     if not value.parallel:
-        for position, (_, tasks) in enumerate(branches):
-            # What a gate skips when the branchall ends before its branch: its branch and the later ones.
-            tasks[0].later_branch_task_ids = tuple(
-                t.task_id for _, later in branches[position:] for t in later if t is not tasks[0]
-            )
+        # What a gate skips when the branchall ends before its branch: the rest of its branch and
+        # the later branches, a tail of one tuple (not one copy per branch).
+        flat = tuple(t.task_id for _, tasks in branches for t in tasks)
+        start = 0
+        for _, tasks in branches:
+            tasks[0].later_branch_task_ids = Tail(flat, start + 1)
+            start += len(tasks)
     collector = BranchAllCollectorOperator(
         task_id=module.id,
         module=module,

@@ -2,7 +2,8 @@
 
 ``<id>_choose`` evaluates the predicates; the groups ``<id>_branch_<i>`` and ``<id>_default`` hold
 each branch's steps as tasks (those of the branches not chosen skip themselves); the task ``<id>``
-takes the chosen branch's result. A branchone with a ``retry`` runs in one task (container.py).
+takes the chosen branch's result (the added names get a ``_`` appended when a step already has them:
+naming.TaskIds). A branchone with a ``retry`` runs in one task (container.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.naming import TaskIds
 from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.branches import BranchChooserOperator, BranchOneCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
@@ -22,20 +24,22 @@ def runs_on_tasks(module: FlowModule) -> bool:
     return isinstance(module.value, BranchOne) and not retried(module)
 
 
-def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[list[Any], Any]:
+def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskIds) -> tuple[list[Any], Any]:
+    """The chooser, the branches' tasks and the collector: returns ([chooser], collector)."""
     value = module.value
     assert isinstance(value, BranchOne)
     chooser = BranchChooserOperator(
-        task_id=f"{module.id}_choose",
+        task_id=names.reserve(f"{module.id}_choose"),
         module=module,
         plan=plan,
         trigger_rule=trigger_rule,
         doc_md=f"Evaluates the predicates of branchone `{module.id}` in order; returns the chosen index.",
     )
     branches = [
-        (index, branch.modules, f"{module.id}_branch_{index}") for index, branch in enumerate(value.branches)
+        (index, branch.modules, names.reserve(f"{module.id}_branch_{index}"))
+        for index, branch in enumerate(value.branches)
     ]
-    branches.append((-1, value.default, f"{module.id}_default"))
+    branches.append((-1, value.default, names.reserve(f"{module.id}_default")))
     lasts: list[Any] = []
     branch_task_ids: dict[int, list[str]] = {}
     for index, modules, group_id in branches:
@@ -47,6 +51,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[lis
                 where=f"{group_id} (runs when that branch is chosen)",
                 branch_choice=(chooser.task_id, index),
             )
+        names.record(t.task_id for t in tasks)
         if tasks:
             chooser >> tasks[0]
             lasts.append(tasks[-1])

@@ -10,7 +10,7 @@ from airflow.sdk import DAG, TriggerRule
 
 from airflow_openflow.compile import branchall, branchone, forloop, subflow
 from airflow_openflow.compile.builders import build_step
-from airflow_openflow.compile.naming import result_task_id
+from airflow_openflow.compile.naming import TaskIds
 from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.compile.schedule import DagSchedule
 from airflow_openflow.compile.task import task_settings
@@ -18,7 +18,7 @@ from airflow_openflow.operators.flow_cache import FlowCacheOperator
 from airflow_openflow.operators.preprocessor import PreprocessorOperator
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.operators.sleep import FlowSleepOperator
-from airflow_openflow.runtime.plan import FlowInfo, StepPlan
+from airflow_openflow.runtime.plan import FlowInfo, Prefix, StepPlan, Tail
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, PathFlow, StopAfterIf, all_modules
 from airflow_openflow.spec.scripts import with_scripts_inlined
@@ -54,7 +54,8 @@ def build_dag(
     # `type: script` steps run as their file's code, sub-flows as the loaded documents; both are
     # no-ops for a flow from spec.prepare_flow (what load_openflow_dags passes).
     flow, _ = with_subflows_resolved(with_scripts_inlined(flow))
-    modules = _with_skip_expr_gate(flow)
+    names, gate_id, final_id = _fixed_task_ids(flow)
+    modules = _with_skip_expr_gate(flow, gate_id)
     preprocessor = flow.value.preprocessor_module
     info = FlowInfo(
         dag_id=dag_id,
@@ -65,7 +66,6 @@ def build_dag(
         schedule_args=flow_schedule.args if flow_schedule and "schedule" not in dag_kwargs else None,
         same_worker=flow.value.same_worker,
     )
-    final_id = flow_result_task_id(flow)
     dag_schedule = dag_kwargs.get("schedule", flow_schedule.schedule if flow_schedule else None)
     settings: dict[str, Any] = {
         "schedule": dag_schedule,
@@ -90,7 +90,13 @@ def build_dag(
         last_task: Any = None  # what the next step waits for: the step, or its sleep
         previous_id: str | None = None  # whose result is the next step's previous_result
         step_tasks: list[Any] = []
-        taken = {final_id, *(m.id for m in all_modules(flow))}
+        # The step tasks so far (id -> (position, id)): each plan sees a prefix of this one dict.
+        done: dict[str, tuple[int, str]] = {}
+
+        def step_task_added(task: Any) -> None:
+            step_tasks.append(task)
+            done[task.task_id] = (len(done), task.task_id)
+
         if preprocessor is not None:
             # Runs first; a step like the others for the failure module and the flow's status.
             last_task = PreprocessorOperator(
@@ -101,8 +107,8 @@ def build_dag(
                 "(`conf['__openflow_event']`, or an asset event); its result is the flow input.",
                 **task_settings(preprocessor),
             )
-            step_tasks.append(last_task)
-        cache = _flow_cache_task(flow, info, taken)
+            step_task_added(last_task)
+        cache = _flow_cache_task(flow, info, names)
         if cache is not None:
             if last_task is not None:
                 last_task >> cache
@@ -113,19 +119,19 @@ def build_dag(
                 step_id=module.id,
                 flow=info,
                 previous_step_id=previous_id,
-                visible_step_ids=frozenset(t.task_id for t in step_tasks),
+                visible_step_ids=Prefix(done).keys(),
                 resume_task_id=resume_task_id,
             )
             resume_task_id = None
             rule = TriggerRule.ALL_SUCCESS if last_task is None else TriggerRule.NONE_FAILED
             entries: list[Any]
             if forloop.runs_on_tasks(module):
-                entry, task = forloop.build(module, plan, trigger_rule=rule)
+                entry, task = forloop.build(module, plan, trigger_rule=rule, names=names)
                 entries = [entry]
             elif branchall.runs_on_tasks(module):
-                entries, task = branchall.build(module, plan, trigger_rule=rule)
+                entries, task = branchall.build(module, plan, trigger_rule=rule, names=names)
             elif branchone.runs_on_tasks(module):
-                entries, task = branchone.build(module, plan, trigger_rule=rule)
+                entries, task = branchone.build(module, plan, trigger_rule=rule, names=names)
             elif (child := _child_dag(module, sub_flow_dag_id)) is not None:
                 task = subflow.build(
                     module, plan, child_dag_id=child[0], child_result_task_id=child[1], trigger_rule=rule
@@ -137,16 +143,16 @@ def build_dag(
             if last_task is not None:
                 # The collector waits for the previous step too (all its branches may be empty).
                 last_task >> list({id(t): t for t in [*entries, task]}.values())
-            step_tasks.append(task)
+            step_task_added(task)
             last_task, previous_id = task, module.id
             if module.suspend is not None and module.suspend.required_events > 0:
-                approval = _approval_task(module, info, taken)
+                approval = _approval_task(module, info, names)
                 task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
                 task >> approval
-                step_tasks.append(approval)  # its failure (rejection, timeout) is the flow's
+                step_task_added(approval)  # its failure (rejection, timeout) is the flow's
                 last_task, resume_task_id = approval, approval.task_id
             if module.sleep is not None:
-                sleep = _sleep_task(module, info, taken)
+                sleep = _sleep_task(module, info, names)
                 last_task >> sleep
                 last_task = sleep
         handler = _failure_handler(flow, info, [t.task_id for t in step_tasks], step_tasks)
@@ -166,25 +172,58 @@ def build_dag(
     # An early stop skips every task after the stopping step except the failure module and
     # flow_result, which decide the outcome; known once the graph is complete.
     keep = {final_id, *([handler.task_id] if handler is not None else [])}
-    for task in step_tasks:
-        later = sorted(set(task.get_flat_relative_ids(upstream=False)) - keep)
-        task.plan = dataclasses.replace(task.plan, later_task_ids=tuple(later))
+    for task, later in zip(step_tasks, _later_task_ids(dag, step_tasks, keep), strict=True):
+        task.plan = dataclasses.replace(task.plan, later_task_ids=later)
     if cache is not None:  # a cache hit skips everything but flow_result
         cache.step_task_ids = tuple(sorted(set(dag.task_ids) - {final_id, cache.task_id}))
     return dag
 
 
-def _flow_cache_task(flow: OpenFlow, info: FlowInfo, taken: set[str]) -> Any:
+def _later_task_ids(dag: DAG, step_tasks: Sequence[Any], keep: set[str]) -> list[Tail]:
+    """For each step task, every task downstream of it except ``keep``: tails of one shared tuple.
+
+    The step tasks form a chain (each is downstream of the one before), so the tasks after step k
+    are those step k reaches before step k + 1, then the tasks after step k + 1. Walking the chain
+    backwards visits each task and edge once; asking Airflow for each step's downstream tasks
+    (``get_flat_relative_ids``) walked the rest of the flow per step, quadratic in time and memory.
+    Within the part of one step, ids are sorted (as the whole list was before).
+    """
+    parts: list[list[str]] = []
+    seen = set(keep)  # keep: not skipped, and nothing but flow_result lies after them
+    for position in range(len(step_tasks) - 1, -1, -1):
+        part: list[str] = []
+        stack = [step_tasks[position].task_id]
+        while stack:
+            for child in dag.task_dict[stack.pop()].downstream_task_ids:
+                if child not in seen:
+                    seen.add(child)
+                    part.append(child)
+                    stack.append(child)
+        if position + 1 < len(step_tasks) and step_tasks[position + 1].task_id not in part:
+            # Then a task seen from a later step might not lie after this one: the tails would lie.
+            raise RuntimeError(
+                f"compiler bug: step task {step_tasks[position + 1].task_id} does not "
+                f"follow {step_tasks[position].task_id}"
+            )
+        parts.append(sorted(part))
+    parts.reverse()
+    shared = tuple(task_id for part in parts for task_id in part)
+    tails: list[Tail] = []
+    start = 0
+    for part in parts:
+        tails.append(Tail(shared, start))
+        start += len(part)
+    return tails
+
+
+def _flow_cache_task(flow: OpenFlow, info: FlowInfo, names: TaskIds) -> Any:
     """The flow's ``cache_ttl`` (spec 1.2): a first task ``flow_cache`` that ends the run with the
     cached result of an earlier run with the same arguments and the same flow version."""
     if not flow.value.cache_ttl:
         return None
     import hashlib
 
-    task_id = "flow_cache"
-    while task_id in taken:
-        task_id += "_"
-    taken.add(task_id)
+    task_id = names.reserve("flow_cache")
     # The flow's version: its whole definition (an edited flow does not reuse older results).
     version = hashlib.sha256(repr(flow.value).encode()).hexdigest()
     return FlowCacheOperator(
@@ -200,8 +239,16 @@ def _flow_cache_task(flow: OpenFlow, info: FlowInfo, taken: set[str]) -> Any:
 
 def flow_result_task_id(flow: OpenFlow) -> str:
     """The id of the flow's final task: ``flow_result``, unless a step already has that id."""
-    gated = _with_skip_expr_gate(flow)
-    return result_task_id([*(m.id for m in all_modules(flow)), *(m.id for m in gated)])
+    return _fixed_task_ids(flow)[2]
+
+
+def _fixed_task_ids(flow: OpenFlow) -> tuple[TaskIds, str | None, str]:
+    """The DAG's ids so far: every step id, then the ``skip_expr`` gate (None without one) and the
+    final task, reserved first and always in this order, so that ``flow_result_task_id`` of a child
+    flow names its DAG's final task without building that DAG."""
+    names = TaskIds(m.id for m in all_modules(flow))
+    gate_id = names.reserve("skip_expr") if flow.value.skip_expr else None
+    return names, gate_id, names.reserve("flow_result")
 
 
 def _child_dag(
@@ -215,16 +262,13 @@ def _child_dag(
     return (dag_id, flow_result_task_id(value.resolved)) if dag_id is not None else None
 
 
-def _approval_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
+def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
     """``suspend``: after the step, an approval task (Airflow human-in-the-loop) the next step
     waits for; ``resume_form.schema`` is its form."""
     from airflow_openflow.operators.approval import StepApprovalOperator
 
     assert module.suspend is not None
-    task_id = f"{module.id}_approval"
-    while task_id in taken:
-        task_id += "_"
-    taken.add(task_id)
+    task_id = names.reserve(f"{module.id}_approval")
     form = (module.suspend.resume_form or {}).get("schema")
     return StepApprovalOperator(
         task_id=task_id,
@@ -240,13 +284,10 @@ def _approval_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
     )
 
 
-def _sleep_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
+def _sleep_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
     """A deferrable wait after the step (its ``sleep``), before the next step starts."""
     assert module.sleep is not None
-    task_id = f"{module.id}_sleep"
-    while task_id in taken:
-        task_id += "_"
-    taken.add(task_id)
+    task_id = names.reserve(f"{module.id}_sleep")
     plan = StepPlan(
         step_id=module.id, flow=info, previous_step_id=module.id, visible_step_ids=frozenset({module.id})
     )
@@ -259,17 +300,13 @@ def _sleep_task(module: FlowModule, info: FlowInfo, taken: set[str]) -> Any:
     )
 
 
-def _with_skip_expr_gate(flow: OpenFlow) -> list[FlowModule]:
+def _with_skip_expr_gate(flow: OpenFlow, gate_id: str | None) -> list[FlowModule]:
     """``skip_expr`` is evaluated once, before any step (spec 1.2): a first task that passes the
     flow input on (an identity) and, when the expression is true, ends the flow successfully as
     skipped. The steps after it see the flow input as their previous result, as without it."""
     modules = list(flow.value.modules)
-    if not flow.value.skip_expr:
+    if not flow.value.skip_expr or gate_id is None:
         return modules
-    taken = {m.id for m in all_modules(flow)}
-    gate_id = "skip_expr"
-    while gate_id in taken:
-        gate_id += "_"
     gate = FlowModule(
         id=gate_id,
         value=Identity(json_path="value.skip_expr"),

@@ -1,7 +1,8 @@
 """``forloopflow`` at the top level: one task per iteration and body step.
 
 ``<id>_items`` evaluates the iterator; the mapped task group ``<id>_iterations`` runs each body
-step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array.
+step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array. (Those
+names get a ``_`` appended when a step already has them: naming.TaskIds.)
 
 A sequential loop (``parallel`` false or absent) uses the same tasks, but Airflow would interleave
 the steps of a mapped group across iterations: the first step of iteration i defers until the
@@ -19,6 +20,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, task_group
 
 from airflow_openflow.compile.body import body_chain
+from airflow_openflow.compile.naming import TaskIds
 from airflow_openflow.compile.task import retried
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
@@ -30,18 +32,18 @@ def runs_on_tasks(module: FlowModule) -> bool:
     return isinstance(value, ForloopFlow) and not retried(module)
 
 
-def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any, Any]:
-    """The loop's tasks: returns (first task, collector task)."""
+def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskIds) -> tuple[Any, Any]:
+    """The loop's tasks: returns (first task, collector task). ``names``: the DAG's ids so far."""
     loop = module.value
     assert isinstance(loop, ForloopFlow)
     items = LoopItemsOperator(
-        task_id=f"{module.id}_items",
+        task_id=names.reserve(f"{module.id}_items"),
         module=module,
         plan=plan,
         trigger_rule=trigger_rule,
         doc_md=f"Evaluates the iterator of loop `{module.id}`.",
     )
-    group_id = f"{module.id}_iterations"
+    group_id = names.reserve(f"{module.id}_iterations")
     width = _static_parallelism(loop) if loop.parallel else None
     limits: dict[str, Any] = {"max_active_tis_per_dagrun": width} if width else {}
     bodies: list[Any] = []
@@ -61,6 +63,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any) -> tuple[Any
         )
 
     iterations.expand(item=items.output)
+    names.record(t.task_id for t in bodies)
     collector_plan = dataclasses.replace(
         plan, items_task_id=items.task_id, body_task_ids=tuple(t.task_id for t in bodies)
     )

@@ -43,7 +43,7 @@ class BodyStepOperator(OpenFlowStepOperator):
         #: on the first step of branch k > 0 of a sequential branchall: (the branchall, the index and
         #: task ids of the non-empty branch before), and the tasks to skip when the branchall ends
         self.after_branch: tuple[FlowModule, int, tuple[str, ...]] | None = None
-        self.later_branch_task_ids: tuple[str, ...] = ()
+        self.later_branch_task_ids: Sequence[str] = ()
 
     def execute(self, context: Any) -> Any:
         ti = context["ti"]

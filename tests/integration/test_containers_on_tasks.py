@@ -219,3 +219,34 @@ def test_a_sequential_branchall_runs_its_branches_one_after_another_on_tasks(tmp
     # A stop inside a sequential branchall stops the whole flow with the array so far.
     assert (stopped.status, stopped.result) == ("success", ["s1"])
     assert stopped.task_states["all_branch_1.t1"] == "skipped" and stopped.task_states["after"] == "skipped"
+
+
+def test_steps_named_like_the_helper_tasks_leave_them_an_underscore_and_run_as_usual() -> None:
+    # The loop's iterator task and the branchone's chooser and first group move to `<name>_`.
+    chosen = {**py("on_b", "return 'chosen'"), "stop_after_if": {"expr": "flow_input.stop"}}
+    choice = {
+        "id": "pick",
+        "value": {
+            "type": "branchone",
+            "branches": [{"expr": "previous_result == 'b'", "modules": [chosen]}],
+            "default": [py("on_default", "return 'default'")],
+        },
+    }
+    document = flow(
+        py("loop_items", "return [1, 2]"),
+        loop(
+            py("double", "return v * 2", v="flow_input.iter.value"),
+            iterator={"type": "javascript", "expr": "results.loop_items"},
+        ),
+        py("pick_choose", "return 'b' if r == [2, 4] else 'x'", r="results.loop"),
+        choice,
+        py("pick_branch_0", "return ['last', p]", p="previous_result"),
+    )
+    ran = airflow_openflow.run_flow(document, {"stop": False})
+    assert (ran.status, ran.result) == ("success", ["last", "chosen"])
+    states = ran.task_states
+    assert states["loop_items_"] == states["loop_iterations.double[1]"] == states["pick_choose_"] == "success"
+    assert states["pick_branch_0_.on_b"] == "success" and states["pick_default.on_default"] == "skipped"
+    stopped = airflow_openflow.run_flow(document, {"stop": True})  # the step after the stop is skipped
+    assert (stopped.status, stopped.result) == ("success", "chosen")
+    assert stopped.task_states["pick_branch_0"] == "skipped"

@@ -235,7 +235,17 @@ def test_an_empty_flow_returns_its_input() -> None:
 
 
 def _preprocessor() -> Any:
-    return dag_of(step("a"), preprocessor_module=step("preprocessor")).task_dict["preprocessor"]
+    # A preprocessor is a script (an identity would be refused): it returns what it was given.
+    preprocessor = {
+        "id": "preprocessor",
+        "value": {
+            "type": "rawscript",
+            "language": "python3",
+            "content": "def main(event):\n    return {'event': event}\n",
+            "input_transforms": {"event": {"type": "javascript", "expr": "flow_input.event"}},
+        },
+    }
+    return dag_of(step("a"), preprocessor_module=preprocessor).task_dict["preprocessor"]
 
 
 def test_the_preprocessor_skips_itself_for_a_run_without_a_trigger_event() -> None:

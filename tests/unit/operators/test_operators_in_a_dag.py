@@ -51,7 +51,14 @@ def every_kind() -> Any:
     """A flow that places every operator the compiler has for one DAG."""
     return _dag(
         {
-            "preprocessor_module": step("preprocessor"),
+            "preprocessor_module": {
+                "id": "preprocessor",
+                "value": {
+                    "type": "rawscript",
+                    "language": "python3",
+                    "content": "def main(event):\n    return event\n",
+                },
+            },
             "cache_ttl": 60,
             "modules": [
                 step(

@@ -119,7 +119,14 @@ def every_helper(*taken: str) -> dict[str, Any]:
         "modules": modules,
         "skip_expr": "false",
         "cache_ttl": 60,
-        "preprocessor_module": step("preprocessor"),
+        "preprocessor_module": {  # a preprocessor is a script
+            "id": "preprocessor",
+            "value": {
+                "type": "rawscript",
+                "language": "python3",
+                "content": "def main(event):\n    return event\n",
+            },
+        },
         "failure_module": step("failure"),
     }
     return {"summary": "every helper", "value": value}

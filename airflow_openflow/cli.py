@@ -4,21 +4,33 @@
 build the DAG; where Airflow is not installed (e.g. a pre-commit hook) or with ``--no-build`` it stops
 before the build. ``render`` prints the DAG; ``run`` executes one DAG run through Airflow
 (see ``runner.py``).
+
+Exit status: 0 success, 1 the flow failed, 2 invalid document or input, 130 interrupted (Ctrl-C),
+141 (128 + SIGPIPE, what a shell shows for a command killed by SIGPIPE) when the reader of stdout or
+stderr went away (``| head``): ``run`` then abandons the flow run and stops every process it
+started before exiting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 EXIT_OK, EXIT_FLOW_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  # 141
 
 
 def main(argv: list[str] | None = None) -> int:
+    _ensure_standard_streams()
     parser = argparse.ArgumentParser(
         prog="airflow-openflow", description=__doc__.splitlines()[0] if __doc__ else None
     )
@@ -42,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--input", default="{}", help="the flow arguments as a JSON object")
 
     args = parser.parse_args(argv)
-    if args.command == "validate":
-        return _validate(args.paths, quiet=args.quiet, build=args.build)
-    if args.command == "render":
-        return _render(args.path)
-    return _run(args.path, args.input)
+    try:
+        if args.command == "validate":
+            return _validate(args.paths, quiet=args.quiet, build=args.build)
+        if args.command == "render":
+            return _render(args.path)
+        return _run(args.path, args.input)
+    except BrokenPipeError:  # validate / render printing into ``| head``
+        _silence_closed_output()
+        return EXIT_OUTPUT_CLOSED
 
 
 def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
@@ -169,6 +185,24 @@ def _run(path: Path, input_json: str) -> int:
         print("--input must be a JSON object (the flow arguments)", file=sys.stderr)
         return EXIT_INVALID
 
+    from airflow_openflow.runner import close_runner
+
+    try:
+        with _OutputGuard():
+            code = _run_and_print(path, inputs)
+    except (_OutputClosed, BrokenPipeError):
+        code = EXIT_OUTPUT_CLOSED
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    finally:
+        # Now, not at exit: the API server, triggerer and executor workers (and the tasks they
+        # run) of a finished or abandoned run, stopped by their pids.
+        close_runner()
+        _silence_closed_output()
+    return code
+
+
+def _run_and_print(path: Path, inputs: dict[str, Any]) -> int:
     from airflow_openflow.runner import FlowInputError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
@@ -178,12 +212,110 @@ def _run(path: Path, input_json: str) -> int:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))
+    sys.stdout.flush()  # a closed stdout shows here, while the guard is on
     print(f"flow {outcome.status}: DAG {outcome.dag_id}, run {outcome.run_id}", file=sys.stderr)
+    sys.stderr.flush()
     return EXIT_OK if outcome.status == "success" else EXIT_FLOW_FAILED
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value (JSON has no NaN or Infinity): write a number or null")
+
+
+class _OutputClosed(BaseException):
+    """The reader of stdout or stderr went away. A BaseException: raised into whatever the main
+    thread is doing (Airflow's scheduling loop catches ``Exception`` in places)."""
+
+
+class _OutputGuard:
+    """While ``run`` runs, a closed stdout or stderr ends it promptly, wherever it is noticed:
+
+    * a write of this process to the closed pipe (Airflow's own logging included: structlog does
+      not swallow ``BrokenPipeError`` the way the logging module does) raises SIGPIPE, which
+      Python ignores by default; here it is handled, in the main thread, by raising
+      :class:`_OutputClosed` once;
+    * a thread polls fds 1 and 2 for POLLERR (a pipe without reader) and signals the main thread,
+      so a run that writes nothing for a while still ends (task processes, which write their logs
+      to the same pipe, only break themselves).
+
+    The closed descriptors are pointed at ``/dev/null`` so that later writes (the runner's own
+    shutdown, the interpreter's final flush) neither fail nor raise again. SIGPIPE on other pipes
+    (the executor's queues to a worker that died) does not count: only a broken fd 1 or 2 does.
+    Forked executor workers inherit the handler; in them it does nothing (EPIPE as usual).
+    """
+
+    def __enter__(self) -> _OutputGuard:
+        self._owner = os.getpid()
+        self._armed = True
+        self._main = threading.main_thread().ident
+        self._previous = signal.signal(signal.SIGPIPE, self._on_sigpipe)
+        self._stop = threading.Event()
+        if _closed_outputs() is not None:  # poll() exists on this platform
+            threading.Thread(target=self._watch, name="openflow-output-watch", daemon=True).start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._armed = False
+        self._stop.set()
+        signal.signal(signal.SIGPIPE, self._previous)
+
+    def _on_sigpipe(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._owner:
+            return
+        if _silence_closed_output() and self._armed:
+            self._armed = False
+            raise _OutputClosed
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            if self._armed and _closed_outputs():
+                if self._main is not None:
+                    signal.pthread_kill(self._main, signal.SIGPIPE)
+                return
+
+
+def _ensure_standard_streams() -> None:
+    """A standard descriptor closed by the caller (``2>&-``) becomes /dev/null: else the next file
+    opened takes its number (the API server's log would receive our stderr), and Python leaves
+    ``sys.stderr`` None, on which Airflow's logging fails at its first message."""
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, flags)  # the lowest free number: usually fd itself
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's stdout
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's stderr
+
+
+def _closed_outputs() -> list[int] | None:
+    """Which of fds 1 and 2 are pipes (or sockets) whose reader went away; None without poll()."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return None
+    poller = select.poll()
+    for fd in (1, 2):
+        poller.register(fd, select.POLLOUT)
+    return [fd for fd, events in poller.poll(0) if events & select.POLLERR]
+
+
+def _silence_closed_output() -> list[int]:
+    """Point the closed ones of fds 1 and 2 at /dev/null; return them."""
+    closed = _closed_outputs() or []
+    for fd in closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    return closed
 
 
 if __name__ == "__main__":

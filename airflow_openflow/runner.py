@@ -29,13 +29,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 _lock = threading.Lock()
 _runner: _Runner | None = None
+_SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,66 @@ def _get_runner() -> _Runner:
     return _runner
 
 
+def close_runner() -> None:
+    """Stop what ``run_flow`` started in this process (API server, triggerer, executor workers and
+    everything they run), now rather than at exit. ``run_flow`` starts them again if called later."""
+    global _runner
+    runner, _runner = _runner, None
+    if runner is not None:
+        runner.close()
+    else:
+        _abort_executors()
+
+
+def stop_process_trees(pids: Iterable[int], *, grace_s: float) -> None:
+    """Stop each process of ``pids`` and all its descendants, by pid: the whole tree is listed
+    first (a parent that dies first would leave its children out of reach), then SIGTERM to all
+    of them, SIGKILL to what still runs after ``grace_s``. A zombie counts as stopped (its parent
+    reaps it). psutil (an Airflow dependency) checks each pid's start time before signalling, so a
+    reused pid is never hit."""
+    import psutil
+
+    tree: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            tree.extend(root.children(recursive=True))
+            tree.append(root)
+    stop_processes(tree, grace_s=grace_s)
+
+
+def stop_processes(processes: Iterable[Any], *, grace_s: float) -> None:
+    """SIGTERM to each ``psutil.Process`` still running, SIGKILL to those left after ``grace_s``."""
+    import psutil
+
+    tree = list(processes)
+
+    def running(proc: psutil.Process) -> bool:
+        try:
+            return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    for stop, wait_s in ((psutil.Process.terminate, grace_s), (psutil.Process.kill, 5.0)):
+        tree = [proc for proc in tree if running(proc)]
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                stop(proc)
+        deadline = time.monotonic() + wait_s
+        while tree and time.monotonic() < deadline:
+            time.sleep(0.05)
+            tree = [proc for proc in tree if running(proc)]
+        if not tree:
+            return
+
+
+def _abort_executors() -> None:
+    if "airflow_openflow.runner_executor" in sys.modules:  # never import Airflow just to stop nothing
+        from airflow_openflow.runner_executor import abort_all
+
+        abort_all()
+
+
 class _Runner:
     def __init__(self) -> None:
         home = os.environ.get("AIRFLOW_HOME")
@@ -97,11 +158,19 @@ class _Runner:
         self.dag_file = self.dags / f"openflow_run_{os.getpid()}.py"
         self._configure()
         self._processes: list[subprocess.Popen[bytes]] = []
+        # atexit runs handlers last-registered first: multiprocessing registers one that joins the
+        # executor's workers (forever, for idle workers of an abandoned run); ours must run before.
+        import multiprocessing.util  # noqa: F401
+
         atexit.register(self.close)
         self._stop_servers_on_sigterm()
-        self._init_db()
-        self._start_api_server()
-        self._start_triggerer()
+        try:
+            self._init_db()
+            self._start_api_server()
+            self._start_triggerer()
+        except BaseException:  # e.g. KeyboardInterrupt while the API server starts
+            self.close()
+            raise
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -193,18 +262,33 @@ class _Runner:
         signal.signal(signal.SIGTERM, on_sigterm)
 
     def close(self) -> None:
+        """Stop everything this runner started, by pid: executor workers of a run that did not end
+        (and what they run), then the API server and triggerer with their process groups and any
+        descendant that left them. Idempotent; also the atexit and SIGTERM handler."""
+        import psutil
+
+        _abort_executors()
         processes, self._processes = self._processes, []
+        descendants: list[psutil.Process] = []  # Process objects: a pid reused meanwhile is never hit
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                descendants += psutil.Process(process.pid).children(recursive=True)
         for process in processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
+        # Both shut down at once; a graceful stop takes them ~10 s (the triggerer's supervisor waits
+        # that long for its runner) and serves nothing once our runs are over or abandoned.
+        deadline = time.monotonic() + _SERVER_STOP_SECONDS
         for process in processes:
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)
+        stop_processes(descendants, grace_s=5.0)  # only what survived its group's signal
         if self._own_home:
             shutil.rmtree(self.home, ignore_errors=True)
         else:
@@ -235,7 +319,13 @@ class _Runner:
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
         with _quiet(), _approval_timeouts(dag):
-            dag_run = dag.test(run_conf=inputs, use_executor=True)
+            try:
+                dag_run = dag.test(run_conf=inputs, use_executor=True)
+            except BaseException:
+                # DAG.test ends its executor only when the run finishes: stop the workers (and the
+                # tasks they run) of a run that is abandoned, or they wait for work forever.
+                _abort_executors()
+                raise
         return self._outcome(dag, dag_run)
 
     def _outcome(self, dag: Any, dag_run: Any) -> FlowOutcome:

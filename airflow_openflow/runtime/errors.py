@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, overload
 
-__all__ = ["ExpressionError", "StepError", "error_object"]
+__all__ = ["ExpressionError", "StepError", "error_object", "exception_text"]
 
 
 def error_object(
@@ -37,6 +37,15 @@ def error_object(
         err["step_id"] = step_id
     err.update(extra)
     return {"error": err}
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when the exception's own ``__str__`` fails (a hostile script
+    can raise such an exception; its error object must still be built)."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}: str() failed>"
 
 
 class StepError(Exception):

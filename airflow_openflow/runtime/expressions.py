@@ -61,7 +61,7 @@ DEFAULT_TIME_LIMIT_S: Final = 10.0
 DEFAULT_MEMORY_LIMIT_BYTES: Final = 64 * 1024 * 1024
 _STACK_BYTES: Final = 1024 * 1024  # QuickJS's own default; deep recursion -> RangeError
 _MAX_PASSES: Final = 1000  # each pass adds at least one fetched value; this only stops pathological code
-_REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass is a tiny JSON.stringify
+_REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass: string concatenation only
 
 
 class _NotSet:
@@ -236,8 +236,20 @@ def _to_function_body(src: str) -> str:
 def _dumps(value: Any, expr: str, what: str) -> str:
     try:
         return json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ExpressionError(expr, "TypeError", f"{what} is not JSON-serializable: {exc}") from exc
+
+
+def _parse_report(text: Any) -> dict[str, Any] | None:
+    """The prelude's report: one JSON line (settled, ok, error, misses), a newline, the value's JSON."""
+    if not isinstance(text, str):
+        return None
+    line, _, value = text.partition("\n")
+    report = json.loads(line)
+    if not isinstance(report, dict):
+        return None
+    report["json"] = value
+    return report
 
 
 def _json_copy(value: Any, expr: str, what: str) -> Any:
@@ -260,24 +272,46 @@ def _fmt_number(x: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The JavaScript side of a pass. Input arrives as JSON text in ``__wm_in``; the outcome is read with
-# ``__wm_report()``. Built-ins are captured first so user code that replaces them (``JSON = ...``)
-# only breaks its own value, not the report.
+# The JavaScript side of a pass. Input arrives as JSON text in ``__wm_in``; the prelude evaluates to
+# a function the host calls to read the outcome.
+#
+# The expression runs in the same realm as this prelude, so it can replace globals (``JSON = null``),
+# patch prototypes (``Object.prototype.toJSON = ...``, an index setter on ``Array.prototype``,
+# ``Promise.prototype.then = ...``) or throw from getters. Two rules keep that from reaching the host:
+#
+# * Everything the prelude calls after user code has started is captured first (``JSON.parse`` /
+#   ``stringify``, ``Error``, ``String``, ``Reflect.apply``, ``Object.hasOwn``,
+#   ``Promise.prototype.then``, ``Array.prototype.join``), and called without ``.call`` / ``.bind``
+#   (``bind`` would also cost ~20k instructions per capture, per pass).
+# * The report is never an object that goes through ``JSON.stringify``: it is text built from
+#   primitive strings (``JSON.stringify`` of a primitive string looks up no ``toJSON``) and
+#   booleans, held in closure variables that user code cannot reach, and read through the function
+#   the prelude returns (no global name to shadow). So the host always gets the shape it expects:
+#   one JSON line (settled, ok, error, misses), a newline, the value's JSON text.
+#
+# The *value* is the captured native ``JSON.stringify`` of what the expression returned, with
+# JavaScript's own meaning, toJSON included: Windmill serializes an expression's value with
+# ``JSON.stringify`` too, so ``new Date(0)`` is its ISO text and ``Object.prototype.toJSON = () =>
+# 'x'`` makes the value ``"x"`` there as here. What stringify runs of user code (a toJSON, a getter,
+# a Proxy trap) runs under the same time budget, and whatever it throws (or a cycle, a BigInt) is
+# the expression's error. A structural serializer that never calls toJSON was considered and not
+# taken: it would change values (dates, classes with toJSON) and cost a JavaScript walk per value
+# instead of one native call, while the only thing that needs protecting is the report.
 
 _PRELUDE: Final = r"""
 (function () {
   "use strict";
-  var G = globalThis;
-  var parse = JSON.parse, stringify = JSON.stringify, defineProperty = Object.defineProperty;
-  var hasOwn = Function.prototype.call.bind(Object.prototype.hasOwnProperty);
+  var G = globalThis, parse = JSON.parse, stringify = JSON.stringify, Err = Error, Str = String;
+  var apply = Reflect.apply, hasOwn = Object.hasOwn, then = Promise.prototype.then;
+  var join = Array.prototype.join;
   var IN = parse(G.__wm_in);
   delete G.__wm_in;
-  var misses = [];
   var MISS = {};
-  var state = { settled: false, ok: false, json: null, error: null };
+  var settled = false, ok = false, valueText = "null", errorText = "null", missText = "";
 
+  function text(x) { return stringify(Str(x)); }
   function miss(kind, key) {
-    misses[misses.length] = [kind, key];
+    missText += (missText ? ",[" : "[") + stringify(kind) + "," + stringify(key) + "]";
     throw MISS;
   }
   function lookup(kind, key) {
@@ -286,7 +320,7 @@ _PRELUDE: Final = r"""
     var entry = table[key];
     if (hasOwn(entry, "v")) return entry.v;
     if (hasOwn(entry, "e")) {
-      var err = new Error(entry.e.message);
+      var err = new Err(entry.e.message);
       err.name = entry.e.name;
       throw err;
     }
@@ -294,40 +328,36 @@ _PRELUDE: Final = r"""
   }
   function describe(e) {
     try {
-      if (e === MISS) return { name: "__miss__", message: "" };
-      if (e instanceof Error) {
-        return { name: String(e.name), message: String(e.message), stack: String(e.stack || "") };
+      if (e === MISS) return '{"name":"__miss__","message":""}';
+      if (e instanceof Err) {
+        return '{"name":' + text(e.name) + ',"message":' + text(e.message) +
+               ',"stack":' + text(e.stack || "") + "}";
       }
       if (e !== null && typeof e === "object" && "message" in e) {
-        return { name: String(e.name || "Error"), message: String(e.message) };
+        return '{"name":' + text(e.name || "Error") + ',"message":' + text(e.message) + "}";
       }
-      var text = typeof e === "string" ? e : stringify(e);
-      return { name: "Error", message: text === undefined ? String(e) : text };
+      var shown = typeof e === "string" ? e : stringify(e);
+      return '{"name":"Error","message":' + text(shown === undefined ? e : shown) + "}";
     } catch (x) {
-      return { name: "Error", message: "uncaught exception (not printable)" };
+      return '{"name":"Error","message":"uncaught exception (not printable)"}';
     }
   }
-  function settle(ok, value) {
-    if (state.settled) return;
-    state.settled = true;
-    if (!ok) {
-      state.error = describe(value);
-      return;
-    }
+  function settle(isOk, value) {
+    if (settled) return;
+    settled = true;
+    if (!isOk) return void (errorText = describe(value));
     try {
-      var text = stringify(IN.predicate ? !!value : value);
-      state.json = text === undefined ? null : text;
-      state.ok = true;
+      var json = stringify(IN.predicate ? !!value : value);
+      if (json !== undefined) valueText = json;
+      ok = true;
     } catch (e) {
-      state.error = describe(e);
+      errorText = describe(e);
     }
   }
-  defineProperty(G, "__wm_report", {
-    value: function () {
-      return stringify({ settled: state.settled, ok: state.ok, json: state.json,
-                         error: state.error, misses: misses });
-    }
-  });
+  function report() { // join: a long "+" result is a rope, which the Python binding cannot convert
+    return apply(join, ['{"settled":', settled, ',"ok":', ok, ',"error":', errorText,
+                        ',"misses":[', missText, "]}\n", valueText], [""]);
+  }
 
   var names = IN.names;
   for (var name in names) G[name] = names[name];
@@ -337,23 +367,20 @@ _PRELUDE: Final = r"""
     }
   });
   G.variable = function variable(path) {
-    if (!IN.has_variable) throw new Error("variable() is not available here");
-    return lookup("variable", String(path));
+    if (!IN.has_variable) throw new Err("variable() is not available here");
+    return lookup("variable", Str(path));
   };
   G.resource = function resource(path) {
-    if (!IN.has_resource) throw new Error("resource() is not available here");
-    return lookup("resource", String(path));
+    if (!IN.has_resource) throw new Err("resource() is not available here");
+    return lookup("resource", Str(path));
   };
-
-  var AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
-  var fn;
   try {
-    fn = new AsyncFunction(IN.body);
-  } catch (e) {
+    var fn = new (Object.getPrototypeOf(async function () {}).constructor)(IN.body);
+    apply(then, fn(), [function (v) { settle(true, v); }, function (e) { settle(false, e); }]);
+  } catch (e) { // a syntax error; or a patched Promise species
     settle(false, e);
-    return;
   }
-  fn().then(function (v) { settle(true, v); }, function (e) { settle(false, e); });
+  return report;
 })();
 """
 
@@ -447,14 +474,29 @@ class _Evaluation:
                 "the expression never produced a value (it awaits a promise that never settles)",
             )
         if report.get("ok"):
-            text = report.get("json")
-            value = None if text is None else json.loads(text)
+            value = self._read_value(report.get("json"))
             return bool(value) if self.predicate else value
         err = report.get("error") or {}
         name, message = str(err.get("name") or "Error"), str(err.get("message") or "")
         if name == "InternalError" and message == "out of memory":
             raise self._memory_error()
         raise ExpressionError(self.expr, name, message, stack=err.get("stack") or None)
+
+    def _read_value(self, text: Any) -> Any:
+        """The value's JSON text (always valid: the engine's own stringify made it) as Python data.
+        What Python cannot hold (nesting deeper than its recursion limit) is the expression's error."""
+        if not isinstance(text, str):
+            raise ExpressionError(self.expr, "InternalError", "the JavaScript engine reported no value")
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ExpressionError(
+                self.expr, "RangeError", "the value is nested too deeply to leave the JavaScript engine"
+            ) from None
+        except ValueError as exc:
+            raise ExpressionError(
+                self.expr, "InternalError", f"the value could not be read back from JavaScript: {exc}"
+            ) from None
 
     # -- values fetched from the host -------------------------------------------------------
 
@@ -535,26 +577,31 @@ class _Evaluation:
     def _run_pass(self, head: str) -> tuple[dict[str, Any] | None, ExpressionError | None]:
         import quickjs  # lazily: never at DAG-parse time
 
-        ctx = quickjs.Context()
-        ctx.set_memory_limit(self.memory_limit_bytes)
-        ctx.set_max_stack_size(_STACK_BYTES)
-        ctx.set("__wm_in", self._input_text(head))
         failure: ExpressionError | None = None
+        report_fn: Any = None
         try:
-            self._timed(ctx, lambda: ctx.eval(_PRELUDE))
+            ctx = quickjs.Context()
+            ctx.set_memory_limit(self.memory_limit_bytes)
+            ctx.set_max_stack_size(_STACK_BYTES)
+            ctx.set("__wm_in", self._input_text(head))
+            report_fn = self._timed(ctx, lambda: ctx.eval(_PRELUDE))
             while self._timed(ctx, ctx.execute_pending_job):
                 pass
         except ExpressionError as exc:
             failure = exc
         except quickjs.JSException as exc:
             failure = self._engine_failure(exc, quickjs.StackOverflow)
+        except Exception as exc:  # the binding itself failed (MemoryError, a value it cannot convert)
+            failure = ExpressionError(
+                self.expr, "InternalError", f"the JavaScript engine failed: {type(exc).__name__}: {exc}"
+            )
         report: dict[str, Any] | None = None
-        try:
-            ctx.set_time_limit(_REPORT_TIME_S)
-            text = ctx.eval("__wm_report()")
-            report = json.loads(text) if isinstance(text, str) else None
-        except quickjs.JSException:
-            report = None  # e.g. the heap is still full; the failure above says why
+        if callable(report_fn):  # else the prelude itself was interrupted; the failure says why
+            try:
+                ctx.set_time_limit(_REPORT_TIME_S)
+                report = _parse_report(report_fn())
+            except Exception:
+                report = None  # e.g. the heap is still full; the failure above says why
         return report, failure
 
     def _timed(self, ctx: Any, call: Callable[[], Any]) -> Any:

@@ -18,13 +18,14 @@ import json
 import logging
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from airflow_openflow.runtime.containers import Frame, is_container, run_container
-from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object
+from airflow_openflow.runtime.errors import ExpressionError, StepError, error_object, exception_text
 from airflow_openflow.runtime.expressions import (
     EvalScope,
     evaluate,
@@ -138,8 +139,28 @@ def step_scope(ctx: StepRunContext, **overrides: Any) -> EvalScope:
 def run_step(
     module: FlowModule, ctx: StepRunContext, *, script_runner: ScriptRunner | None = None
 ) -> StepOutcome:
-    """Run one step to its outcome. Never raises for a step failure: the outcome says it."""
+    """Run one step to its outcome. Never raises for a step failure: the outcome says it.
+
+    Nor for any other ``Exception`` inside the step (a host error while fetching a result, a bug of
+    this runtime): it becomes the step's error object ``{name, message, stack}`` like a script's
+    exception, so retries, ``continue_on_error`` and the failure module see it, instead of a task
+    that crashed without a result. ``BaseException`` s pass through: Airflow's task timeout,
+    termination and deferral are ``BaseException`` s in Airflow 3, as are ``KeyboardInterrupt``
+    and ``SystemExit`` of the task process itself.
+    """
     scope = _Scope(ctx)
+    try:
+        outcome = _run_step(module, ctx, scope, script_runner)
+    except Exception as exc:
+        outcome = _failed(module, exc)
+    if outcome.kind is OutcomeKind.FAILED and outcome.retryable:
+        return _after_failure(module, outcome, ctx, scope)
+    return outcome
+
+
+def _run_step(
+    module: FlowModule, ctx: StepRunContext, scope: _Scope, script_runner: ScriptRunner | None
+) -> StepOutcome:
     early = _before_running(module, scope)
     if early is not None:
         return early
@@ -155,15 +176,28 @@ def run_step(
         try:
             value = _execute(module, scope, script_runner)
         except (StepError, ExpressionError) as exc:
-            error = exc.error if isinstance(exc, StepError) else exc.error_object()
-            error["error"].setdefault("step_id", module.id)
-            summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
-            outcome = StepOutcome(OutcomeKind.FAILED, error, summary)
-        else:
-            outcome = _after_success(module, value, scope)
-    if outcome.kind is OutcomeKind.FAILED and outcome.retryable:
-        return _after_failure(module, outcome, ctx, scope)
+            return _failed(module, exc)
+        outcome = _after_success(module, value, scope)
     return outcome
+
+
+def _failed(module: FlowModule, exc: Exception) -> StepOutcome:
+    """A retryable failure whose result is Windmill's error object for ``exc``."""
+    if isinstance(exc, StepError):
+        error = exc.error
+    elif isinstance(exc, ExpressionError):
+        error = exc.error_object()
+    else:
+        # Not the script's and not an expression's: the task log keeps the whole traceback.
+        log.error("step %s failed inside the runtime", module.id, exc_info=exc)
+        error = error_object(
+            type(exc).__name__,
+            exception_text(exc),
+            stack="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        )
+    error["error"].setdefault("step_id", module.id)
+    summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
+    return StepOutcome(OutcomeKind.FAILED, error, summary)
 
 
 def _before_running(module: FlowModule, scope: _Scope) -> StepOutcome | None:
@@ -197,10 +231,9 @@ def start_sub_flow(module: FlowModule, ctx: StepRunContext) -> StepOutcome | dic
     assert isinstance(module.value, PathFlow)
     try:
         return evaluate_transforms(module.value.input_transforms, scope.build())
-    except ExpressionError as exc:
-        error = exc.error_object()
-        error["error"].setdefault("step_id", module.id)
-        outcome = StepOutcome(OutcomeKind.FAILED, error, f"sub-flow arguments: {error['error']['message']}")
+    except Exception as exc:  # an ExpressionError, a variable that is not there, the host failing
+        outcome = _failed(module, exc)
+        outcome = dataclasses.replace(outcome, message=f"sub-flow arguments: {outcome.message}")
         return _after_failure(module, outcome, ctx, scope)
 
 
@@ -235,7 +268,7 @@ def _retry_allowed(module: FlowModule, error: Any, scope: _Scope) -> bool:
         return True
     try:
         allowed = evaluate_predicate(retry_if, scope.build(result=error))
-    except ExpressionError as exc:
+    except Exception as exc:  # an ExpressionError, or the host failing to answer
         log.warning("step %s: retry_if failed (%s); not retrying", module.id, exc)
         return False
     if not allowed:

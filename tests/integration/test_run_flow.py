@@ -85,6 +85,26 @@ def test_continue_on_error_passes_the_error_object_on() -> None:
     assert (outcome.status, outcome.result) == ("success", ["ValueError", "bad value"])
 
 
+def test_a_transform_that_hijacks_to_json_is_a_step_error_continue_on_error_passes_on() -> None:
+    # Windmill's own evaluation calls toJSON too: a patched one that throws is the expression's error.
+    a = py(
+        "a", "return v", v="(Object.prototype.toJSON = function () { throw new Error('no JSON') }, {a: 1})"
+    )
+    a["continue_on_error"] = True
+    b = py(
+        "b",
+        "return {'got': e, 'patched': p}",
+        e="previous_result",
+        p="(Array.prototype.toJSON = () => 'x', [1])",
+    )
+    outcome = airflow_openflow.run_flow(flow(a, b), {})
+    assert outcome.status == "success", outcome
+    error = outcome.result["got"]["error"]
+    assert (error["name"], error["step_id"]) == ("Error", "a") and "no JSON" in error["message"]
+    assert outcome.result["patched"] == "x"  # a toJSON that works changes only its own value
+    assert outcome.task_states["a"] == "success" and outcome.task_states["b"] == "success"
+
+
 def test_continue_on_error_on_the_last_step_still_fails_the_flow() -> None:
     a = py("a", "raise ValueError('bad value')")
     a["continue_on_error"] = True

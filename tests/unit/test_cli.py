@@ -150,3 +150,47 @@ def test_render_shows_tasks_rules_and_params(capsys: pytest.CaptureFixture[str])
     assert "params: customer, items, currency" in out
     assert "receipt  [OpenFlowStepOperator, trigger_rule=none_failed]  <- total" in out
     assert "flow_result  [FlowResultOperator, trigger_rule=all_done]  <- summary" in out
+
+
+def _guarded(body: str) -> subprocess.Popen[bytes]:
+    """A process that runs ``body`` under ``run``'s output guard: exit 141 on _OutputClosed."""
+    code = (
+        "import os, sys, time\n"
+        "from airflow_openflow.cli import _OutputClosed, _OutputGuard\n"
+        "try:\n"
+        "    with _OutputGuard():\n"
+        + "".join(f"        {line}\n" for line in body.splitlines())
+        + "except _OutputClosed:\n"
+        "    sys.stderr.write('output closed\\n')\n"
+        "    sys.exit(141)\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_run_guard_ends_a_quiet_main_thread_soon_after_stdout_closes() -> None:
+    import time
+
+    proc = _guarded("print('ready', flush=True)\ntime.sleep(60)")
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        closed_at = time.monotonic()
+        proc.stdout.close()
+        assert proc.wait(timeout=30) == 141
+        assert time.monotonic() - closed_at < 10  # polled every 0.25 s
+        assert proc.stderr.read() == b"output closed\n"  # stderr still works, no traceback
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_run_guard_ignores_a_broken_pipe_that_is_not_stdout_or_stderr() -> None:
+    # e.g. the executor's queue to a worker that died: an OSError where it happens, not the end
+    body = (
+        "r, w = os.pipe()\nos.close(r)\n"
+        "try:\n    os.write(w, b'x')\nexcept BrokenPipeError:\n    print('EPIPE', flush=True)\n"
+        "time.sleep(0.5)\nprint('still running', flush=True)"
+    )
+    proc = _guarded(body)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (0, b"EPIPE\nstill running\n", b"")

@@ -26,7 +26,7 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_openflow.runtime.errors import StepError
+from airflow_openflow.runtime.errors import StepError, exception_text
 
 __all__ = ["run_python"]
 
@@ -70,6 +70,7 @@ def run_python(
     own_cwd = threading.current_thread() is threading.main_thread()
     previous_module = sys.modules.get(module_name)
     previous_cwd = os.getcwd()
+    streams = sys.stdout, sys.stderr  # a script may replace or close them; the task keeps its own
     sys.modules[module_name] = module  # dataclasses, pickle, typing need the module to be importable
     try:
         if own_cwd:
@@ -94,8 +95,10 @@ def run_python(
             # SystemExit too: a script calling sys.exit() must fail its step, not end the task.
             raise _script_failure(exc, filename, step_id) from None
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):  # None, closed, or an object without flush
+                    stream.flush()
+            sys.stdout, sys.stderr = streams
     finally:
         if own_cwd:
             os.chdir(previous_cwd)
@@ -188,15 +191,31 @@ def _script_failure(exc: BaseException, filename: str, step_id: str) -> StepErro
         tb = tb.tb_next  # drop this runner's own frames
     stack = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
     print(stack, file=sys.stderr, end="")  # the task log shows the traceback as it happened
-    return StepError(type(exc).__name__, str(exc), stack=stack, step_id=step_id)
+    return StepError(type(exc).__name__, exception_text(exc), stack=stack, step_id=step_id)
 
 
 def to_json_compatible(value: Any, *, step_id: str | None = None) -> Any:
     """A JSON-compatible copy: tuples -> lists, datetime/date/time -> ISO text, bytes -> base64.
 
-    Anything else that JSON cannot represent (sets, objects, NaN...) is a :class:`StepError`.
+    Anything else that JSON cannot represent (sets, objects, NaN, a structure that contains itself
+    or is nested deeper than Python's recursion limit...) is a :class:`StepError`.
     """
-    return _convert(value, "the result", step_id)
+    try:
+        return _convert(value, "the result", step_id)
+    except StepError:
+        raise
+    except RecursionError:
+        raise StepError(
+            "SerializationError",
+            "the result is nested too deeply or contains itself; return JSON data (a tree, not a cycle)",
+            step_id=step_id,
+        ) from None
+    except Exception as exc:  # a Mapping / sequence of the script's whose methods raise
+        raise StepError(
+            "SerializationError",
+            f"the result could not be read: {type(exc).__name__}: {exception_text(exc)}",
+            step_id=step_id,
+        ) from None
 
 
 def _convert(value: Any, where: str, step_id: str | None) -> Any:

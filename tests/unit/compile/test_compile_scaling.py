@@ -53,7 +53,14 @@ def mixed_flow(n: int) -> dict[str, Any]:
     value = {
         "modules": modules,
         "failure_module": step("failure"),
-        "preprocessor_module": step("preprocessor"),
+        "preprocessor_module": {  # a preprocessor is a script
+            "id": "preprocessor",
+            "value": {
+                "type": "rawscript",
+                "language": "python3",
+                "content": "def main(event):\n    return event\n",
+            },
+        },
     }
     return {"summary": "mixed", "value": value}
 

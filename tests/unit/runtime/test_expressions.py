@@ -418,6 +418,123 @@ def test_non_json_result_is_an_error() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hostile expressions: user code shares the engine with the prelude that reports the outcome. It may
+# change its own value (JSON.stringify's meaning, toJSON included, as in Windmill), but never the
+# report: every outcome is a value or an ExpressionError, never an internal exception.
+
+# (expression, value): prototypes patched, built-ins replaced; the value is what JSON.stringify
+# (the one captured before user code ran) makes of it.
+HIJACKED_VALUES = [
+    ("(Object.prototype.toJSON = function () { return 'x' }, {a: 1})", "x"),
+    ("(Object.prototype.toJSON = function () { return 'x' }, 5)", 5),  # primitives have no toJSON
+    ("(Object.prototype.toJSON = function () { return undefined }, {a: 1})", None),
+    ("(Object.prototype.toJSON = () => ({}), Object.freeze(Object.prototype), {a: 1})", {}),
+    ("(Array.prototype.toJSON = function () { return 'arr' }, [1, 2])", "arr"),
+    ("(String.prototype.toJSON = () => 's', {a: 'b', c: new String('d')})", {"a": "b", "c": "s"}),
+    ("(Date.prototype.toJSON = function () { return 'd' }, {d: new Date(0)})", {"d": "d"}),
+    ("({toJSON() { return 'own' }})", "own"),
+    ("new Date(0)", "1970-01-01T00:00:00.000Z"),
+    ("(JSON = null, {a: 1})", {"a": 1}),
+    ("(JSON.stringify = function () { return '\"hijacked\"' }, JSON.parse = null, {a: 1})", {"a": 1}),
+    ("(Object.keys = Array.isArray = Function.prototype.call = null, [1, {a: 'b'}])", [1, {"a": "b"}]),
+    ("(Function.prototype.bind = Function.prototype.apply = null, [1, {a: 'b'}])", [1, {"a": "b"}]),
+    ("(Reflect.apply = Object.hasOwn = Array.prototype.join = null, [1, 2])", [1, 2]),
+    ("(Promise.prototype.then = function () {}, 1)", 1),
+    ("(Promise.prototype.constructor = function () { throw new Error('species') }, 1)", 1),
+    ("(Object.defineProperty(globalThis, '__wm_report', {value: 1}), (0, eval)('let report = 2'), 3)", 3),
+    ("(Object.prototype.toJSON = () => 'x', results[flow_input.k])", "x"),  # a miss, a second pass
+]
+
+
+@pytest.mark.parametrize(("expr", "expected"), HIJACKED_VALUES)
+def test_patched_builtins_change_only_the_value(expr: str, expected: Any) -> None:
+    assert evaluate(expr, scope({"a": {"v": 1}}, flow_input={"k": "a"})) == expected
+
+
+# (expression, error name, message part): each is the expression's own error.
+HIJACKED_ERRORS = [
+    ("(Object.prototype.toJSON = function () { throw new Error('boom') }, {a: 1})", "Error", "boom"),
+    ("(Array.prototype.toJSON = function () { throw new TypeError('arr') }, [[1]])", "TypeError", "arr"),
+    (
+        "(Object.defineProperty(Object.prototype, 'toJSON', {get() { throw new Error('g') }}), {a: 1})",
+        "Error",
+        "g",
+    ),
+    ("({get a() { throw new Error('getter') }})", "Error", "getter"),
+    ("new Proxy({}, {ownKeys() { throw new Error('keys') }})", "Error", "keys"),
+    ("const a = {}; a.self = a; return a", "TypeError", "circular"),
+    (
+        "(Object.defineProperty(Array.prototype, '0', {set(v) { throw new Error('idx') }}),"
+        " results[flow_input.k])",
+        "Error",
+        "idx",
+    ),
+    ("(() => { Error = String = null; throw new TypeError('t') })()", "TypeError", "t"),
+    ("(() => { throw {get message() { throw 1 }} })()", "Error", "not printable"),
+    (
+        "(() => { throw {[Symbol.toPrimitive]() { throw 2 }, message: {toString() { throw 3 }}} })()",
+        "Error",
+        "not printable",
+    ),
+    ("let a = []; for (let i = 0; i < 1500; i++) a = [a]; return a", "RangeError", "nested too deeply"),
+    ("let a = []; for (let i = 0; i < 100000; i++) a = [a]; return a", "RangeError", "call stack"),
+]
+
+
+@pytest.mark.parametrize(("expr", "name", "message"), HIJACKED_ERRORS)
+def test_hostile_values_and_throws_are_expression_errors(expr: str, name: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        evaluate(expr, scope({"a": {"v": 1}}, flow_input={"k": "a"}))
+    assert (info.value.name, message in info.value.message) == (name, True), info.value.message
+
+
+def test_a_throwing_or_endless_to_json_is_bounded_by_the_limits() -> None:
+    with pytest.raises(ExpressionError) as info:
+        evaluate("(Object.prototype.toJSON = () => { while (true) {} }, {a: 1})", scope(), time_limit_s=0.3)
+    assert info.value.name == "ExpressionTimeout"
+    with pytest.raises(ExpressionError) as info:
+        evaluate(
+            "(Object.prototype.toJSON = function () { return 'x'.repeat(1 << 20).repeat(100) }, {a: 1})",
+            scope(),
+            memory_limit_bytes=16 * 1024 * 1024,
+        )
+    assert info.value.name == "ExpressionMemoryLimit"
+
+
+def test_long_values_and_errors_cross_intact() -> None:
+    # QuickJS-ng keeps long concatenations as ropes, which the Python binding cannot convert.
+    text = "x" * 3000 + "y" * 3000
+    assert evaluate("'x'.repeat(3000) + 'y'.repeat(3000)", scope()) == text
+    assert evaluate("({k: 'x'.repeat(3000) + 'y'.repeat(3000)})", scope()) == {"k": text}
+    with pytest.raises(ExpressionError) as info:
+        evaluate("throw new Error('x'.repeat(3000) + 'y'.repeat(3000))", scope())
+    assert info.value.message == text
+
+
+def test_engine_failures_of_any_type_are_expression_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import quickjs
+
+    class Broken:
+        def __init__(self) -> None:
+            raise MemoryError("no context for you")
+
+    monkeypatch.setattr(quickjs, "Context", Broken)
+    with pytest.raises(ExpressionError) as info:
+        evaluate("1 + 1", scope())
+    assert info.value.name == "InternalError" and "MemoryError" in info.value.message
+
+
+def test_python_inputs_that_are_not_json_are_expression_errors() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for expr in ("flow_input", "flow_input.length"):
+        with pytest.raises(ExpressionError) as info:
+            evaluate(expr, scope(flow_input=deep))
+        assert info.value.name == "TypeError"
+
+
+# ---------------------------------------------------------------------------------------------
 # variable() / resource()
 
 

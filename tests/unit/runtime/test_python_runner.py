@@ -154,6 +154,56 @@ def test_non_json_result(tmp_path: pathlib.Path, expr: str, type_name: str) -> N
     assert type_name in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("a = []\n    a.append(a)\n    return a", "contains itself"),
+        ("a = []\n    for _ in range(100_000):\n        a = [a]\n    return a", "nested too deeply"),
+        (
+            "import collections.abc\n"
+            "    class M(collections.abc.Mapping):\n"
+            "        __getitem__ = __len__ = lambda *a: 1\n"
+            "        def __iter__(self):\n"
+            "            raise RuntimeError('no iteration')\n"
+            "    return M()",
+            "RuntimeError: no iteration",
+        ),
+    ],
+)
+def test_results_that_cannot_be_converted_are_step_errors(
+    tmp_path: pathlib.Path, body: str, message: str
+) -> None:
+    with pytest.raises(StepError) as info:
+        run(f"def main():\n    {body}\n", workdir=tmp_path)
+    assert info.value.name == "SerializationError" and message in info.value.message
+
+
+def test_an_exception_whose_str_fails_still_has_an_error_object(tmp_path: pathlib.Path) -> None:
+    src = """
+    class Odd(Exception):
+        def __str__(self):
+            raise ValueError("no text")
+
+    def main():
+        raise Odd()
+    """
+    with pytest.raises(StepError) as info:
+        run(src, workdir=tmp_path)
+    assert (info.value.name, info.value.message) == ("Odd", "<Odd: str() failed>")
+
+
+def test_a_script_that_replaces_or_closes_stdout_does_not_break_the_task(tmp_path: pathlib.Path) -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+    assert (
+        run(
+            "import sys\ndef main():\n    sys.stdout = None\n    sys.stderr = 3\n    return 1\n",
+            workdir=tmp_path,
+        )
+        == 1
+    )
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+
+
 def test_cwd_is_workdir_and_restored(tmp_path: pathlib.Path) -> None:
     before = os.getcwd()
     src = """

@@ -131,6 +131,72 @@ def test_throwing_transform_is_an_ordinary_retryable_step_failure() -> None:
     assert outcome.kind is OutcomeKind.FAILED and outcome.retryable
 
 
+def test_a_transform_whose_value_hijacks_to_json_fails_the_step_with_its_error_object() -> None:
+    step = module(
+        value={
+            "type": "rawscript",
+            "language": "python3",
+            "content": "def main(x):\n    return x\n",
+            "input_transforms": {
+                "x": {
+                    "type": "javascript",
+                    "expr": "(Object.prototype.toJSON = function () { throw new Error('no JSON') }, {a: 1})",
+                }
+            },
+        },
+        continue_on_error=True,
+    )
+    outcome = run_step(step, FakeRun())
+    assert outcome.kind is OutcomeKind.CONTINUED_ERROR
+    assert outcome.result["error"]["name"] == "Error" and "no JSON" in outcome.result["error"]["message"]
+    assert outcome.result["error"]["step_id"] == "s"
+
+
+class BrokenStore(FakeRun):
+    def result_of(self, step_id: str) -> Any:
+        raise ConnectionError("the result store is down")
+
+
+def test_a_failure_inside_the_runtime_is_the_step_error_object_not_a_crash() -> None:
+    raw_value = {
+        "type": "rawscript",
+        "language": "python3",
+        "content": "def main(x):\n    return x\n",
+        "input_transforms": {"x": {"type": "javascript", "expr": "results.a"}},
+    }
+    step = module(value=raw_value, continue_on_error=True)
+    early = run_step(step, BrokenStore(is_last_attempt=False))
+    assert early.kind is OutcomeKind.FAILED and early.retryable
+    last = run_step(step, BrokenStore(is_last_attempt=True))
+    assert last.kind is OutcomeKind.CONTINUED_ERROR
+    error = last.result["error"]
+    assert (error["name"], error["message"], error["step_id"]) == (
+        "ConnectionError",
+        "the result store is down",
+        "s",
+    )
+    assert "Traceback" in error["stack"]
+    # A retry_if that cannot be read either: no retry, so continue_on_error applies at once.
+    guarded = module(
+        value=raw_value,
+        continue_on_error=True,
+        retry={"constant": {"attempts": 2, "seconds": 0}, "retry_if": {"expr": "results.a"}},
+    )
+    assert run_step(guarded, BrokenStore(is_last_attempt=False)).kind is OutcomeKind.CONTINUED_ERROR
+
+
+def test_base_exceptions_of_the_task_pass_through() -> None:
+    class Terminated(BaseException):  # what Airflow raises into a task it stops
+        pass
+
+    class Stopping(FakeRun):
+        def previous_result(self) -> Any:
+            raise Terminated
+
+    with pytest.raises(Terminated):
+        run_step(module(), Stopping())
+
+
 def test_identity_returns_the_previous_result() -> None:
     assert run_step(module(value={"type": "identity"}), FakeRun(previous=[1])).result == [1]
 

@@ -34,6 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_openflow.compat.metadata import (
+    apply_live_config,
+    create_metadata_db,
+    expire_awaiting_input_sweep,
+    run_outcome_rows,
+)
+
 _lock = threading.Lock()
 _runner: _Runner | None = None
 _SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
@@ -136,8 +143,8 @@ def stop_processes(processes: Iterable[Any], *, grace_s: float) -> None:
 
 
 def _abort_executors() -> None:
-    if "airflow_openflow.runner_executor" in sys.modules:  # never import Airflow just to stop nothing
-        from airflow_openflow.runner_executor import abort_all
+    if "airflow_openflow.compat.local_executor" in sys.modules:  # never import Airflow just to stop nothing
+        from airflow_openflow.compat.local_executor import abort_all
 
         abort_all()
 
@@ -179,7 +186,7 @@ class _Runner:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "airflow_openflow.runner_executor.RunnerLocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "airflow_openflow.compat.local_executor.RunnerLocalExecutor",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
         }
         defaults = {
@@ -190,24 +197,13 @@ class _Runner:
         os.environ.update(settings)
         for key, value in defaults.items():
             os.environ.setdefault(key, value)
-        if "airflow.configuration" in sys.modules:
-            # Airflow was imported before us: apply the same settings to its live configuration.
-            from airflow.configuration import conf
-
-            for key in (*settings, *defaults):
-                if key.startswith("AIRFLOW__"):
-                    section, option = key[len("AIRFLOW__") :].lower().split("__", 1)
-                    conf.set(section, option, os.environ[key])
-            from airflow import settings as airflow_settings
-
-            # Read once at import; the dags-folder bundle uses it.
-            airflow_settings.DAGS_FOLDER = str(self.dags)
+        # Airflow was imported before us: apply the same settings to its live configuration.
+        live = {key: os.environ[key] for key in (*settings, *defaults)}
+        apply_live_config(live, dags_folder=str(self.dags))
 
     def _init_db(self) -> None:
-        from airflow.utils import db
-
         with _quiet():
-            db.initdb()
+            create_metadata_db()
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log_file = open(self.home / "openflow_run" / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
@@ -329,32 +325,12 @@ class _Runner:
         return self._outcome(dag, dag_run)
 
     def _outcome(self, dag: Any, dag_run: Any) -> FlowOutcome:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
         from airflow_openflow.runtime.plan import STATUS_KEY
 
         final_id = dag.leaves[0].task_id if len(dag.leaves) == 1 else "flow_result"
-        with create_session() as session:
-            rows = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag.dag_id,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == final_id,
-                    XComModel.key.in_(["return_value", STATUS_KEY]),
-                )
-            ).all()
-            values = {row.key: _xcom_value(row) for row in rows}
-            states = {
-                ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
-                for ti in session.scalars(
-                    select(TaskInstance).where(
-                        TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
-                    )
-                )
-            }
+        values, states = run_outcome_rows(
+            dag_id=dag.dag_id, run_id=dag_run.run_id, task_id=final_id, keys=["return_value", STATUS_KEY]
+        )
         run_state = str(dag_run.state)
         if STATUS_KEY not in values:
             raise RuntimeError(
@@ -372,19 +348,6 @@ class _Runner:
         )
 
 
-def _xcom_value(row: Any) -> Any:
-    """An XCom row's value through the configured XCom backend: with common-io's object-storage
-    backend a large result's row holds only a reference to the object (docs/large-results.md)."""
-    from airflow.models.xcom import XComModel
-    from airflow.sdk.bases.xcom import BaseXCom
-    from airflow.sdk.execution_time.xcom import resolve_xcom_backend
-
-    backend = resolve_xcom_backend()
-    if backend is BaseXCom:
-        return XComModel.deserialize_value(row)
-    return backend.deserialize_value(row)
-
-
 class FlowInputError(ValueError):
     """The inputs do not match the flow's schema (as Airflow checks a run's conf against the DAG's
     params when the run is created)."""
@@ -400,18 +363,13 @@ def _approval_timeouts(dag: Any) -> Iterator[None]:
     if not any(isinstance(task, StepApprovalOperator) for task in dag.tasks):
         yield
         return
-    import types
-
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-
     stop = threading.Event()
-    # The sweep is a scheduler method that only needs a logger of its own.
-    sweeper = types.SimpleNamespace(log=logging.getLogger("airflow_openflow.runner.approvals"))
+    sweep_once = expire_awaiting_input_sweep(logging.getLogger("airflow_openflow.runner.approvals"))
 
     def sweep() -> None:
         while not stop.wait(1.0):
             try:
-                SchedulerJobRunner.check_awaiting_input_timeouts(sweeper)
+                sweep_once()
             except Exception:  # keep sweeping: one failed database round must not end the wait
                 logging.getLogger(__name__).exception("approval timeout sweep failed")
 

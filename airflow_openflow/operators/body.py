@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_openflow.compat.task_sdk import skip_tasks
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import OUTCOME_KEY, PARALLELISM_KEY
 from airflow_openflow.spec.model import BranchAll, FlowModule, ForloopFlow
@@ -49,7 +50,7 @@ class BodyStepOperator(OpenFlowStepOperator):
         ti = context["ti"]
         previous = ti.map_index - self._window(ti) if self.loop_gate is not None else -1
         if previous >= 0:
-            from airflow_openflow.triggers.iteration import (
+            from airflow_openflow.triggers.waits import (
                 FINISHED_STATES,
                 TaskFinishedTrigger,
                 not_before,
@@ -99,7 +100,7 @@ class BodyStepOperator(OpenFlowStepOperator):
         if self.after_branch is not None:
             ended = self._branchall_ended_before(ti)
             if ended:
-                _skip_tasks(list(self.later_branch_task_ids))
+                skip_tasks(list(self.later_branch_task_ids))
                 return self.finish(context, StepOutcome(OutcomeKind.CUT, None, ended))
         if self.plan.branch_choice is not None:  # the first step of a branchone branch on tasks
             chooser, index = self.plan.branch_choice
@@ -144,7 +145,7 @@ class BodyStepOperator(OpenFlowStepOperator):
         left alone by Airflow; they see the end of the loop themselves."""
         items = ti.xcom_pull(task_ids=self.items_task_id, key="return_value")
         count = len(items) if isinstance(items, list) else 0
-        _skip_tasks(
+        skip_tasks(
             [
                 (task_id, index)
                 for index in range(ti.map_index, count)
@@ -199,16 +200,6 @@ def _ended_at(ti: Any, task_ids: Sequence[str], map_index: int, where: str, ends
         return f"the container ended before {where}"
     body = body_outcome(ti, task_ids, map_index)
     return f"{where} ended the container ({body.kind})" if ends(body) else None
-
-
-def _skip_tasks(tasks: list[str | tuple[str, int]]) -> None:
-    """Mark tasks that have not started ``skipped`` in one call (Airflow leaves running and finished
-    ones alone), rather than starting a worker for each just to skip itself."""
-    from airflow.sdk.execution_time.comms import SkipDownstreamTasks
-    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
-    if tasks:
-        SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=tasks))
 
 
 def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+from airflow.sdk import RetryDecision, RetryPolicy
 
 from airflow_openflow.runtime.retry import retry_interval
 from airflow_openflow.spec.model import Retry

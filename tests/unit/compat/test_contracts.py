@@ -151,3 +151,62 @@ def test_api_server_session_and_variables() -> None:
 
     _require("api_server.metadata_session", callable(create_session), "airflow.utils.session.create_session")
     _require("api_server.get_variable", "default_var" in _params(Variable.get), "Variable.get(default_var=)")
+
+
+def test_metadata_apply_live_config_and_create_db() -> None:
+    from airflow import settings as airflow_settings
+    from airflow.configuration import conf
+    from airflow.utils import db
+
+    _require("metadata.apply_live_config", callable(conf.set), "conf.set(section, option, value)")
+    _require(
+        "metadata.apply_live_config", hasattr(airflow_settings, "DAGS_FOLDER"), "airflow.settings.DAGS_FOLDER"
+    )
+    _require("metadata.create_metadata_db", callable(db.initdb), "airflow.utils.db.initdb")
+
+
+def test_metadata_run_outcome_rows() -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.sdk.execution_time.xcom import resolve_xcom_backend
+
+    for column in ("dag_id", "run_id", "task_id", "key"):
+        _require("metadata.run_outcome_rows", hasattr(XComModel, column), f"XComModel.{column}")
+    backend = resolve_xcom_backend()
+    _require(
+        "metadata.run_outcome_rows", issubclass(backend, BaseXCom), "resolve_xcom_backend() gives a BaseXCom"
+    )
+    _require(
+        "metadata.run_outcome_rows", hasattr(backend, "deserialize_value"), "XCom backend deserialize_value"
+    )
+
+
+def test_metadata_expire_awaiting_input_sweep() -> None:
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    method = SchedulerJobRunner.check_awaiting_input_timeouts
+    params = list(inspect.signature(method).parameters)
+    # Called unbound with a stand-in `self` that has only `log`; a new parameter would break it.
+    _require(
+        "metadata.expire_awaiting_input_sweep",
+        params[:1] == ["self"]
+        and all(
+            p.default is not inspect.Parameter.empty
+            for p in list(inspect.signature(method).parameters.values())[1:]
+        ),
+        f"check_awaiting_input_timeouts takes {params}",
+    )
+
+
+def test_local_executor_internals() -> None:
+    from airflow.executors.local_executor import LocalExecutor
+
+    for name in ("start", "end", "_read_results"):
+        _require("local_executor.RunnerLocalExecutor", callable(getattr(LocalExecutor, name, None)), name)
+    executor = LocalExecutor(parallelism=1)
+    for name in ("workers", "activity_queue", "result_queue"):
+        _require(
+            "local_executor.RunnerLocalExecutor",
+            name in dir(executor) or name in LocalExecutor.__annotations__,
+            name,
+        )

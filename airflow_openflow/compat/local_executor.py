@@ -1,4 +1,8 @@
-"""The LocalExecutor ``run_flow`` uses, with a shutdown that cannot hang.
+"""The LocalExecutor ``run_flow`` uses, with a shutdown that cannot hang (checked on Airflow 3.3.2).
+
+It lives in compat/ because it overrides ``LocalExecutor.end`` and reads its internals
+(``workers``, ``activity_queue``, ``result_queue``, ``_read_results``). Public replacement: a
+fixed ``LocalExecutor.end`` upstream; then ``run_flow`` can use ``LocalExecutor`` itself.
 
 Airflow 3.3's ``LocalExecutor.end()`` sends one stop message per worker it sees alive and then
 joins each worker without a timeout; when a worker dies or is reaped in between, another one can

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
-.PHONY: install demo test lint ui bench clean lock
+.PHONY: install demo test fuzz lint ui bench clean lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 # The whole test suite: unit tests, real DAG runs, the conformance corpus.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The loader fuzzed with many more generated documents than make test runs.
+fuzz: $(STAMP)
+	OPENFLOW_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -n0 -q tests/unit/spec/test_fuzz_documents.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_openflow tests dags bench examples

@@ -17,6 +17,7 @@ from typing import Any, Final
 from airflow_openflow.runtime.errors import ExpressionError, StepError
 from airflow_openflow.runtime.expression_scope import NOT_SET, EvalScope
 from airflow_openflow.spec.js_text import has_code_semicolon, skip_trivia
+from airflow_openflow.spec.parse_reader import strip_legacy_import
 
 _STACK_BYTES: Final = 1024 * 1024  # QuickJS's own default; deep recursion -> RangeError
 _MAX_PASSES: Final = 1000  # each pass adds at least one fetched value; this only stops pathological code
@@ -26,9 +27,6 @@ _REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass: string concatenati
 # ---------------------------------------------------------------------------------------------
 # Source handling
 
-_LEGACY_IMPORT = re.compile(
-    r"""\A[ \t]*import\s[^\n]*?\bfrom\s*['"]windmill[^'"\n]*['"][ \t]*;?[ \t]*(?:\r?\n|\Z)"""
-)
 _STATEMENT_KEYWORDS: Final = frozenset(
     {"const", "let", "var", "if", "try", "for", "while", "return", "throw", "switch"}
     | {"function", "do", "class"}
@@ -55,11 +53,6 @@ _OBJECT_PROTO_NAMES: Final = frozenset(dir(object)) | frozenset(
 _RESERVED_NAMES: Final = frozenset(
     {"flow_input", "previous_result", "results", "flow_env", "params", "result", "variable", "resource"}
 )
-
-
-def _strip_legacy_import(expr: str) -> str:
-    """Old flows start with ``import { previous_result, ... } from 'windmill@1-1'`` (spec §3.8)."""
-    return _LEGACY_IMPORT.sub("", expr, count=1)
 
 
 def _is_function_body(src: str) -> bool:
@@ -168,7 +161,7 @@ class Evaluation:
         self.time_limit_s = time_limit_s
         self.memory_limit_bytes = memory_limit_bytes
         self.predicate = predicate
-        self.source = _strip_legacy_import(expr)
+        self.source = strip_legacy_import(expr)  # the loader strips it too: this is for other callers
         self.budget = time_limit_s  # JavaScript time left, over all passes
         self.entries: dict[_Key, str] = {}  # fetched values, as JSON entry text
         self.host_errors: dict[_Key, BaseException] = {}  # prefetch failures, raised if really read

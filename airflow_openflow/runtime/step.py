@@ -209,7 +209,8 @@ def _execute(module: FlowModule, scope: StepScope, script_runner: ScriptRunner |
         workdir = Path(tempfile.mkdtemp(prefix=f"openflow-{module.id}-"))
         try:
             # same_worker: the run's ./shared folder in workdir/shared, stored back after the script
-            with _wmill_for(module, value, scope.ctx), shared_directory(workdir, scope.ctx.shared_location):
+            shared = scope.ctx.shared_location
+            with _wmill_for(module, value, scope.ctx), shared_directory(workdir, shared):
                 result = runner(
                     value.language,
                     value.content,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import OUTCOME_KEY, PARALLELISM_KEY
 from airflow_openflow.spec.model import BranchAll, FlowModule, ForloopFlow
+
+if TYPE_CHECKING:
+    from airflow_openflow.runtime.outcomes import BodyOutcome
 
 
 class BodyStepOperator(OpenFlowStepOperator):
@@ -214,7 +217,7 @@ def _skip_tasks(tasks: list[str | tuple[str, int]]) -> None:
         SUPERVISOR_COMMS.send(SkipDownstreamTasks(tasks=tasks))
 
 
-def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:
+def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> BodyOutcome:
     """How a body (one iteration: ``map_index``; a branch: -1) ended: its last result, its stop,
     or its failure, from its tasks' outcomes."""
     from airflow_openflow.runtime.outcomes import (

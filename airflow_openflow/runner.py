@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from airflow_openflow.compat.metadata import (
     expire_awaiting_input_sweep,
     run_outcome_rows,
 )
+from airflow_openflow.process_trees import stop_processes
 
 _lock = threading.Lock()
 _runner: _Runner | None = None
@@ -98,48 +99,6 @@ def close_runner() -> None:
         runner.close()
     else:
         _abort_executors()
-
-
-def stop_process_trees(pids: Iterable[int], *, grace_s: float) -> None:
-    """Stop each process of ``pids`` and all its descendants, by pid: the whole tree is listed
-    first (a parent that dies first would leave its children out of reach), then SIGTERM to all
-    of them, SIGKILL to what still runs after ``grace_s``. A zombie counts as stopped (its parent
-    reaps it). psutil (an Airflow dependency) checks each pid's start time before signalling, so a
-    reused pid is never hit."""
-    import psutil
-
-    tree: list[psutil.Process] = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(pid)
-            tree.extend(root.children(recursive=True))
-            tree.append(root)
-    stop_processes(tree, grace_s=grace_s)
-
-
-def stop_processes(processes: Iterable[Any], *, grace_s: float) -> None:
-    """SIGTERM to each ``psutil.Process`` still running, SIGKILL to those left after ``grace_s``."""
-    import psutil
-
-    tree = list(processes)
-
-    def running(proc: psutil.Process) -> bool:
-        try:
-            return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
-
-    for stop, wait_s in ((psutil.Process.terminate, grace_s), (psutil.Process.kill, 5.0)):
-        tree = [proc for proc in tree if running(proc)]
-        for proc in tree:
-            with contextlib.suppress(psutil.Error):
-                stop(proc)
-        deadline = time.monotonic() + wait_s
-        while tree and time.monotonic() < deadline:
-            time.sleep(0.05)
-            tree = [proc for proc in tree if running(proc)]
-        if not tree:
-            return
 
 
 def _abort_executors() -> None:

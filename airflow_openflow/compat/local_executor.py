@@ -20,6 +20,8 @@ from typing import Any
 
 from airflow.executors.local_executor import LocalExecutor
 
+from airflow_openflow.process_trees import stop_process_trees
+
 _JOIN_SECONDS = 30.0
 _ABORT_GRACE_SECONDS = 5.0
 
@@ -43,8 +45,6 @@ class RunnerLocalExecutor(LocalExecutor):
         subprocesses) now, by pid: for a run that is abandoned (``DAG.test`` raised, the caller's
         output closed, a signal). ``DAG.test`` ends its executor only when the run finishes; left
         alone, idle workers wait for work forever and multiprocessing's exit handler joins them."""
-        from airflow_openflow.runner import stop_process_trees
-
         _running.discard(self)
         workers: list[Any] = list(getattr(self, "workers", {}).values())
         stop_process_trees([proc.pid for proc in workers if proc.pid], grace_s=_ABORT_GRACE_SECONDS)

@@ -1,7 +1,7 @@
 """Loops, branches and sub-flows (forloopflow, whileloopflow, branchone, branchall, flow) as one
 task each.
 
-The task runs the container and everything nested in it (runtime/containers.py); its result is
+The task runs the container and everything nested in it (runtime/container_runner.py); its result is
 the container's result (the iteration / branch array, or the chosen branch's result). Mapping
 parallel loops and branches onto task groups of their own is the next step (see docs/mapping.md).
 """

@@ -9,7 +9,7 @@ the steps of a mapped group across iterations: the first step of iteration i def
 last step of iteration i - 1 has finished (no worker slot held), and skips itself when the loop
 ended there (a failure, a stop, the loop's ``stop_after_if``), so iterations run strictly in index
 order and stop where Windmill stops. Loops that carry a ``retry`` (Windmill re-runs the whole loop
-from iteration 0) or that sit inside another container run in one task (containers.py).
+from iteration 0) or that sit inside another container run in one task (runtime/container_runner.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ starts a run of the child's DAG and waits for it deferred (operators/subflow.py)
 
 Other sub-flow steps (nested in loops or branches, a child that is not a DAG of the same load, and
 every sub-flow under ``run_flow``, whose ``DAG.test`` runs one DAG) run the child inside the
-calling step's task (runtime/containers.py), with the same semantics.
+calling step's task (runtime/container_runner.py), with the same semantics.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ class StepApprovalOperator(HITLOperator):
         )
 
     def execute(self, context: Any) -> Any:
-        from airflow_openflow.runtime.step import OutcomeKind, outcome_kind
+        from airflow_openflow.runtime.outcomes import OutcomeKind, outcome_kind
 
         ti = context["ti"]
         step_kind = outcome_kind(ti.xcom_pull(task_ids=self.plan.step_id, key=OUTCOME_KEY))
@@ -175,15 +175,16 @@ class StepApprovalOperator(HITLOperator):
         transform = self.module.suspend.user_groups_required if self.module.suspend else None
         if transform is None:
             return []
-        if transform.kind == "static":
-            value = transform.value
-        else:
-            from airflow_openflow.runtime.airflow_context import AirflowStepContext
-            from airflow_openflow.runtime.expressions import evaluate
-            from airflow_openflow.runtime.step import step_scope
+        from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.expressions import evaluate_transform
+        from airflow_openflow.runtime.step_context import static_scope, step_scope
 
-            ctx = AirflowStepContext(context, self.plan)
-            value = evaluate(transform.expr or "", step_scope(ctx, result=ctx.previous_result()))
+        ctx = AirflowStepContext(context, self.plan)
+        if transform.kind == "static":
+            scope = static_scope(ctx)
+        else:
+            scope = step_scope(ctx, result=ctx.previous_result())
+        value = evaluate_transform(transform, scope)
         groups = [value] if isinstance(value, str) else list(value or [])
         return [str(g) for g in groups if g]
 
@@ -202,7 +203,7 @@ class StepApprovalOperator(HITLOperator):
         ti.xcom_push(key=RULES_KEY, value=self._rules(approvals))
 
     def _approved(self, context: Any, approvals: list[dict[str, Any]]) -> Any:
-        from airflow_openflow.runtime.step import OutcomeKind
+        from airflow_openflow.runtime.outcomes import OutcomeKind
 
         ti = context["ti"]
         payloads = [a["payload"] for a in approvals]
@@ -216,7 +217,7 @@ class StepApprovalOperator(HITLOperator):
     def _end_without_approval(self, context: Any, name: str, message: str) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_openflow.runtime.step import OutcomeKind
+        from airflow_openflow.runtime.outcomes import OutcomeKind
 
         ti = context["ti"]
         error = {"error": {"name": name, "message": message}}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_openflow.compat.task_sdk import skip_tasks
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import OUTCOME_KEY, PARALLELISM_KEY
 from airflow_openflow.spec.model import BranchAll, FlowModule, ForloopFlow
+
+if TYPE_CHECKING:
+    from airflow_openflow.runtime.outcomes import BodyOutcome
 
 
 class BodyStepOperator(OpenFlowStepOperator):
@@ -88,7 +91,8 @@ class BodyStepOperator(OpenFlowStepOperator):
 
     def _run(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, run_step
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome
+        from airflow_openflow.runtime.step import run_step
 
         ti = context["ti"]
         sequential = self.loop_gate is not None and not getattr(self.loop_gate.value, "parallel", False)
@@ -96,28 +100,30 @@ class BodyStepOperator(OpenFlowStepOperator):
             ended = self._loop_ended_before(context)
             if ended:
                 self._skip_later_iterations(ti)
-                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, ended))
+                return self.finish(context, StepOutcome(OutcomeKind.CONTAINER_ENDED, None, ended))
         if self.after_branch is not None:
             ended = self._branchall_ended_before(ti)
             if ended:
                 skip_tasks(list(self.later_branch_task_ids))
-                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, ended))
+                return self.finish(context, StepOutcome(OutcomeKind.CONTAINER_ENDED, None, ended))
         if self.plan.branch_choice is not None:  # the first step of a branchone branch on tasks
             chooser, index = self.plan.branch_choice
             if ti.xcom_pull(task_ids=chooser, key="return_value") != index:
-                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, "its branch was not chosen"))
+                not_chosen = StepOutcome(OutcomeKind.CONTAINER_ENDED, None, "its branch was not chosen")
+                return self.finish(context, not_chosen)
         earlier = self.plan.previous_step_id
         if earlier is not None:
             task_id = (self.plan.iteration_task_ids or {})[earlier]
             kind = ti.xcom_pull(task_ids=task_id, key=OUTCOME_KEY, map_indexes=ti.map_index)
-            if kind in (OutcomeKind.STOPPED.value, OutcomeKind.STOPPED_SKIPPED.value, OutcomeKind.CUT.value):
+            ended_kinds = (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED, OutcomeKind.CONTAINER_ENDED)
+            if kind in {k.value for k in ended_kinds}:
                 message = "an earlier step of its iteration or branch stopped it"
-                return self.finish(context, StepOutcome(OutcomeKind.CUT, None, message))
+                return self.finish(context, StepOutcome(OutcomeKind.CONTAINER_ENDED, None, message))
         ctx = AirflowStepContext(context, self.plan, iteration=self.iteration)
         outcome = run_step(self.module, ctx)
         sleeps_after = (OutcomeKind.SUCCESS, OutcomeKind.MOCKED, OutcomeKind.CONTINUED_ERROR)
         if self.module.sleep is not None and outcome.kind in sleeps_after:  # not after a skip or stop
-            from airflow_openflow.runtime.step import sleep_seconds
+            from airflow_openflow.runtime.step_context import sleep_seconds
 
             seconds = sleep_seconds(self.module.sleep, ctx, result=outcome.result)
             if seconds > 0:
@@ -127,11 +133,11 @@ class BodyStepOperator(OpenFlowStepOperator):
     def _sleep_then_finish(self, context: Any, outcome: Any, seconds: float) -> None:
         """The step's ``sleep``: its outcome is recorded now, then the task defers (no worker slot
         held) and ends when the time is up, so the next step of the body starts after it."""
-        from airflow_openflow.operators.sleep import sleep_trigger
+        from airflow_openflow.operators.sleep import sleep_or_defer
 
         result = self.finish(context, outcome)  # records the outcome; these kinds do not raise
         context["ti"].xcom_push(key="return_value", value=result)
-        trigger = sleep_trigger(seconds, self.log, self.plan.step_id)
+        trigger = sleep_or_defer(seconds, self.log, self.plan.step_id)
         if trigger is not None:
             self.defer(trigger=trigger, method_name="after_sleep")
 
@@ -156,7 +162,7 @@ class BodyStepOperator(OpenFlowStepOperator):
 
     def _branchall_ended_before(self, ti: Any) -> str | None:
         """Why this branch of a sequential branchall does not run, or None."""
-        from airflow_openflow.runtime.containers import ends_sequential_branchall
+        from airflow_openflow.runtime.container_rules import ends_sequential_branchall
 
         assert self.after_branch is not None
         module, index, task_ids = self.after_branch
@@ -169,8 +175,8 @@ class BodyStepOperator(OpenFlowStepOperator):
     def _loop_ended_before(self, context: Any) -> str | None:
         """Why this iteration does not run (the loop ended at an earlier one), or None."""
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import ends_sequential_loop
-        from airflow_openflow.runtime.step import step_scope
+        from airflow_openflow.runtime.container_rules import ends_sequential_loop
+        from airflow_openflow.runtime.step_context import step_scope
 
         loop = self.loop_gate
         assert loop is not None and isinstance(loop.value, ForloopFlow)
@@ -190,23 +196,28 @@ class BodyStepOperator(OpenFlowStepOperator):
 def _ended_at(ti: Any, task_ids: Sequence[str], map_index: int, where: str, ends: Any) -> str | None:
     """Why the body after ``where`` (the previous iteration or branch of a sequential container)
     does not run, or None: ``where`` never ran, or ended the container earlier, or ended it now
-    (``ends`` on its outcome: the container's own rule, from runtime/containers.py)."""
-    from airflow_openflow.runtime.step import OutcomeKind
+    (``ends`` on its outcome: the container's own rule, from runtime/container_rules.py)."""
+    from airflow_openflow.runtime.outcomes import OutcomeKind
 
     first = ti.xcom_pull(task_ids=task_ids[0], key=OUTCOME_KEY, map_indexes=map_index)
     if first is None:  # never ran: skipped with the rest, or a failure before the container
         return f"{where} did not run"
-    if first == OutcomeKind.CUT.value:  # only the container ending cuts a body's first step
+    if first == OutcomeKind.CONTAINER_ENDED.value:  # only the container ending cuts a body's first step
         return f"the container ended before {where}"
     body = body_outcome(ti, task_ids, map_index)
     return f"{where} ended the container ({body.kind})" if ends(body) else None
 
 
-def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:
+def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> BodyOutcome:
     """How a body (one iteration: ``map_index``; a branch: -1) ended: its last result, its stop,
     or its failure, from its tasks' outcomes."""
-    from airflow_openflow.runtime.containers import BodyOutcome
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, outcome_kind
+    from airflow_openflow.runtime.outcomes import (
+        BodyKind,
+        BodyOutcome,
+        OutcomeKind,
+        StepOutcome,
+        outcome_kind,
+    )
 
     def result(task_id: str) -> Any:
         return ti.xcom_pull(task_ids=task_id, key="return_value", map_indexes=map_index)
@@ -216,20 +227,21 @@ def body_outcome(ti: Any, task_ids: Sequence[str], map_index: int) -> Any:
     for task_id in task_ids:
         kind = outcome_kind(ti.xcom_pull(task_ids=task_id, key=OUTCOME_KEY, map_indexes=map_index))
         if kind is None:
-            return BodyOutcome("failed", not_completed(task_id))
+            return BodyOutcome(BodyKind.FAILED, not_completed(task_id))
         if kind in (OutcomeKind.FAILED, OutcomeKind.ERROR_STOP):
-            return BodyOutcome("failed", result(task_id))
-        if kind is OutcomeKind.CUT:
+            return BodyOutcome(BodyKind.FAILED, result(task_id))
+        if kind is OutcomeKind.CONTAINER_ENDED:
             break
         last_id, last_kind = task_id, kind
         if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
             value = result(task_id)
-            return BodyOutcome("stopped", value, stop=StepOutcome(kind, value, f"stopped at {task_id}"))
+            stop = StepOutcome(kind, value, f"stopped at {task_id}")
+            return BodyOutcome(BodyKind.STOPPED, value, stop=stop)
     if last_id is None:
-        return BodyOutcome("completed", None)
+        return BodyOutcome(BodyKind.COMPLETED, None)
     if last_kind is OutcomeKind.CONTINUED_ERROR:
-        return BodyOutcome("failed", result(last_id))
-    return BodyOutcome("completed", result(last_id))
+        return BodyOutcome(BodyKind.FAILED, result(last_id))
+    return BodyOutcome(BodyKind.COMPLETED, result(last_id))
 
 
 def not_completed(task_id: str) -> dict[str, Any]:

@@ -38,8 +38,8 @@ class BranchAllCollectorOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import branch_all_outcome
-        from airflow_openflow.runtime.step import StepOutcome
+        from airflow_openflow.runtime.container_rules import branch_all_outcome
+        from airflow_openflow.runtime.outcomes import StepOutcome
 
         value = self.module.value
         assert isinstance(value, BranchAll)
@@ -67,8 +67,9 @@ class BranchChooserOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import choose_branch
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, step_scope
+        from airflow_openflow.runtime.container_rules import choose_branch
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome
+        from airflow_openflow.runtime.step_context import step_scope
 
         value = self.module.value
         assert isinstance(value, BranchOne)
@@ -107,8 +108,9 @@ class BranchOneCollectorOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import branch_one_outcome
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, after_success, outcome_kind
+        from airflow_openflow.runtime.container_rules import branch_one_outcome
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome, outcome_kind
+        from airflow_openflow.runtime.step import apply_stop_after_if
 
         ti = context["ti"]
         kind = outcome_kind(ti.xcom_pull(task_ids=self.chooser_task_id, key=OUTCOME_KEY))
@@ -123,7 +125,7 @@ class BranchOneCollectorOperator(OpenFlowStepOperator):
         ctx = AirflowStepContext(context, self.plan)
         outcome = branch_one_outcome(self.module, choice, body, ctx.previous_result())
         if outcome.kind is OutcomeKind.SUCCESS:
-            outcome = after_success(self.module, outcome.result, ctx)
+            outcome = apply_stop_after_if(self.module, outcome.result, ctx)
         return self.finish(
             context, StepOutcome(outcome.kind, outcome.result, outcome.message, retryable=False)
         )

@@ -32,9 +32,10 @@ class LoopItemsOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import loop_items, loop_width
+        from airflow_openflow.runtime.container_rules import loop_items, loop_width
         from airflow_openflow.runtime.errors import ExpressionError
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, step_scope
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome
+        from airflow_openflow.runtime.step_context import step_scope
 
         ctx = AirflowStepContext(context, self.plan)
         previous = ctx.previous_result()
@@ -73,8 +74,9 @@ class LoopCollectorOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.containers import loop_outcome
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, outcome_kind, step_scope
+        from airflow_openflow.runtime.container_rules import loop_outcome
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome, outcome_kind
+        from airflow_openflow.runtime.step_context import step_scope
 
         ti = context["ti"]
         items_id = self.plan.items_task_id

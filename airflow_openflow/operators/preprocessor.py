@@ -63,7 +63,8 @@ class PreprocessorOperator(OpenFlowStepOperator):
     ui_color = "#e8e3f5"
 
     def execute(self, context: Any) -> Any:
-        from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, run_step
+        from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome
+        from airflow_openflow.runtime.step import run_step
 
         event = trigger_event(context.get("dag_run"))
         if event is None:

@@ -50,7 +50,7 @@ class FlowResultOperator(BaseOperator):
 
     def execute(self, context: Any) -> None:
         from airflow_openflow.runtime.airflow_context import run_flow_input
-        from airflow_openflow.runtime.step import flow_verdict, outcome_kind, with_failure_module
+        from airflow_openflow.runtime.outcomes import flow_verdict, outcome_kind, with_failure_module
 
         ti = context["ti"]
         flow_input = run_flow_input(context, self.flow)

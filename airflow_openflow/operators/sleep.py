@@ -13,7 +13,7 @@ from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import InputTransform
 
 
-def sleep_trigger(seconds: float, log: Any, step_id: str) -> Any:
+def sleep_or_defer(seconds: float, log: Any, step_id: str) -> Any:
     """The trigger a task defers on to wait ``seconds`` without holding a worker slot; or None
     after a short sleep done in the worker (a deferral that ends sooner than ``SETTLE_S`` can
     make Airflow 3.3.2 fail the resumed task, see triggers/waits.py)."""
@@ -59,12 +59,12 @@ class FlowSleepOperator(BaseOperator):
 
     def execute(self, context: Any) -> None:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
-        from airflow_openflow.runtime.step import sleep_seconds
+        from airflow_openflow.runtime.step_context import sleep_seconds
 
         seconds = sleep_seconds(self.sleep, AirflowStepContext(context, self.plan))
         if seconds <= 0:
             return
-        trigger = sleep_trigger(seconds, self.log, self.plan.step_id)
+        trigger = sleep_or_defer(seconds, self.log, self.plan.step_id)
         if trigger is not None:
             self.defer(trigger=trigger, method_name="resume")
 

@@ -63,7 +63,7 @@ class OpenFlowStepOperator(BaseOperator):
 
     def finish(self, context: Any, outcome: Any) -> Any:
         """Record the outcome in XCom and end the task in the state that shows it."""
-        from airflow_openflow.runtime.step import OutcomeKind
+        from airflow_openflow.runtime.outcomes import OutcomeKind
 
         ti = context["ti"]
         ti.xcom_push(key=OUTCOME_KEY, value=outcome.kind.value)
@@ -80,7 +80,7 @@ class OpenFlowStepOperator(BaseOperator):
             return outcome.result  # nothing to skip (inside a loop iteration the next step checks)
         # The remaining outcomes end the task with an exception, which skips the automatic push.
         ti.xcom_push(key="return_value", value=outcome.result)
-        if kind in (OutcomeKind.SKIPPED, OutcomeKind.CUT):
+        if kind in (OutcomeKind.SKIPPED, OutcomeKind.CONTAINER_ENDED):
             raise AirflowSkipException(outcome.message)
         if kind in (OutcomeKind.STOPPED, OutcomeKind.STOPPED_SKIPPED):
             # Listing every later step (not only direct ones) keeps them skipped whatever their

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_openflow.runtime.cache import cached_result, store_result
 from airflow_openflow.runtime.connections import get_resource, get_variable
+from airflow_openflow.runtime.container_rules import iteration_input
 from airflow_openflow.runtime.inputs import caller_flow_env, flow_input_from, preprocessed_input
+from airflow_openflow.runtime.outcomes import OutcomeKind, error_name_value, flow_verdict, outcome_kind
 from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, FlowInfo, StepPlan
-from airflow_openflow.runtime.step import outcome_kind
 from airflow_openflow.spec.model import FlowModule
+
+if TYPE_CHECKING:
+    from airflow_openflow.runtime.shared_dir import SharedLocation
+    from airflow_openflow.runtime.wmill_session import CheckpointStore, WmillBackend
 
 
 def run_flow_input(context: Mapping[str, Any], flow: FlowInfo) -> dict[str, Any]:
     """The run's flow input: the preprocessor's result when it ran (a run started by a trigger),
     else the run's ``conf`` (for a run the schedule started: the schedule file's ``args``, which a
     backfill's conf may override); with the schema's defaults either way."""
-    from airflow_openflow.runtime.step import OutcomeKind
-
     if flow.preprocessor_task_id is not None:
         ti = context["ti"]
         kind = outcome_kind(ti.xcom_pull(task_ids=flow.preprocessor_task_id, key=OUTCOME_KEY))
@@ -53,8 +56,6 @@ class AirflowStepContext:
     def flow_input(self) -> Any:
         if not self._plan.in_loop_iteration:
             return self.run_input
-        from airflow_openflow.runtime.containers import iteration_input
-
         return iteration_input(self.run_input, self._ti.map_index, self._iteration)
 
     @cached_property
@@ -64,7 +65,7 @@ class AirflowStepContext:
         return caller_flow_env(getattr(self._context.get("dag_run"), "conf", None))
 
     @cached_property
-    def shared_location(self) -> Any:
+    def shared_location(self) -> SharedLocation | None:
         """The run's ``./shared`` folder (a ``SharedLocation``) for a ``same_worker`` flow, or the
         caller's for a sub-flow run started by such a flow; else None (runtime/shared_dir.py)."""
         from airflow_openflow.runtime.inputs import CALLER_SHARED_KEY
@@ -98,8 +99,6 @@ class AirflowStepContext:
             return dict(resumed) if isinstance(resumed, Mapping) else {}
         if not self._plan.handles_failure_of:
             return {}
-        from airflow_openflow.runtime.step import error_name_value
-
         dag_run = self._context.get("dag_run")
         started = getattr(dag_run, "start_date", None)
         return {
@@ -110,8 +109,6 @@ class AirflowStepContext:
 
     def failed_step_result(self) -> Any:
         """For the failure module: the result of the step that failed the flow."""
-        from airflow_openflow.runtime.step import flow_verdict
-
         step_ids = list(self._plan.handles_failure_of)
         kinds = self._ti.xcom_pull(task_ids=step_ids, key=OUTCOME_KEY)
         verdict = flow_verdict(list(zip(step_ids, map(outcome_kind, kinds), strict=True)), self._pull, None)
@@ -131,9 +128,10 @@ class AirflowStepContext:
         return get_variable(path)
 
     @property
-    def iteration_store(self) -> Any:
+    def task_state_store(self) -> CheckpointStore | None:
         """The task's state store (Airflow 3.3; kept across tries), or None where there is none."""
-        return self._context.get("task_state_store")
+        store: CheckpointStore | None = self._context.get("task_state_store")
+        return store
 
     def cache_get(self, key: str) -> tuple[Any] | None:
         return cached_result(self._plan.flow.dag_id, key)
@@ -144,7 +142,7 @@ class AirflowStepContext:
     def resource(self, path: str) -> Any:
         return get_resource(path)
 
-    def wmill_backend(self, module: FlowModule) -> Any:
+    def wmill_backend(self, module: FlowModule) -> WmillBackend:
         """What a step's ``wmill`` calls use (runtime/airflow_wmill.py)."""
         from airflow_openflow.runtime.airflow_wmill import AirflowWmillBackend
 

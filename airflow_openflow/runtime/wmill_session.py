@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_openflow.runtime.log_text import json_preview
+
 log = logging.getLogger("airflow_openflow.wmill")
 
 #: The names this module answers; any other public name is a stub that says it is not supported.
@@ -66,13 +68,22 @@ class WmillNotSupported(NotImplementedError):
 class WmillBackend(Protocol):
     """What the ``wmill`` functions need from the run a step belongs to."""
 
-    workspace: str
-    root_job_id: str
-    job_id: str
-    flow_path: str
-    #: ``user`` for runs started by hand or by the API, ``schedule`` for scheduled runs (the part
-    #: of Windmill's state path that tells a manual run's state from a schedule's)
-    trigger: str
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def root_job_id(self) -> str: ...
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def flow_path(self) -> str: ...
+
+    @property
+    def trigger(self) -> str:
+        """``user`` for runs started by hand or by the API, ``schedule`` for scheduled runs (the part
+        of Windmill's state path that tells a manual run's state from a schedule's)."""
 
     def get_flow_user_state(self, key: str) -> Any: ...
 
@@ -221,7 +232,7 @@ class WmillSession:
             call.name,
             call.index,
             ended - call.started,
-            _preview(result),
+            json_preview(result, limit=500),
         )
         return result
 
@@ -250,7 +261,7 @@ class WmillSession:
             "wmill.task %s (call %d): replayed from its checkpoint (finished in an earlier try), result %s",
             name,
             index,
-            _preview(saved.get("result")),
+            json_preview(saved.get("result"), limit=500),
         )
         self._record(name, index, started, ended, status="replayed")
         return (saved.get("result"),)
@@ -382,11 +393,6 @@ def _json_result(value: Any, what: str) -> Any:
     except StepError as exc:
         message = exc.error.get("error", {}).get("message", str(exc))
         raise TypeError(f"{what} cannot be checkpointed: {message}") from None
-
-
-def _preview(value: Any, limit: int = 500) -> str:
-    text = json.dumps(value, default=repr)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _iso(epoch: float) -> str:

@@ -18,10 +18,16 @@ from airflow_openflow.spec.inline import InlineFiles
 from airflow_openflow.spec.locate import join_path
 
 # Very old expressions start with ``import { ... } from 'windmill@1-1'`` on their own line (spec 3.8).
-_LEGACY_IMPORT = re.compile(r"\s*import\s*\{[^}]*\}\s*from\s*['\"]windmill@[^'\"]*['\"]\s*;?[ \t]*\r?\n")
+# Also accepted: any one-line import clause (``import * as wmill from "windmill"``), a header that
+# is the whole expression, and a header before blank lines.
+_LEGACY_IMPORT = re.compile(
+    r"""\A\s*import(?:\s*\{[^}]*\}\s*|\s[^\n]*?\b)from\s*['"]windmill[^'"\n]*['"]\s*;?[ \t]*(?:\r?\n|\Z)"""
+)
 
 
 def strip_legacy_import(expr: str) -> str:
+    """The expression without its legacy ``import ... from 'windmill...'`` header line (spec 3.8):
+    the loader strips it from every expression it reads, the evaluator from any it is given."""
     match = _LEGACY_IMPORT.match(expr)
     return expr[match.end() :] if match else expr
 

@@ -25,8 +25,8 @@ from airflow.sdk.exceptions import (
 
 from airflow_openflow.compile import build_dag
 from airflow_openflow.operators.step import StepFailed
+from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome
 from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, STATUS_KEY
-from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
 from airflow_openflow.spec import load_flow
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -115,7 +115,7 @@ ERROR = {"error": {"name": "Boom", "message": "bad"}}
     ("kind", "retryable", "raised"),
     [
         (OutcomeKind.SKIPPED, True, AirflowSkipException),
-        (OutcomeKind.CUT, True, AirflowSkipException),
+        (OutcomeKind.CONTAINER_ENDED, True, AirflowSkipException),
         (OutcomeKind.STOPPED, True, DownstreamTasksSkipped),
         (OutcomeKind.STOPPED_SKIPPED, True, DownstreamTasksSkipped),
         (OutcomeKind.FAILED, True, StepFailed),  # Airflow retries it while retries are left

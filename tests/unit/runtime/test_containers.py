@@ -1,4 +1,4 @@
-"""runtime/containers.py: loops and branches run inside one task, without Airflow."""
+"""runtime/container_runner.py: loops and branches run inside one task, without Airflow."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from test_step_semantics import FakeRun
 
-from airflow_openflow.runtime.step import OutcomeKind, run_step
+from airflow_openflow.runtime.outcomes import OutcomeKind
+from airflow_openflow.runtime.step import run_step
 from airflow_openflow.spec import load_flow
 from airflow_openflow.spec.model import FlowModule
 from tests.flows import py
@@ -308,7 +309,7 @@ class Store:
 
 def test_a_sequential_loop_resumes_after_checkpointed_iterations_and_clears_them(tmp_path: Path) -> None:
     class Stored(FakeRun):
-        iteration_store = Store()
+        task_state_store = Store()
 
     done = tmp_path / "ran"
     body = py(
@@ -317,18 +318,18 @@ def test_a_sequential_loop_resumes_after_checkpointed_iterations_and_clears_them
         "p.write_text((p.read_text() if p.exists() else '') + str(v))\nreturn v * 10",
         v="flow_input.iter.value",
     )
-    Stored.iteration_store.set("openflow_iterations__loop", [["completed", 10], ["completed", 20]])
+    Stored.task_state_store.set("openflow_iterations__loop", [["completed", 10], ["completed", 20]])
     outcome = run_step(module(loop([1, 2, 3], body)), Stored())
     assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [10, 20, 30])
     assert done.read_text() == "3"  # iterations 0 and 1 came from the checkpoint
-    assert Stored.iteration_store.data == {}  # the loop ended: no checkpoint left
+    assert Stored.task_state_store.data == {}  # the loop ended: no checkpoint left
 
 
 def test_a_while_loop_resumes_after_checkpointed_iterations(tmp_path: Path) -> None:
     class Stored(FakeRun):
-        iteration_store = Store()
+        task_state_store = Store()
 
-    Stored.iteration_store.set("openflow_iterations__w", [["completed", 0], ["completed", 1]])
+    Stored.task_state_store.set("openflow_iterations__w", [["completed", 0], ["completed", 1]])
     raw = {
         "id": "w",
         "value": {
@@ -340,12 +341,12 @@ def test_a_while_loop_resumes_after_checkpointed_iterations(tmp_path: Path) -> N
     }
     outcome = run_step(module(raw), Stored())
     assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [0, 1, 2, 3])
-    assert Stored.iteration_store.data == {}
+    assert Stored.task_state_store.data == {}
 
 
 def test_a_nested_loop_resumes_inside_the_outer_iteration_where_the_task_died(tmp_path: Path) -> None:
     class Stored(FakeRun):
-        iteration_store = Store()
+        task_state_store = Store()
 
     ran, died = tmp_path / "ran", tmp_path / "died"
     step = py(
@@ -364,9 +365,9 @@ def test_a_nested_loop_resumes_inside_the_outer_iteration_where_the_task_died(tm
     with pytest.raises(KeyboardInterrupt):
         run_step(outer, Stored())
     assert ran.read_text() == "00 01 02 10 "
-    assert len(Stored.iteration_store.data) == 2  # the outer loop's and outer iteration 1's inner loop's
+    assert len(Stored.task_state_store.data) == 2  # the outer loop's and outer iteration 1's inner loop's
 
     outcome = run_step(outer, Stored())  # the task's next try
     assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [[0, 1, 2], [10, 11, 12]])
     assert ran.read_text() == "00 01 02 10 11 12 "  # nothing finished ran twice
-    assert Stored.iteration_store.data == {}
+    assert Stored.task_state_store.data == {}

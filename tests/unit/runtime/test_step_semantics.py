@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from airflow_openflow.runtime.step import OutcomeKind, flow_verdict, run_step
+from airflow_openflow.runtime.outcomes import OutcomeKind, flow_verdict
+from airflow_openflow.runtime.step import run_step
+from airflow_openflow.runtime.step_context import StepContextDefaults
 from airflow_openflow.spec import load_flow
 from airflow_openflow.spec.model import FlowModule
 
 
 @dataclass
-class FakeRun:
+class FakeRun(StepContextDefaults):
     flow_input: Any = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     previous: Any = None
@@ -234,7 +236,7 @@ def test_a_mocked_step_still_applies_stop_after_if() -> None:
 
 
 def test_failure_module_verdicts() -> None:
-    from airflow_openflow.runtime.step import FlowVerdict, with_failure_module
+    from airflow_openflow.runtime.outcomes import FlowVerdict, with_failure_module
 
     failed = FlowVerdict("failure", {"error": {"name": "E"}}, "step 'a' failed")
     assert with_failure_module(failed, OutcomeKind.SUCCESS, {"handled": 1}).status == "failure"

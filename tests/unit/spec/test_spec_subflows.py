@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from airflow_openflow.runtime.step import OutcomeKind, run_step
+from airflow_openflow.runtime.outcomes import OutcomeKind
+from airflow_openflow.runtime.step import run_step
+from airflow_openflow.runtime.step_context import StepContextDefaults
 from airflow_openflow.spec import check_supported, load_flow
 from airflow_openflow.spec.model import PathFlow
 from airflow_openflow.spec.subflows import with_subflows_resolved
@@ -33,7 +35,7 @@ def call(step_id: str, path: str, **transforms: str) -> dict[str, Any]:
     }
 
 
-class Ctx:
+class Ctx(StepContextDefaults):
     flow_input: dict[str, Any] = {"x": 1}
     flow_env: dict[str, Any] = {"WHO": "parent"}
     is_last_attempt = True

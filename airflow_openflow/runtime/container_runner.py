@@ -1,4 +1,4 @@
-"""Loops and branches executed inside one task: the in-task execution of container modules.
+"""Loops and branches executed inside one task: the in-task runner of container modules.
 
 Used for what one Airflow task runs as a whole: a container step at the top level of a flow, and
 containers nested where Airflow cannot map them (a loop inside a loop, while loops). Every leaf
@@ -18,42 +18,56 @@ The rules are Windmill's (spec 2.1, 3.3, 3.4, 4.4-4.8, 11):
 Parallel loops and branches run their bodies at the same time, in threads of the task (at most
 ``parallelism`` at once); results keep index order. Python steps in those threads share the task's
 working directory (a process has one), where a sequential step gets a directory of its own.
+
+The container rules themselves (iterator, branch choice, outcomes) are runtime/container_rules.py,
+shared with the operators that run containers as Airflow tasks.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from airflow_openflow.runtime.errors import ExpressionError
-from airflow_openflow.runtime.expressions import EvalScope, evaluate, evaluate_predicate
-from airflow_openflow.runtime.retry import retry_interval
-from airflow_openflow.spec.model import (
-    BranchAll,
-    BranchOne,
-    FlowModule,
-    ForloopFlow,
-    InputTransform,
-    PathFlow,
-    StopAfterIf,
-    WhileloopFlow,
+from airflow_openflow.runtime.container_rules import (
+    after_all_iterations,
+    branch_all_outcome,
+    branch_modules,
+    branch_one_outcome,
+    break_after_iteration,
+    choose_branch,
+    flow_error,
+    iteration_input,
+    loop_items,
+    loop_outcome,
+    loop_width,
+    with_names,
 )
+from airflow_openflow.runtime.errors import ExpressionError
+from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate, evaluate_transforms
+from airflow_openflow.runtime.inputs import flow_input_from
+from airflow_openflow.runtime.outcomes import (
+    ENDS_FLOW,
+    BodyKind,
+    BodyOutcome,
+    FlowVerdict,
+    OutcomeKind,
+    StepOutcome,
+    with_failure_module,
+)
+from airflow_openflow.runtime.retry import retry_interval
+from airflow_openflow.runtime.step_context import RunStep, TaskServices, sleep_seconds
+from airflow_openflow.spec.model import BranchAll, BranchOne, FlowModule, ForloopFlow, PathFlow, WhileloopFlow
 
-# Imported lazily by step.py (and importing it here at module level would be circular).
-RunStep = Callable[..., Any]
+if TYPE_CHECKING:
+    from airflow_openflow.runtime.shared_dir import SharedLocation
+    from airflow_openflow.runtime.wmill_session import CheckpointStore, WmillBackend
 
 #: Threads one task uses at most for a parallel loop or branchall (parallelism can lower it).
 _MAX_THREADS = 32
-
-CONTAINER_TYPES = (ForloopFlow, WhileloopFlow, BranchOne, BranchAll, PathFlow)
-
-
-def is_container(module: FlowModule) -> bool:
-    return isinstance(module.value, CONTAINER_TYPES)
 
 
 @dataclass
@@ -78,46 +92,44 @@ class Frame:
 
 class _TaskServices:
     """What every step inside a task gets from the task itself: variables, resources, the cache,
-    the iteration checkpoints."""
+    the state store (under the body's place), the ``./shared`` folder, the ``wmill`` backend."""
 
-    _base: Any
+    _base: TaskServices
     _place: str = ""
 
     @property
-    def iteration_store(self) -> Any:
-        store = getattr(self._base, "iteration_store", None)
+    def task_state_store(self) -> CheckpointStore | None:
+        store = self._base.task_state_store
         return _PlacedStore(store, self._place) if store is not None and self._place else store
 
     def variable(self, path: str) -> Any:
         return self._base.variable(path)
 
     @property
-    def shared_location(self) -> Any:
+    def shared_location(self) -> SharedLocation | None:
         """The task's ``./shared`` store (same_worker), used by every step inside it."""
-        return getattr(self._base, "shared_location", None)
+        return self._base.shared_location
 
-    def wmill_backend(self, module: FlowModule) -> Any:
-        make = getattr(self._base, "wmill_backend", None)
-        return make(module) if make is not None else None
+    def wmill_backend(self, module: FlowModule) -> WmillBackend | None:
+        return self._base.wmill_backend(module)
 
     def resource(self, path: str) -> Any:
         return self._base.resource(path)
 
-    def cache_get(self, key: str) -> Any:
-        getter = getattr(self._base, "cache_get", None)
-        return getter(key) if getter is not None else None
+    def cache_get(self, key: str) -> tuple[Any] | None:
+        return self._base.cache_get(key)
 
     def cache_set(self, key: str, result: Any, ttl: float) -> None:
-        setter = getattr(self._base, "cache_set", None)
-        if setter is not None:
-            setter(key, result, ttl)
+        self._base.cache_set(key, result, ttl)
 
 
 class _FrameContext(_TaskServices):
     """The ``StepRunContext`` of a step inside a body: the frame's input and results, the task's
     flow_env and secrets, and the in-task attempt counter."""
 
-    def __init__(self, base: Any, frame: Frame, previous: Any, *, last_attempt: bool) -> None:
+    extra_names: Mapping[str, Any] = MappingProxyType({})
+
+    def __init__(self, base: TaskServices, frame: Frame, previous: Any, *, last_attempt: bool) -> None:
         self._base = base
         self._frame = frame
         self._place = frame.place
@@ -130,7 +142,7 @@ class _FrameContext(_TaskServices):
 
     @property
     def flow_env(self) -> Mapping[str, Any]:
-        return self._base.flow_env  # type: ignore[no-any-return]
+        return self._base.flow_env
 
     @property
     def is_last_attempt(self) -> bool:
@@ -143,45 +155,32 @@ class _FrameContext(_TaskServices):
         return self._frame.result_of(step_id)
 
 
-@dataclass(frozen=True, slots=True)
-class BodyOutcome:
-    """How a module list (a body, a branch) ended."""
-
-    kind: str  # "completed" | "stopped" | "failed"
-    result: Any  # the last result, the stopping step's result, or the error
-    stop: Any = None  # the StepOutcome of a stop (plain, skipped or error) when kind == "stopped"
-
-
-def run_body(modules: list[FlowModule], frame: Frame, base: Any, run_step: RunStep) -> BodyOutcome:
+def run_body(modules: list[FlowModule], frame: Frame, base: TaskServices, run_step: RunStep) -> BodyOutcome:
     """Run a module list in order, retrying each step in the task as its ``retry`` says."""
-    from airflow_openflow.runtime.step import ENDS_FLOW, OutcomeKind
-
     previous: Any = frame.flow_input  # the body's args (spec 3.3)
     last_kind = None
     for module in modules:
         outcome = _run_with_retries(module, frame, previous, base, run_step)
         if outcome.kind is OutcomeKind.FAILED:
-            return BodyOutcome("failed", outcome.result)
+            return BodyOutcome(BodyKind.FAILED, outcome.result)
         if outcome.kind is OutcomeKind.ERROR_STOP:
-            return BodyOutcome("failed", outcome.result, stop=outcome)
+            return BodyOutcome(BodyKind.FAILED, outcome.result, stop=outcome)
         frame.results[module.id] = outcome.result
         previous = outcome.result
         last_kind = outcome.kind
         if outcome.kind in ENDS_FLOW:
-            return BodyOutcome("stopped", outcome.result, stop=outcome)
+            return BodyOutcome(BodyKind.STOPPED, outcome.result, stop=outcome)
         if module.sleep is not None:
-            from airflow_openflow.runtime.step import sleep_seconds
-
             # Inside a task there is no worker slot to give back: the wait is a plain sleep.
             time.sleep(sleep_seconds(module.sleep, _FrameContext(base, frame, previous, last_attempt=True)))
     if last_kind is OutcomeKind.CONTINUED_ERROR:
-        return BodyOutcome("failed", previous)  # a body ending on an error has failed (spec 5.2)
-    return BodyOutcome("completed", previous)
+        return BodyOutcome(BodyKind.FAILED, previous)  # a body ending on an error has failed (spec 5.2)
+    return BodyOutcome(BodyKind.COMPLETED, previous)
 
 
-def _run_with_retries(module: FlowModule, frame: Frame, previous: Any, base: Any, run_step: RunStep) -> Any:
-    from airflow_openflow.runtime.step import OutcomeKind
-
+def _run_with_retries(
+    module: FlowModule, frame: Frame, previous: Any, base: TaskServices, run_step: RunStep
+) -> StepOutcome:
     retry = module.retry
     max_retries = retry.max_retries if retry is not None else 0
     for attempt in range(max_retries + 1):
@@ -200,8 +199,8 @@ def _run_with_retries(module: FlowModule, frame: Frame, previous: Any, base: Any
 
 
 def run_container(
-    module: FlowModule, frame: Frame, previous: Any, base: Any, run_step: RunStep, scope: EvalScope
-) -> Any:
+    module: FlowModule, frame: Frame, previous: Any, base: TaskServices, run_step: RunStep, scope: EvalScope
+) -> StepOutcome:
     """Run a loop or branch module to its ``StepOutcome``."""
     value = module.value
     if isinstance(value, ForloopFlow):
@@ -216,23 +215,15 @@ def run_container(
     return _branch_all(module, value, frame, previous, base, run_step, scope)
 
 
-def iteration_input(flow_input: Any, index: int, value: Any) -> dict[str, Any]:
-    inputs = dict(flow_input) if isinstance(flow_input, Mapping) else {}
-    if "iter" in inputs:
-        inputs["iter_parent"] = inputs["iter"]
-    inputs["iter"] = {"index": index, "value": value}
-    return inputs
-
-
 def _for_loop(
     module: FlowModule,
     loop: ForloopFlow,
     frame: Frame,
     previous: Any,
-    base: Any,
+    base: TaskServices,
     run_step: RunStep,
     scope: EvalScope,
-) -> Any:
+) -> StepOutcome:
     items = loop_items(module, loop, scope)
     if not isinstance(items, list):
         return items  # the flow error of an iterator that failed or is not an array
@@ -245,7 +236,7 @@ def _for_loop(
         try:
             width = loop_width(loop.parallelism, scope, len(items))
         except ExpressionError as exc:
-            return _flow_error(module, exc.error_object())
+            return flow_error(module, exc.error_object())
         return loop_outcome(module, loop, _in_parallel(iteration, len(items), width), scope)
     with _Progress(base, module) as progress:
         return loop_outcome(module, loop, _sequential(iteration, len(items), progress), scope)
@@ -262,54 +253,16 @@ def _sequential(run: Callable[[int], BodyOutcome], count: int, progress: _Progre
         yield body
 
 
-def loop_items(module: FlowModule, loop: ForloopFlow, scope: EvalScope) -> Any:
-    """The evaluated iterator (a list), or the ``StepOutcome`` failing the flow when the iterator
-    throws or is not an array (spec 3.5)."""
-    try:
-        items = _evaluate_transform(loop.iterator, scope)
-    except ExpressionError as exc:
-        return _flow_error(module, exc.error_object())
-    if not isinstance(items, list):
-        return _flow_error(module, iterator_not_array_error(items))
-    return items
-
-
-def loop_outcome(
-    module: FlowModule, loop: ForloopFlow, bodies: Iterable[BodyOutcome], scope: EvalScope
-) -> Any:
-    """The loop's ``StepOutcome`` from its iterations' outcomes, in index order (spec 4.4)."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
-    results: list[Any] = []
-    failed = False
-    for body in bodies:
-        results.append(body.result)
-        failed = failed or (body.kind == "failed" and not loop.skip_failures)
-        if not loop.parallel and ends_sequential_loop(module, loop, body, scope):
-            break
-    if failed:
-        return StepOutcome(OutcomeKind.FAILED, results, f"for-loop {module.id!r}: an iteration failed")
-    return _after_all_iterations(module, results, scope)
-
-
-def ends_sequential_loop(module: FlowModule, loop: ForloopFlow, body: BodyOutcome, scope: EvalScope) -> bool:
-    """Whether a sequential loop ends after this iteration (spec 4.4): its first failure (unless
-    ``skip_failures``: the error fills the slot), a stop inside the body (the flow goes on), or the
-    loop's ``stop_after_if`` true on the iteration's result. A parallel loop runs every iteration."""
-    if body.kind == "failed":
-        return not loop.skip_failures
-    if body.kind == "stopped":
-        return True
-    return _break_after_iteration(module.stop_after_if, body.result, scope)
-
-
 def _while_loop(
-    module: FlowModule, loop: WhileloopFlow, frame: Frame, base: Any, run_step: RunStep, scope: EvalScope
-) -> Any:
+    module: FlowModule,
+    loop: WhileloopFlow,
+    frame: Frame,
+    base: TaskServices,
+    run_step: RunStep,
+    scope: EvalScope,
+) -> StepOutcome:
     """Runs until a ``stop_after_if`` (on the loop or a body step) or a failure ends it (spec 4.6).
     Finished iterations are checkpointed, so a task that dies mid-loop resumes after them."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
     progress = _Progress(base, module)
     with progress:
         done = progress.load()
@@ -324,7 +277,7 @@ def _while_loop(
             )
             results.append(body.result)
             index += 1
-            if body.kind == "failed":
+            if body.kind is BodyKind.FAILED:
                 if loop.skip_failures:
                     progress.save([*done, body])
                     done = [*done, body]
@@ -332,11 +285,13 @@ def _while_loop(
                 return StepOutcome(
                     OutcomeKind.FAILED, results, f"while-loop {module.id!r}: iteration {index - 1} failed"
                 )
-            if body.kind == "stopped" or _break_after_iteration(module.stop_after_if, body.result, scope):
+            if body.kind is BodyKind.STOPPED or break_after_iteration(
+                module.stop_after_if, body.result, scope
+            ):
                 break
             done = [*done, body]
             progress.save(done)
-        return _after_all_iterations(module, results, scope)
+        return after_all_iterations(module, results, scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +299,7 @@ class _PlacedStore:
     """The task's state store seen from inside a body: keys carry the body's place, so the same
     loop nested in iteration 2 and in iteration 3 of an outer loop keeps two checkpoints."""
 
-    store: Any
+    store: CheckpointStore
     place: str
 
     def get(self, key: str) -> Any:
@@ -364,8 +319,8 @@ class _Progress:
     (success, failure, stop) deletes them, so a retry after a failure re-runs the loop from
     iteration 0 as Windmill does, and a cleared task starts afresh."""
 
-    def __init__(self, base: Any, module: FlowModule) -> None:
-        self._store = getattr(base, "iteration_store", None)
+    def __init__(self, base: TaskServices, module: FlowModule) -> None:
+        self._store = base.task_state_store
         self._key = f"openflow_iterations__{module.id}"
 
     def __enter__(self) -> _Progress:
@@ -380,11 +335,11 @@ class _Progress:
         saved = self._store.get(self._key) if self._store is not None else None
         if not isinstance(saved, list):
             return []
-        return [BodyOutcome(kind, result) for kind, result in saved]
+        return [BodyOutcome(BodyKind(kind), result) for kind, result in saved]
 
     def save(self, bodies: list[BodyOutcome]) -> None:
         if self._store is not None:
-            self._store.set(self._key, [[body.kind, body.result] for body in bodies])
+            self._store.set(self._key, [[body.kind.value, body.result] for body in bodies])
 
 
 def _branch_one(
@@ -392,10 +347,10 @@ def _branch_one(
     value: BranchOne,
     frame: Frame,
     previous: Any,
-    base: Any,
+    base: TaskServices,
     run_step: RunStep,
     scope: EvalScope,
-) -> Any:
+) -> StepOutcome:
     choice = choose_branch(module, value, previous, scope)
     if not isinstance(choice, int):
         return choice  # a predicate failed: the flow fails
@@ -405,47 +360,15 @@ def _branch_one(
     return branch_one_outcome(module, choice, body, previous)
 
 
-def choose_branch(module: FlowModule, value: BranchOne, previous: Any, scope: EvalScope) -> Any:
-    """The index of the first branch whose predicate is truthy, -1 for the default; or the
-    ``StepOutcome`` failing the flow when a predicate throws (spec 3.5, 4.7)."""
-    for index, branch in enumerate(value.branches):
-        try:
-            if evaluate_predicate(branch.expr or "false", _with(scope, result=previous)):
-                return index
-        except ExpressionError as exc:
-            return _flow_error(module, exc.error_object())
-    return -1
-
-
-def branch_modules(value: BranchOne, choice: int) -> list[FlowModule]:
-    return value.default if choice < 0 else value.branches[choice].modules
-
-
-def branch_one_outcome(module: FlowModule, choice: int, body: BodyOutcome | None, previous: Any) -> Any:
-    """The branchone's outcome: the chosen branch's last result (the previous result for an empty
-    branch); a failure fails it; a stop inside the branch stops the flow."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
-    label = "default branch" if choice < 0 else f"branch {choice}"
-    if body is None:
-        return StepOutcome(OutcomeKind.SUCCESS, previous, f"branchone {module.id!r}: {label} (empty)")
-    message = f"branchone {module.id!r}: ran the {label}"
-    if body.kind == "failed":
-        return StepOutcome(OutcomeKind.FAILED, body.result, message)
-    if body.kind == "stopped":
-        return _propagated_stop(body, body.result, message)  # a stop in a chosen branch stops the flow
-    return StepOutcome(OutcomeKind.SUCCESS, body.result, message)
-
-
 def _branch_all(
     module: FlowModule,
     value: BranchAll,
     frame: Frame,
     previous: Any,
-    base: Any,
+    base: TaskServices,
     run_step: RunStep,
     scope: EvalScope,
-) -> Any:
+) -> StepOutcome:
     def run_branch(index: int) -> BodyOutcome:
         body_frame = frame.child(frame.flow_input, f"{module.id}[{index}]")
         return run_body(value.branches[index].modules, body_frame, base, run_step)
@@ -458,58 +381,28 @@ def _branch_all(
     return branch_all_outcome(module, value, bodies, previous)
 
 
-def ends_sequential_branchall(branch: Any, body: BodyOutcome) -> bool:
-    """Whether a sequential branchall ends after this branch (spec 4.8): a failure without
-    ``skip_failure``, or a stop (which stops the whole flow)."""
-    return body.kind == "stopped" or (body.kind == "failed" and not branch.skip_failure)
-
-
-def branch_all_outcome(
-    module: FlowModule, value: BranchAll, bodies: Iterable[BodyOutcome], previous: Any
-) -> Any:
-    """The branchall's ``StepOutcome`` from its branches' outcomes, in branch order (spec 4.8)."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
-    results: list[Any] = []
-    failed = False
-    for branch, body in zip(value.branches, bodies, strict=False):
-        # An empty branch passes the previous result through, as an empty branchone does.
-        results.append(body.result if branch.modules else previous)
-        if body.kind == "failed":
-            if branch.skip_failure:
-                continue
-            failed = True
-            if not value.parallel:
-                break  # sequential: later branches do not run
-            continue
-        if body.kind == "stopped" and not value.parallel:
-            # A stop inside a sequential branchall stops the whole flow, with the array so far.
-            return _propagated_stop(body, results, f"branchall {module.id!r}: stopped in a branch")
-    if failed:
-        return StepOutcome(OutcomeKind.FAILED, results, f"branchall {module.id!r}: a branch failed")
-    return StepOutcome(OutcomeKind.SUCCESS, results)
-
-
 class _ChildFlowBase(_TaskServices):
     """What a sub-flow's steps get from the task: its own ``flow_env`` (the caller's when it has
     none, spec 1.2), the task's variables and resources."""
 
-    def __init__(self, base: Any, flow_env: Mapping[str, Any]) -> None:
+    def __init__(self, base: TaskServices, flow_env: Mapping[str, Any]) -> None:
         self._base = base
-        self.flow_env = flow_env
+        self._flow_env = flow_env
+
+    @property
+    def flow_env(self) -> Mapping[str, Any]:
+        return self._flow_env
 
 
-def _sub_flow(module: FlowModule, value: PathFlow, base: Any, run_step: RunStep, scope: EvalScope) -> Any:
+def _sub_flow(
+    module: FlowModule, value: PathFlow, base: TaskServices, run_step: RunStep, scope: EvalScope
+) -> StepOutcome:
     """A ``type: flow`` step, run inside this task (spec 4.3): the child gets the evaluated
     arguments as its input (with its schema's defaults), sees none of the caller's results, has its
     own ``flow_env`` and failure module, and an early stop inside it only ends the child."""
-    from airflow_openflow.runtime.expressions import evaluate_transforms
-    from airflow_openflow.runtime.inputs import flow_input_from
-    from airflow_openflow.runtime.step import FlowVerdict, OutcomeKind, StepOutcome, with_failure_module
-
     child = value.resolved
     if child is None:  # check_supported reports this at load time
-        return _flow_error(
+        return flow_error(
             module, {"error": {"name": "SubFlowNotFound", "message": f"sub-flow {value.path!r}"}}
         )
     try:
@@ -523,13 +416,13 @@ def _sub_flow(module: FlowModule, value: PathFlow, base: Any, run_step: RunStep,
     label = f"sub-flow {value.path!r}"
     if child.value.skip_expr:
         try:
-            skipped = evaluate_predicate(child.value.skip_expr, _with(scope, flow_input=inputs))
+            skipped = evaluate_predicate(child.value.skip_expr, with_names(scope, flow_input=inputs))
         except ExpressionError as exc:
-            return _flow_error(module, exc.error_object())
+            return flow_error(module, exc.error_object())
         if skipped:
             return StepOutcome(OutcomeKind.SUCCESS, inputs, f"{label}: skipped by its skip_expr")
     body = run_body(child.value.modules, frame, child_base, run_step)
-    if body.kind != "failed":
+    if body.kind is not BodyKind.FAILED:
         return StepOutcome(OutcomeKind.SUCCESS, body.result, f"{label}: {body.kind}")
     handler = child.value.failure_module
     if handler is None:
@@ -553,84 +446,3 @@ def _in_parallel(run: Callable[[int], BodyOutcome], count: int, width: int) -> l
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(width, count, _MAX_THREADS))) as pool:
         return list(pool.map(run, range(count)))
-
-
-def loop_width(transform: InputTransform | None, scope: EvalScope, count: int) -> int:
-    """``parallelism`` caps how many iterations run at once; absent means all of them."""
-    if transform is None:
-        return count
-    value = _evaluate_transform(transform, scope)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
-        return int(value)
-    return count
-
-
-def _propagated_stop(body: BodyOutcome, result: Any, message: str) -> Any:
-    from airflow_openflow.runtime.step import StepOutcome
-
-    stop = body.stop
-    return StepOutcome(stop.kind, result, f"{message}: {stop.message}", retryable=False)
-
-
-def _break_after_iteration(stop: StopAfterIf | None, result: Any, scope: EvalScope) -> bool:
-    """``stop_after_if`` on a loop module is its break condition, tested after each iteration."""
-    if stop is None:
-        return False
-    return evaluate_predicate(stop.expr, _with(scope, result=result, previous_result=result))
-
-
-def _after_all_iterations(module: FlowModule, results: list[Any], scope: EvalScope) -> Any:
-    """``stop_after_all_iters_if``: evaluated once on the whole array; true stops the flow."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome, stop_outcome
-
-    stop = module.stop_after_all_iters_if
-    if stop is None:
-        return StepOutcome(OutcomeKind.SUCCESS, results)
-    try:
-        stopped = evaluate_predicate(stop.expr, _with(scope, result=results, previous_result=results))
-    except ExpressionError as exc:
-        return _flow_error(module, exc.error_object())
-    if not stopped:
-        return StepOutcome(OutcomeKind.SUCCESS, results)
-    return stop_outcome(stop, results)
-
-
-def _evaluate_transform(transform: InputTransform, scope: EvalScope) -> Any:
-    if transform.kind == "static":
-        return transform.value
-    return evaluate(transform.expr or "", scope)
-
-
-def _with(scope: EvalScope, **changes: Any) -> EvalScope:
-    import dataclasses
-
-    return dataclasses.replace(scope, **changes)
-
-
-def _flow_error(module: FlowModule, error: dict[str, Any]) -> Any:
-    """An iterator or predicate that cannot be evaluated fails the flow; a retry cannot help."""
-    from airflow_openflow.runtime.step import OutcomeKind, StepOutcome
-
-    error["error"].setdefault("step_id", module.id)
-    return StepOutcome(
-        OutcomeKind.FAILED, error, f"{module.id}: {error['error'].get('message')}", retryable=False
-    )
-
-
-def iterator_not_array_error(value: Any) -> dict[str, Any]:
-    """Windmill's message (serde's wording): "Expected an array value in the iterator expression,
-    found: invalid type: map, expected a sequence ..." (spec 3.5)."""
-    if value is None:
-        found = "invalid type: null"
-    elif isinstance(value, bool):
-        found = f"invalid type: boolean `{json.dumps(value)}`"
-    elif isinstance(value, int):
-        found = f"invalid type: integer `{value}`"
-    elif isinstance(value, float):
-        found = f"invalid type: floating point `{value}`"
-    elif isinstance(value, str):
-        found = f"invalid type: string {json.dumps(value)}"
-    else:
-        found = "invalid type: map"
-    message = f"Expected an array value in the iterator expression, found: {found}, expected a sequence"
-    return {"error": {"name": "IteratorNotArray", "message": message}}

@@ -240,7 +240,8 @@ def _wmill_for(module: FlowModule, value: RawScript, ctx: StepRunContext) -> Ite
     if value.language != "python3":
         yield
         return
-    from airflow_openflow.runtime.wmill_session import WmillSession, wmill_session
+    from airflow_openflow.runtime.wmill_context import wmill_session
+    from airflow_openflow.runtime.wmill_session import WmillSession
 
     backend = ctx.wmill_backend(module)
     session = WmillSession(backend, module.id, value.content, store=ctx.task_state_store if backend else None)

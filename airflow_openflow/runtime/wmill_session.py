@@ -24,12 +24,9 @@ import hashlib
 import inspect
 import json
 import logging
-import os
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -308,42 +305,19 @@ def current_session(name: str) -> WmillSession:
     return session
 
 
-@contextmanager
-def wmill_session(
-    session: WmillSession, *, environment: Mapping[str, str] | None = None
-) -> Iterator[WmillSession]:
-    """Make ``import wmill`` give the SDK module, whose functions answer for ``session``.
-
-    ``environment``: Windmill's contextual variables (``WM_JOB_ID``...), set for the step's run in
-    the task's main thread only (the environment is process-wide)."""
-    install()
+def activate(session: WmillSession) -> contextvars.Token[WmillSession | None]:
+    """Make the ``wmill`` functions answer for ``session`` in this context (and in threads the
+    script starts, while it is the only active session); undo with :func:`deactivate`."""
     token = _current.set(session)
     with _active_lock:
         _active.append(session)
-    own_env = threading.current_thread() is threading.main_thread() and environment
-    saved = {name: os.environ.get(name) for name in environment or {}} if own_env else {}
-    if own_env and environment:
-        os.environ.update(environment)
-    try:
-        yield session
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        with _active_lock:
-            _active.remove(session)
-        _current.reset(token)
+    return token
 
 
-def install() -> None:
-    """``wmill`` in ``sys.modules`` is ``runtime/wmill_sdk.py`` from now on in this process (a
-    task's own process: Airflow runs each task instance in a process of its own)."""
-    from airflow_openflow.runtime import wmill_sdk
-
-    if sys.modules.get("wmill") is not wmill_sdk:
-        sys.modules["wmill"] = wmill_sdk
+def deactivate(session: WmillSession, token: contextvars.Token[WmillSession | None]) -> None:
+    with _active_lock:
+        _active.remove(session)
+    _current.reset(token)
 
 
 def as_task(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from airflow_openflow.runtime.wmill_session import WmillNotSupported, WmillSession, wmill_session
+from airflow_openflow.runtime.wmill_context import wmill_session
+from airflow_openflow.runtime.wmill_session import WmillNotSupported, WmillSession
 
 
 class DictStore:

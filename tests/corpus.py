@@ -10,9 +10,11 @@ REPO = Path(__file__).resolve().parent.parent
 CASES_DIR = Path(os.environ.get("OPENFLOW_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "cases"))
 
 
-def case_files() -> list[Path]:
-    """The corpus's case files, sorted; empty when the corpus is missing (callers fail on that)."""
-    return sorted(CASES_DIR.glob("*.json")) if CASES_DIR.is_dir() else []
+def case_files(folder: str = "cases") -> list[Path]:
+    """The case files of ``cases`` (or a sibling folder such as ``cases-typescript``), sorted;
+    empty when the corpus is missing (callers fail on that)."""
+    directory = CASES_DIR if folder == "cases" else CASES_DIR.parent / folder
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
 def missing_message() -> str:

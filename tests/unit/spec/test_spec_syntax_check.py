@@ -13,9 +13,9 @@ from spec_helpers import by_path, errors, flow, line, step, write
 from airflow_openflow.spec import load_flow
 from airflow_openflow.spec.js_text import has_code_semicolon, syntax_problem
 from airflow_openflow.spec.syntax_check import check_syntax
+from tests.corpus import case_files, missing_message
 
 REPO = Path(__file__).resolve().parents[3]
-CORPUS = Path("/work/shared/conformance")
 
 
 def test_a_python_syntax_error_names_the_line_inside_the_script(tmp_path: Path) -> None:
@@ -154,9 +154,9 @@ def test_the_runtime_reads_semicolons_as_before() -> None:
 
 def _documents() -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
-    for case in sorted((CORPUS / "cases").glob("*.json")) + sorted(
-        (CORPUS / "cases-typescript").glob("*.json")
-    ):
+    cases = case_files()
+    assert cases, missing_message()  # the check must not pass on an empty list
+    for case in cases + case_files("cases-typescript"):
         found.append((case.stem, json.loads(case.read_text(encoding="utf-8"))["flow"]))
     for document in sorted((REPO / "dags" / "flows").rglob("flow.yaml")):
         found.append((document.parent.name, document))

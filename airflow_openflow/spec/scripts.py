@@ -12,6 +12,7 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_openflow.spec.languages import BY_NAME, language_of_file
 from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
 from airflow_openflow.spec.workspace import (
@@ -22,24 +23,15 @@ from airflow_openflow.spec.workspace import (
     resolve_in_workspace,
 )
 
-#: Extensions of the languages this release runs, and of those it recognises but cannot run.
-RUNNABLE_SUFFIXES = {".py": "python3", ".sh": "bash"}
-KNOWN_SUFFIXES = {
-    ".ts": "TypeScript",
-    ".go": "go",
-    ".sql": "sql",
-    ".ps1": "powershell",
-    ".php": "php",
-    ".rs": "rust",
-    ".gql": "graphql",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ScriptFile:
     path: Path
-    language: str  # python3 / bash, or the name of a language this release cannot run
-    runnable: bool
+    language: str  # Windmill's language id (spec/languages.py)
+
+    @property
+    def runnable(self) -> bool:
+        return BY_NAME[self.language].runs
 
     def read(self) -> str:
         return read_regular_file(self.path).decode("utf-8")
@@ -60,14 +52,20 @@ def find_script(workspace_path: str, flow: OpenFlow) -> ScriptFile | None:
     base = resolve_in_workspace(root, workspace_path)
     if not base.parent.is_dir():
         return None
-    for suffix, language in RUNNABLE_SUFFIXES.items():
-        candidate = base.with_name(base.name + suffix)
-        if is_regular_file(candidate) and is_inside_workspace(candidate, root):
-            return ScriptFile(candidate, language, runnable=True)
+    found: list[ScriptFile] = []
     for candidate in sorted(base.parent.glob(glob.escape(base.name) + ".*")):
-        if candidate.suffix in KNOWN_SUFFIXES and ".script." not in candidate.name:
-            return ScriptFile(candidate, KNOWN_SUFFIXES[candidate.suffix], runnable=False)
-    return None
+        language = language_of_file(candidate.name)
+        if language is None or not _is_suffix_of(candidate.name[len(base.name) :], language):
+            continue  # name.script.yaml, name.lock, other.name.py...
+        if is_regular_file(candidate) and is_inside_workspace(candidate, root):
+            found.append(ScriptFile(candidate, language))
+    # One script has one file; should there be several, one this release runs is preferred.
+    found.sort(key=lambda script: not script.runnable)
+    return found[0] if found else None
+
+
+def _is_suffix_of(suffix: str, language: str) -> bool:
+    return suffix in BY_NAME[language].suffixes or suffix == ".ts"
 
 
 def check_workspace_path(workspace_path: str) -> None:

@@ -7,6 +7,7 @@ are accepted but have no effect yet are warnings. Edit the tables below as featu
 from __future__ import annotations
 
 from airflow_openflow.spec.errors import Problem
+from airflow_openflow.spec.languages import runnable_languages, unsupported_language_message
 from airflow_openflow.spec.locate import join_path, with_lines_from_file
 from airflow_openflow.spec.model import (
     AiAgent,
@@ -24,8 +25,6 @@ from airflow_openflow.spec.model import (
 )
 from airflow_openflow.spec.scripts import find_script
 from airflow_openflow.spec.workspace import UnsafePathError
-
-SUPPORTED_LANGUAGES = ("python3", "bash")
 
 _APPROVALS = "move the approval to a top-level step of the flow, or wait for nested approvals (issue 4)"
 _SHARED_DIR = (
@@ -123,11 +122,11 @@ class _Checker:
         value = module.value
         type_path = join_path(value.json_path, "type")
         if isinstance(value, RawScript):
-            if value.language not in SUPPORTED_LANGUAGES:
+            if value.language not in runnable_languages():
                 self.error(
                     join_path(value.json_path, "language"),
-                    f"not supported yet: language {value.language!r} (python3 and bash steps run today)",
-                    "rewrite the step in python3 or bash, or wait for more script runners",
+                    unsupported_language_message(value.language),
+                    "rewrite the step in a supported language (docs/languages.md)",
                 )
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
@@ -218,14 +217,14 @@ class _Checker:
         if found is None:
             self.error(
                 path,
-                f"script {value.path!r} not found: no {value.path}.py or .sh under the repository root",
+                f"script {value.path!r} not found: no file {value.path}.<ext> under the repository root",
                 "add the script file (Windmill's git-sync layout) or fix the path",
             )
         elif not found.runnable:
             self.error(
                 path,
-                f"not supported yet: script {value.path!r} is {found.language} ({found.path.name})",
-                "python3 and bash scripts run today",
+                f"script {value.path!r} ({found.path.name}): {unsupported_language_message(found.language)}",
+                "rewrite the script in a supported language (docs/languages.md)",
             )
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:

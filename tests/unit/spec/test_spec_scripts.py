@@ -14,7 +14,7 @@ def repo(tmp_path: Path, script_path: str) -> Path:
     (tmp_path / "f" / "lib" / "double.py").write_text("def main(x):\n    return x * 2\n")
     (tmp_path / "f" / "lib" / "double.script.yaml").write_text("summary: double\n")
     (tmp_path / "f" / "lib" / "hello.sh").write_text('name="$1"\necho "hi $name"\n')
-    (tmp_path / "f" / "lib" / "greet.deno.ts").write_text("export function main() {}\n")
+    (tmp_path / "f" / "lib" / "greet.nu").write_text("def main [] { 'hi' }\n")
     folder = tmp_path / "f" / "app" / "main.flow"
     folder.mkdir(parents=True)
     (folder / "flow.yaml").write_text(
@@ -43,7 +43,7 @@ def test_missing_hub_and_unsupported_scripts_are_load_errors(tmp_path: Path) -> 
     for path, message in [
         ("f/lib/nothing", "script 'f/lib/nothing' not found"),
         ("hub/123/slack/send", "Windmill Hub script"),
-        ("f/lib/greet", "is TypeScript"),
+        ("f/lib/greet", "(greet.nu): language 'nu' is not supported; supported: python3"),
     ]:
         folder = repo(tmp_path / path.replace("/", "_"), path)
         [problem] = check_supported(load_flow(folder).flow)

@@ -67,12 +67,18 @@ def test_default_valued_options_are_not_reported() -> None:
     assert _check(flow(module, same_worker=False, flow_env={}, skip_expr="")) == []
 
 
-@pytest.mark.parametrize("language", ["deno", "bun", "go", "postgresql", "nativets"])
+@pytest.mark.parametrize("language", ["nu", "powershell", "php", "rust", "csharp", "ansible"])
 def test_other_languages(language: str) -> None:
     found = _errors(flow(step("a", language=language)))
     problem = found["value.modules[0].value.language"]
-    assert problem.message == f"not supported yet: language '{language}' (python3 and bash steps run today)"
-    assert problem.hint and "python3 or bash" in problem.hint
+    assert problem.message.startswith(f"language '{language}' is not supported; supported: python3, bash")
+    assert problem.hint and "docs/languages.md" in problem.hint
+
+
+def test_a_language_windmill_does_not_know_is_named_as_such() -> None:
+    found = _errors(flow(step("a", language="cobol")))
+    message = found["value.modules[0].value.language"].message
+    assert "'cobol' (not a Windmill language) is not supported" in message
 
 
 LOOP = {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "skip_failures": False}

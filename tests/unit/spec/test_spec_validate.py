@@ -448,7 +448,7 @@ def test_validate_flow_never_raises_and_sorts_errors_first(tmp_path: Path) -> No
 
 
 def test_validate_flow_includes_support_problems() -> None:
-    document = flow(step("a", language="deno"))
+    document = flow(step("a", language="php"))
     [problem] = validate_flow(document)
-    assert problem.message == "not supported yet: language 'deno' (python3 and bash steps run today)"
+    assert problem.message.startswith("language 'php' is not supported; supported: python3, bash")
     assert validate_flow(document, supported=False) == []

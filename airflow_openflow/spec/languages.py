@@ -1,0 +1,88 @@
+"""Windmill's script languages: their names, their git-sync file suffixes and whether this release
+runs them. The one table the loader (spec/support.py, spec/scripts.py) and the docs read.
+
+Suffixes follow Windmill's CLI (``inferContentTypeFromFilePath``): the most specific suffix wins
+(``.bun.ts`` before ``.ts``); a plain ``.ts`` file is the workspace's ``defaultTs`` language
+(``wmill.yaml``), ``bun`` when it is not set.
+
+This module imports nothing of Airflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    #: Windmill's language id, as in a rawscript's ``language``.
+    name: str
+    #: File suffixes of the git-sync layout, most specific first.
+    suffixes: tuple[str, ...]
+    #: This release runs steps in this language.
+    runs: bool
+    #: What a worker needs to run it (docs/languages.md), or why it does not run.
+    needs: str = ""
+
+
+LANGUAGES: Final[tuple[Language, ...]] = (
+    Language("python3", (".py",), runs=True, needs="the Airflow worker's Python"),
+    Language("bash", (".sh",), runs=True, needs="/bin/bash"),
+    Language("nativets", (".fetch.ts", ".native.ts"), runs=False),
+    Language("bun", (".bun.ts",), runs=False),
+    Language("deno", (".deno.ts",), runs=False),
+    Language("go", (".go",), runs=False),
+    Language("postgresql", (".pg.sql",), runs=False),
+    Language("mysql", (".my.sql",), runs=False),
+    Language("bigquery", (".bq.sql",), runs=False),
+    Language("snowflake", (".sf.sql",), runs=False),
+    Language("mssql", (".ms.sql",), runs=False),
+    Language("oracledb", (".odb.sql",), runs=False),
+    Language("duckdb", (".duckdb.sql",), runs=False),
+    Language("graphql", (".gql",), runs=False),
+    Language("powershell", (".ps1",), runs=False),
+    Language("php", (".php",), runs=False),
+    Language("rust", (".rs",), runs=False),
+    Language("csharp", (".cs",), runs=False),
+    Language("nu", (".nu",), runs=False),
+    Language("java", (".java",), runs=False),
+    Language("ruby", (".rb",), runs=False),
+    Language("ansible", (".playbook.yml", ".playbook.yaml"), runs=False),
+)
+
+#: Windmill's default language of a plain ``.ts`` file when ``wmill.yaml`` sets no ``defaultTs``.
+DEFAULT_TS: Final = "bun"
+
+BY_NAME: Final[dict[str, Language]] = {language.name: language for language in LANGUAGES}
+
+
+def runnable_languages() -> tuple[str, ...]:
+    """The languages this release runs, in the table's order."""
+    return tuple(language.name for language in LANGUAGES if language.runs)
+
+
+def language_of_file(file_name: str, *, default_ts: str = DEFAULT_TS) -> str | None:
+    """The language of a git-sync script file (``name.bun.ts``, ``name.pg.sql``), None when the
+    file is no script (``name.script.yaml``, ``name.lock``...)."""
+    if ".script." in file_name:
+        return None
+    best: tuple[int, str] | None = None
+    for language in LANGUAGES:
+        for suffix in language.suffixes:
+            longer = best is None or len(suffix) > best[0]
+            if longer and file_name.endswith(suffix) and len(file_name) > len(suffix):
+                best = (len(suffix), language.name)
+    if best is not None:
+        return best[1]
+    if file_name.endswith(".ts") and len(file_name) > 3:
+        return default_ts
+    return None
+
+
+def unsupported_language_message(language: str) -> str:
+    """``language X is not supported; supported: ...`` (the same words everywhere)."""
+    known = "" if language in BY_NAME else " (not a Windmill language)"
+    return (
+        f"language {language!r}{known} is not supported; supported: {', '.join(runnable_languages())}"
+    )

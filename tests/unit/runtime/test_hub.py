@@ -160,3 +160,36 @@ def test_hostile_hub_paths_never_reach_the_hub_nor_the_disk(
         assert cached_hub_script(path, configured) is None
         assert hub.requests == []
     assert not configured.exists()
+
+
+def test_a_hub_script_in_a_loop_run_inside_a_task_is_fetched_once(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_step_semantics import FakeRun
+
+    from airflow_openflow.runtime.outcomes import OutcomeKind
+    from airflow_openflow.runtime.step import run_step
+    from airflow_openflow.spec import load_flow
+
+    step = {
+        "id": "a",
+        "value": {
+            "type": "script",
+            "path": "hub/123/demo/double",
+            "input_transforms": {"x": {"type": "javascript", "expr": "flow_input.iter.value"}},
+        },
+    }
+    loop = {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "static", "value": [1, 2, 3]},
+            "modules": [step],
+        },
+    }
+    module = load_flow({"summary": "t", "value": {"modules": [loop]}}).flow.value.modules[0]
+    with fake_hub({"hub/123/demo/double": DOUBLE}) as hub:
+        monkeypatch.setenv("AIRFLOW__OPENFLOW__HUB_URL", hub.url)
+        outcome = run_step(module, FakeRun())
+        assert (outcome.kind, outcome.result) == (OutcomeKind.SUCCESS, [2, 4, 6])
+        assert hub.script_requests("hub/123/demo/double") == 1

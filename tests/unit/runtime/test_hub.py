@@ -133,11 +133,12 @@ def test_answers_that_are_not_scripts(answer: bytes) -> None:
 def test_a_language_this_release_does_not_run_fails_the_step(
     configured: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = {"content": "export function main() { return 1 }", "language": "deno"}
+    # Not deno/bun: TypeScript runners are coming (issue 10); PHP is not.
+    script = {"content": "<?php function main() { return 1; }", "language": "php"}
     with fake_hub({"hub/5/demo/ts": script, "hub/6/demo/odd": {**script, "language": "cobol"}}) as hub:
         monkeypatch.setenv("AIRFLOW__OPENFLOW__HUB_URL", hub.url)
         with pytest.raises(
-            StepError, match=r"hub script 'hub/5/demo/ts': language 'deno' is not supported"
+            StepError, match=r"hub script 'hub/5/demo/ts': language 'php' is not supported"
         ) as caught:
             resolve_hub_script(_step("hub/5/demo/ts"), step_id="a")
         assert caught.value.name == "NotSupported"

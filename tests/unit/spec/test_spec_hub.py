@@ -48,9 +48,9 @@ def test_a_vendored_hub_script_is_inlined_with_the_language_of_its_suffix(
 
 
 def test_a_vendored_hub_script_in_a_language_this_release_does_not_run(tmp_path: Path) -> None:
-    folder = repo(tmp_path, "hub/123/demo/ts", {"hub/123/demo/ts.bun.ts": "export function main() {}"})
+    folder = repo(tmp_path, "hub/123/demo/ps", {"hub/123/demo/ps.ps1": "param($x)\nWrite-Output $x\n"})
     [problem] = check_supported(load_flow(folder).flow)
-    assert "(ts.bun.ts): language 'bun' is not supported" in problem.message
+    assert "(ps.ps1): language 'powershell' is not supported" in problem.message
 
 
 def test_a_vendored_copy_is_only_looked_for_inside_the_workspace(tmp_path: Path) -> None:

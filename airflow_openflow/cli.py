@@ -6,10 +6,9 @@ before the build. ``render`` prints the DAG; ``run`` executes one DAG run throug
 (see ``runner.py``); ``hub pull`` vendors the Windmill Hub scripts flows use (``hub_pull.py``).
 
 Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored), 2 invalid
-document or input, 130 interrupted (Ctrl-C),
-141 (128 + SIGPIPE, what a shell shows for a command killed by SIGPIPE) when the reader of stdout or
-stderr went away (``| head``): ``run`` then abandons the flow run and stops every process it
-started before exiting.
+document or input, 130 interrupted (Ctrl-C), 141 (128 + SIGPIPE, what a shell shows for a command
+killed by SIGPIPE) when the reader of stdout or stderr went away (``| head``): ``run`` then abandons
+the flow run and stops every process it started before exiting.
 """
 
 from __future__ import annotations

@@ -94,5 +94,9 @@ def test_malformed_hub_paths_are_load_errors(tmp_path: Path, path: str, message:
 
 
 def test_hub_path_problem_accepts_windmills_paths() -> None:
-    for path in ("hub/7955/slack/send_message_to_channel", "hub/28071/supabase/fetch-data", "hub/1/x"):
+    # Windmill's own (frontend/src/lib/hubPaths.json): with or without the app part.
+    for path in (
+        "hub/9080/slack/schedule-recovery-handler-slack",
+        "hub/9087/sync-script-to-git-repo-windmill",
+    ):
         assert hub_path_problem(path) is None, path

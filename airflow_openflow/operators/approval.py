@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
+from airflow_openflow.compat.operators import drop_inherited_params
 from airflow_openflow.runtime.approval_rules import (
     GROUPS_ONLY_USER,
     REJECT,
@@ -62,8 +63,9 @@ class StepApprovalOperator(HITLOperator):
     :param plan: A plan whose ``step_id`` is that step (``runtime.plan.StepPlan``): the task reads
         its outcome and result, and evaluates ``user_groups_required`` with its result.
     :param form_params: The ``resume_form.schema`` as Airflow ``Param``s: the fields of the
-        approval form. Not enforced by Airflow (a task validates its params before anyone
-        answered); each answer is checked against the schema here.
+        approval form, and its only fields (never the DAG's params, the flow's trigger form). Not
+        enforced by Airflow (a task validates its params before anyone answered); each answer is
+        checked against the schema here.
     """
 
     ui_color = "#fbe6c2"
@@ -88,6 +90,9 @@ class StepApprovalOperator(HITLOperator):
         self.self_approval_disabled = suspend.self_approval_disabled
         self.user_auth_required = suspend.user_auth_required
         self.groups: list[str] = []  # user_groups_required, evaluated when the task starts
+        # The DAG's params (the flow's schema), which Airflow passes every operator as `params`:
+        # the form is form_params, so they must not reach HITLOperator a second time.
+        drop_inherited_params(kwargs)
         needed = "one approval" if self.required == 1 else f"{self.required} approvals from different users"
         super().__init__(
             subject=f"Approve step {module.id} of flow {plan.flow.dag_id}",
@@ -101,6 +106,11 @@ class StepApprovalOperator(HITLOperator):
             response_timeout=datetime.timedelta(seconds=self.timeout_s),
             **kwargs,
         )
+        # Only the approval's own fields on the Required Actions page. HITLOperator drops the
+        # DAG's params itself where the Task SDK has ParamsDict.filter_params_by_source, and keeps
+        # them where it has not: set the form here, whatever the release.
+        for name in set(self.params) - set(form_params):
+            del self.params[name]
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.outcomes import OutcomeKind, outcome_kind

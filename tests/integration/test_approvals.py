@@ -72,6 +72,19 @@ SCHEMA = {
 }
 
 
+#: The approval form of such a flow: a field of its own, and one with the name of a flow input but
+#: another schema (the approver says how much of the amount is approved).
+SCHEMA_FORM = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "comment": {"type": "string", "maxLength": 20},
+            "amount": {"type": "number", "maximum": 5, "description": "approved amount"},
+        },
+    }
+}
+
+
 def schema_flow(suspend: dict[str, Any]) -> dict[str, Any]:
     """A flow with an input schema whose step a asks for approval (issue 14, item 0)."""
     a = {**py("a", "return {'order': n}", n="flow_input.amount"), "suspend": suspend}
@@ -99,7 +112,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         "not_by_the_starter": approval_flow(
             {"required_events": 1, "timeout": 600, "resume_form": FORM, "self_approval_disabled": True}
         ),
-        "with_schema": schema_flow({"required_events": 1, "timeout": 600, "resume_form": FORM}),
+        "with_schema": schema_flow({"required_events": 1, "timeout": 600, "resume_form": SCHEMA_FORM}),
         "with_schema_no_form": schema_flow({"required_events": 1, "timeout": 600}),
         # Not shorter: a timeout that fires before the scheduler has processed the paused
         # workload's "finished" event hits the Airflow 3.3.2 race described in wait_for_request.
@@ -351,14 +364,16 @@ def test_an_approval_in_a_flow_with_a_schema_asks_only_for_its_own_form(
 
     wait_for_request(deployment, dag_id, run_id)
     detail = deployment.api("GET", hitl_path(dag_id, run_id), user="alice")  # what an approver sees
-    assert set(detail["params"]) == {"comment"}
+    assert set(detail["params"]) == {"comment", "amount"}  # not the flow input "who"
+    assert detail["params"]["amount"]["schema"]["maximum"] == 5  # the form's amount, not the input's
     assert detail["options"] == ["Approve", "Reject"]
-    assert answer(deployment, dag_id, run_id, "alice", "Approve", comment="fine by me") == 200
+    assert answer(deployment, dag_id, run_id, "alice", "Approve", comment="fine by me", amount=4) == 200
 
     assert deployment.wait_for_run(dag_id, run_id) == "success", deployment.describe_task(
         dag_id, run_id, "a_approval"
     )
-    expected = {"r": {"comment": "fine by me"}, "in": {"amount": 7, "who": "ann"}, "prev": {"order": 7}}
+    resume = {"comment": "fine by me", "amount": 4}
+    expected = {"r": resume, "in": {"amount": 7, "who": "ann"}, "prev": {"order": 7}}
     assert deployment.xcom(dag_id, run_id, "b") == expected
     assert deployment.xcom(dag_id, run_id, "flow_result") == expected
 

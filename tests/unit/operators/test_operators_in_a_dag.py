@@ -170,12 +170,12 @@ def test_an_approval_in_a_flow_with_a_schema_has_only_its_own_form() -> None:
     assert dag.task_dict["a_approval"].__class__.__name__ == "StepApprovalOperator"  # not the placeholder
     assert set(dag.params) == {"amount", "who"}  # the trigger form
     approval = dag.task_dict["a_approval"]
-    assert set(approval.params) == {"comment"}
-    assert set(approval.serialized_params) == {"comment"}  # what the Required Actions page shows
+    assert set(approval.form_params) == {"comment"}  # the request's form (test_operators_execute)
+    assert not approval.params  # so a run's conf is never checked against the form
     assert set(dag.task_dict["b"].params) == {"amount", "who"}  # the other tasks keep the DAG's
 
     without_form = _dag({"modules": [step("a", suspend={"required_events": 1})]}, schema=schema)
-    assert not without_form.task_dict["a_approval"].params  # a plain Approve / Reject
+    assert not without_form.task_dict["a_approval"].form_params  # a plain Approve / Reject
 
 
 def test_a_sub_flow_of_the_same_load_is_a_run_of_its_dag(tmp_path: Path) -> None:

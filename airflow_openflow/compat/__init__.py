@@ -9,6 +9,7 @@ pin, run those tests against the new version first.
 
 - ``task_sdk``: calls a running task or the triggerer makes through the Task SDK's supervisor.
 - ``api_server``: what the approvals plugin needs inside the API server.
+- ``operators``: what an operator subclass must know of how Airflow calls its ``__init__``.
 - ``metadata``: the ``run_flow`` runner's access to the metadata database and configuration.
 """
 

@@ -274,8 +274,7 @@ def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
         task_id=task_id,
         module=module,
         plan=StepPlan(step_id=module.id, flow=info, previous_step_id=module.id),
-        # Not required in Airflow's sense (a task validates its params when it starts, before
-        # anyone answered); the operator checks an answer against the schema itself.
+        # Not required in Airflow's sense; the operator checks an answer against the schema itself.
         form_params=params_from_schema(form if isinstance(form, dict) else None, enforce_required=False),
         # Runs after a skipped step too, to record that there was nothing to approve.
         trigger_rule=TriggerRule.NONE_FAILED,

@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
+from airflow_openflow.compat.operators import drop_inherited_params
 from airflow_openflow.runtime.approval_rules import (
     GROUPS_ONLY_USER,
     REJECT,
@@ -62,8 +63,9 @@ class StepApprovalOperator(HITLOperator):
     :param plan: A plan whose ``step_id`` is that step (``runtime.plan.StepPlan``): the task reads
         its outcome and result, and evaluates ``user_groups_required`` with its result.
     :param form_params: The ``resume_form.schema`` as Airflow ``Param``s: the fields of the
-        approval form. Not enforced by Airflow (a task validates its params before anyone
-        answered); each answer is checked against the schema here.
+        approval form, and its only fields (never the DAG's params, the flow's trigger form). They
+        are the request's params, not the task's (see ``_open_request``); each answer is checked
+        against the schema here.
     """
 
     ui_color = "#fbe6c2"
@@ -88,6 +90,9 @@ class StepApprovalOperator(HITLOperator):
         self.self_approval_disabled = suspend.self_approval_disabled
         self.user_auth_required = suspend.user_auth_required
         self.groups: list[str] = []  # user_groups_required, evaluated when the task starts
+        # The DAG's params (the flow's schema), which Airflow passes every operator as `params`:
+        # the form is form_params, so they must not reach HITLOperator a second time.
+        drop_inherited_params(kwargs)
         needed = "one approval" if self.required == 1 else f"{self.required} approvals from different users"
         super().__init__(
             subject=f"Approve step {module.id} of flow {plan.flow.dag_id}",
@@ -101,6 +106,15 @@ class StepApprovalOperator(HITLOperator):
             response_timeout=datetime.timedelta(seconds=self.timeout_s),
             **kwargs,
         )
+        # The form is put on the request when it opens (_open_request), not kept as the task's
+        # params: a task starts by validating its run's conf against its params
+        # ([core] dag_run_conf_overrides_params), so a flow input named like a form field but of
+        # another type would fail the task before anyone is asked. This also keeps the DAG's
+        # params off the form where HITLOperator keeps them (a Task SDK without
+        # ParamsDict.filter_params_by_source).
+        self.form_params: dict[str, Any] = dict(form_params)
+        for name in list(self.params):
+            del self.params[name]
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.outcomes import OutcomeKind, outcome_kind
@@ -118,7 +132,7 @@ class StepApprovalOperator(HITLOperator):
         deadline = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=self.timeout_s)
         ti.xcom_push(key=_DEADLINE_KEY, value=deadline.timestamp())
         self._record(ti, [])
-        return super().execute(context)  # opens the request, then waits in awaiting_input
+        return self._open_request(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         ti = context["ti"]
@@ -166,9 +180,13 @@ class StepApprovalOperator(HITLOperator):
         if left <= 0:
             return self._end_without_approval(context, *_TIMED_OUT)
         self.response_timeout = datetime.timedelta(seconds=left)
-        return super().execute(
-            context
-        )  # the same request again (its response is reset), the rest of the time
+        return self._open_request(context)  # the same request again, for the rest of the time
+
+    def _open_request(self, context: Any) -> Any:
+        """HITLOperator's ``execute``: writes the request, with the form (its params), and waits in
+        ``awaiting_input``. Only the ``resume_form`` fields: never the DAG's params."""
+        self.params.update(self.form_params)
+        return super().execute(context)
 
     def _required_groups(self, context: Any) -> list[str]:
         """``user_groups_required``: a static list or an expression (``result`` = the step's result)."""

@@ -61,6 +61,37 @@ def linked_flow(**suspend: Any) -> dict[str, Any]:
     return flow(a, b)
 
 
+#: A flow input schema: the DAG's params (its trigger form), which the approval form must not show.
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "amount": {"type": "integer", "description": "how much"},
+        "who": {"type": "string", "default": "ann"},
+    },
+    "required": ["amount"],
+}
+
+
+#: The approval form of such a flow: a field of its own, and one with the name of a flow input but
+#: another schema (the approver says how much of the amount is approved).
+SCHEMA_FORM = {
+    "schema": {
+        "type": "object",
+        "properties": {
+            "comment": {"type": "string", "maxLength": 20},
+            "amount": {"type": "number", "maximum": 5, "description": "approved amount"},
+        },
+    }
+}
+
+
+def schema_flow(suspend: dict[str, Any]) -> dict[str, Any]:
+    """A flow with an input schema whose step a asks for approval (issue 14, item 0)."""
+    a = {**py("a", "return {'order': n}", n="flow_input.amount"), "suspend": suspend}
+    b = py("b", "return {'r': r, 'in': i, 'prev': prev}", r="resume", i="flow_input", prev="previous_result")
+    return {**flow(a, b), "schema": SCHEMA}
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
     base = tmp_path_factory.mktemp("approvals")
@@ -81,6 +112,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         "not_by_the_starter": approval_flow(
             {"required_events": 1, "timeout": 600, "resume_form": FORM, "self_approval_disabled": True}
         ),
+        "with_schema": schema_flow({"required_events": 1, "timeout": 600, "resume_form": SCHEMA_FORM}),
+        "with_schema_no_form": schema_flow({"required_events": 1, "timeout": 600}),
         # Not shorter: a timeout that fires before the scheduler has processed the paused
         # workload's "finished" event hits the Airflow 3.3.2 race described in wait_for_request.
         "short_wait": approval_flow({"required_events": 1, "timeout": 12}),
@@ -312,3 +345,48 @@ def test_user_groups_required_lets_only_members_answer(deployment: AirflowDeploy
     assert deployment.plugin_status("POST", path, body, user="olga")[0] == 200  # role op
     assert deployment.wait_for_run(dag_id, run_id) == "success"
     assert deployment.xcom(dag_id, run_id, "b")["ap"] == ["olga"]
+
+
+def test_an_approval_in_a_flow_with_a_schema_asks_only_for_its_own_form(
+    deployment: AirflowDeployment,
+) -> None:
+    """The flow's schema is the trigger form; the approval's Required Action shows the
+    resume_form's fields only; the next step sees both the flow input and the approval's form."""
+    dag_id = "with_schema"
+    deployment.wait_for_dag(dag_id)
+    tasks = {t["task_id"] for t in deployment.api("GET", f"/dags/{dag_id}/tasks")["tasks"]}
+    assert tasks == {"a", "a_approval", "b", "flow_result"}  # built, not the invalid-flow placeholder
+    assert set(deployment.api("GET", f"/dags/{dag_id}/details")["params"]) == {"amount", "who"}
+    deployment.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+    status, _ = deployment.api_status("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}})
+    assert status == 400  # the trigger form still requires amount
+    run_id = deployment.trigger(dag_id, {"amount": 7})
+
+    wait_for_request(deployment, dag_id, run_id)
+    detail = deployment.api("GET", hitl_path(dag_id, run_id), user="alice")  # what an approver sees
+    assert set(detail["params"]) == {"comment", "amount"}  # not the flow input "who"
+    assert detail["params"]["amount"]["schema"]["maximum"] == 5  # the form's amount, not the input's
+    assert detail["options"] == ["Approve", "Reject"]
+    assert answer(deployment, dag_id, run_id, "alice", "Approve", comment="fine by me", amount=4) == 200
+
+    assert deployment.wait_for_run(dag_id, run_id) == "success", deployment.describe_task(
+        dag_id, run_id, "a_approval"
+    )
+    resume = {"comment": "fine by me", "amount": 4}
+    expected = {"r": resume, "in": {"amount": 7, "who": "ann"}, "prev": {"order": 7}}
+    assert deployment.xcom(dag_id, run_id, "b") == expected
+    assert deployment.xcom(dag_id, run_id, "flow_result") == expected
+
+
+def test_an_approval_without_a_form_in_a_flow_with_a_schema_has_no_fields(
+    deployment: AirflowDeployment,
+) -> None:
+    dag_id = "with_schema_no_form"
+    deployment.wait_for_dag(dag_id)
+    run_id = deployment.trigger(dag_id, {"amount": 3, "who": "bo"})
+    wait_for_request(deployment, dag_id, run_id)
+    assert deployment.api("GET", hitl_path(dag_id, run_id), user="bob")["params"] == {}
+    assert answer(deployment, dag_id, run_id, "bob", "Approve") == 200
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    expected = {"r": {}, "in": {"amount": 3, "who": "bo"}, "prev": {"order": 3}}
+    assert deployment.xcom(dag_id, run_id, "flow_result") == expected

@@ -229,3 +229,20 @@ def test_run_flow_ends_an_unanswered_approval_at_its_timeout() -> None:
     went_on = airflow_openflow.run_flow(flow(a, b), {})
     assert went_on.status == "success" and went_on.result[0]["error"]["name"] == "SuspendedTimedOut"
     assert went_on.result[1] == 1
+
+
+def test_run_flow_runs_an_approval_in_a_flow_with_a_schema() -> None:
+    """Its form has a field named like a flow input, of another schema: the task still opens its
+    request (issue 14, item 0)."""
+    schema = {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}
+    form = {"schema": {"type": "object", "properties": {"amount": {"type": "number", "maximum": 5}}}}
+    suspend = {
+        "required_events": 1,
+        "timeout": 2,
+        "resume_form": form,
+        "continue_on_disapprove_timeout": True,
+    }
+    a = {**py("a", "return n", n="flow_input.amount"), "suspend": suspend}
+    b = py("b", "return [r, i]", r="resume.error.name", i="flow_input")
+    done = airflow_openflow.run_flow({**flow(a, b), "schema": schema}, {"amount": 7})
+    assert (done.status, done.result) == ("success", ["SuspendedTimedOut", {"amount": 7}])

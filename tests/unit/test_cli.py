@@ -103,6 +103,21 @@ def test_validate_reports_a_flow_that_does_not_build(
     assert main(["validate", "--no-build", str(tmp_path)]) == 0  # loading alone cannot tell
 
 
+def test_validate_builds_an_approval_in_a_flow_with_a_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Such a flow used to fail to build (``params`` twice to the approval operator): validate
+    must say ok, as the DAG file then builds it (issue 14, item 0)."""
+    schema = {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}
+    form = {"schema": {"type": "object", "properties": {"comment": {"type": "string"}}}}
+    for name, suspend in (("plain", {"required_events": 1}), ("form", {"resume_form": form})):
+        step = {"id": "a", "value": {"type": "identity"}, "suspend": suspend}
+        document = {"summary": name, "schema": schema, "value": {"modules": [step]}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(document))
+    assert main(["validate", str(tmp_path)]) == 0, capsys.readouterr().err
+    assert "2 valid, 0 invalid" in capsys.readouterr().out
+
+
 def test_validate_checks_every_document_whatever_one_of_them_raises(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

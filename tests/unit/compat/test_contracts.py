@@ -71,6 +71,41 @@ def test_task_sdk_skip_tasks() -> None:
     _require("task_sdk.skip_tasks", list(message.tasks) == ["a", ("b", 2)], "SkipDownstreamTasks(tasks=...)")
 
 
+def test_operators_drop_inherited_params() -> None:
+    """Airflow passes each ``__init__`` of an operator's classes the DAG's params as ``params``
+    (what ``drop_inherited_params`` removes), and the parent's own ``__init__`` still gets them
+    after they are removed (so a task sees the DAG's params all the same)."""
+    from airflow.sdk import DAG, BaseOperator, Param
+
+    from airflow_openflow.compat.operators import drop_inherited_params
+
+    seen: dict[str, Any] = {}
+
+    class Parent(BaseOperator):  # as HITLOperator: its form is `params`
+        def __init__(self, *, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            seen["parent"] = dict(params or {})
+            super().__init__(params=params, **kwargs)
+
+    class Child(Parent):  # as StepApprovalOperator
+        def __init__(self, **kwargs: Any) -> None:
+            seen["child"] = dict(kwargs.get("params") or {})
+            drop_inherited_params(kwargs)
+            super().__init__(params={"f": Param(1)}, **kwargs)
+
+    with DAG("contract_params", schedule=None, params={"d": Param(2)}):
+        task = Child(task_id="t")
+    _require(
+        "operators.drop_inherited_params",
+        set(seen["child"]) == {"d"},
+        f"an operator's __init__ got params {sorted(seen['child'])}, not the DAG's",
+    )
+    _require(
+        "operators.drop_inherited_params",
+        set(seen["parent"]) == {"d", "f"} and set(task.params) == {"d", "f"},
+        f"the parent's __init__ got params {sorted(seen['parent'])}, not the DAG's merged with its own",
+    )
+
+
 def test_api_server_route_dependencies_import() -> None:
     import airflow_openflow.compat.api_server as api
 

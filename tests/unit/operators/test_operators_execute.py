@@ -390,6 +390,28 @@ def test_self_approval_disabled_does_not_count_the_starters_answer() -> None:
     assert ti.pushed(RESUME_KEY) is None
 
 
+def test_the_request_has_the_resume_form_only_not_the_flows_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a flow with an input schema, the request's form (what the Required Actions page shows)
+    is the resume_form, even where a form field has the name of a flow input (issue 14, item 0)."""
+    import airflow.providers.standard.operators.hitl as hitl
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    requests: list[dict[str, Any]] = []
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **request: requests.append(request))
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "note": {"type": "integer"}}}
+    form = {"type": "object", "properties": {"note": {"type": "string"}, "ok": {"type": "boolean"}}}
+    a = step("a", suspend={"required_events": 1, "timeout": 600, "resume_form": {"schema": form}})
+    document = {"summary": "S", "schema": schema, "value": {"modules": [a, step("b")]}}
+    approval = build_dag(load_flow(document).flow, dag_id="x").task_dict["a_approval"]
+    ti = _answered()
+    with pytest.raises(TaskAwaitingInput):
+        approval.execute({**context(ti, {"n": 1, "note": 2}), "task_instance": SimpleNamespace(id="ti")})
+    (request,) = requests
+    assert set(request["params"]) == {"note", "ok"}
+    assert "string" in request["params"]["note"]["schema"]["type"]
+    assert request["options"] == ["Approve", "Reject"]
+
+
 # --- Collectors: how a container on tasks ends ---------------------------------------------------------
 
 

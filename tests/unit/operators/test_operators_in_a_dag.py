@@ -156,6 +156,28 @@ def test_a_suspend_with_hide_cancel_offers_only_approve() -> None:
     assert approval.response_timeout.total_seconds() == 1800  # Windmill's default wait
 
 
+def test_an_approval_in_a_flow_with_a_schema_has_only_its_own_form() -> None:
+    """The DAG's params (the trigger form, from the schema) reach every operator of the DAG as
+    ``params``; the approval's form is its ``resume_form`` only (issue 14, item 0)."""
+    schema = {
+        "type": "object",
+        "properties": {"amount": {"type": "integer"}, "who": {"type": "string", "default": "ann"}},
+        "required": ["amount"],
+    }
+    form = {"schema": {"type": "object", "properties": {"comment": {"type": "string"}}}}
+    suspend = {"required_events": 1, "resume_form": form}
+    dag = _dag({"modules": [step("a", suspend=suspend), step("b")]}, schema=schema)
+    assert dag.task_dict["a_approval"].__class__.__name__ == "StepApprovalOperator"  # not the placeholder
+    assert set(dag.params) == {"amount", "who"}  # the trigger form
+    approval = dag.task_dict["a_approval"]
+    assert set(approval.form_params) == {"comment"}  # the request's form (test_operators_execute)
+    assert not approval.params  # so a run's conf is never checked against the form
+    assert set(dag.task_dict["b"].params) == {"amount", "who"}  # the other tasks keep the DAG's
+
+    without_form = _dag({"modules": [step("a", suspend={"required_events": 1})]}, schema=schema)
+    assert not without_form.task_dict["a_approval"].form_params  # a plain Approve / Reject
+
+
 def test_a_sub_flow_of_the_same_load_is_a_run_of_its_dag(tmp_path: Path) -> None:
     from airflow_openflow import load_openflow_dags
 

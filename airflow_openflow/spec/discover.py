@@ -1,7 +1,7 @@
 """Find the flow documents under a folder, such as a Windmill git-sync repository's root (this
 runs at every Airflow DAG-file parse).
 
-What becomes a flow (docs/loading.md):
+What becomes a flow (docs/getting-started.md, "Which files become flows"):
 
 - the git-sync forms, by name alone: ``<name>.flow/`` or ``<name>__flow/`` holding ``flow.yaml``
   (or ``flow.json``), and ``<name>.flow.json`` / ``<name>.flow.yaml`` files. Broken ones become the

@@ -1,7 +1,7 @@
 """Whether a plain ``.json``/``.yaml`` file (not named as a git-sync flow) is an OpenFlow document.
 
-The rule (docs/getting-started.md, "Which files become flows"): the file is a flow document, and so becomes a DAG (a placeholder when
-broken), when its top level is a mapping and
+The rule (docs/getting-started.md, "Which files become flows"): the file is a flow document, and
+so becomes a DAG (a placeholder when broken), when its top level is a mapping and
 
 - its ``value`` is a mapping with ``modules`` (every flow has it, an empty flow ``modules: []``), or
 - it has ``modules`` at the top level next to ``summary`` or ``schema`` (a flow written without its

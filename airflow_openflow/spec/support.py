@@ -7,7 +7,11 @@ are accepted but have no effect yet are warnings. Edit the tables below as featu
 from __future__ import annotations
 
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.languages import runnable_languages, unsupported_language_message
+from airflow_openflow.spec.languages import (
+    missing_tool_message,
+    runnable_languages,
+    unsupported_language_message,
+)
 from airflow_openflow.spec.locate import join_path, with_lines_from_file
 from airflow_openflow.spec.model import (
     AiAgent,
@@ -32,6 +36,7 @@ _SHARED_DIR = (
     "if its steps use ./shared (docs/mapping.md, The ./shared directory)"
 )
 _IGNORED = "it is accepted and ignored for now"
+_INSTALL_HINT = "install it where flows load and run (DAG processor and workers), see docs/languages.md"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
 UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {}
@@ -128,6 +133,8 @@ class _Checker:
                     unsupported_language_message(value.language),
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
+            elif (missing := missing_tool_message(value.language)) is not None:
+                self.error(join_path(value.json_path, "language"), missing, _INSTALL_HINT)
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
@@ -226,6 +233,8 @@ class _Checker:
                 f"script {value.path!r} ({found.path.name}): {unsupported_language_message(found.language)}",
                 "rewrite the script in a supported language (docs/languages.md)",
             )
+        elif (missing := missing_tool_message(found.language)) is not None:
+            self.error(path, f"script {value.path!r} ({found.path.name}): {missing}", _INSTALL_HINT)
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path

@@ -3,12 +3,12 @@
 ``validate`` does what the DAG file does with each document (``dag_factory``): load, check, prepare,
 build the DAG; where Airflow is not installed (e.g. a pre-commit hook) or with ``--no-build`` it stops
 before the build. ``render`` prints the DAG; ``run`` executes one DAG run through Airflow
-(see ``runner.py``).
+(see ``runner.py``); ``hub pull`` vendors the Windmill Hub scripts flows use (``hub_pull.py``).
 
-Exit status: 0 success, 1 the flow failed, 2 invalid document or input, 130 interrupted (Ctrl-C),
-141 (128 + SIGPIPE, what a shell shows for a command killed by SIGPIPE) when the reader of stdout or
-stderr went away (``| head``): ``run`` then abandons the flow run and stops every process it
-started before exiting.
+Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored), 2 invalid
+document or input, 130 interrupted (Ctrl-C), 141 (128 + SIGPIPE, what a shell shows for a command
+killed by SIGPIPE) when the reader of stdout or stderr went away (``| head``): ``run`` then abandons
+the flow run and stops every process it started before exiting.
 """
 
 from __future__ import annotations
@@ -53,12 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("path", type=Path)
     run.add_argument("--input", default="{}", help="the flow arguments as a JSON object")
 
+    hub = commands.add_parser("hub", help="Windmill Hub scripts").add_subparsers(
+        dest="hub_command", required=True
+    )
+    pull = hub.add_parser(
+        "pull",
+        help="vendor the hub scripts the flows under FOLDER use into the repository (for workers "
+        "without internet); exit 1 if one could not be fetched",
+    )
+    pull.add_argument("folder", type=Path, help="the folder of flows (as given to load_openflow_dags)")
+    pull.add_argument("--hub-url", help="the hub (default: [openflow] hub_url, else Windmill's public hub)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "validate":
             return _validate(args.paths, quiet=args.quiet, build=args.build)
         if args.command == "render":
             return _render(args.path)
+        if args.command == "hub":
+            return _hub_pull(args.folder, args.hub_url)
         return _run(args.path, args.input)
     except BrokenPipeError:  # validate / render printing into ``| head``
         _silence_closed_output()
@@ -149,6 +162,29 @@ def _check_documents(
             ]
         errors = [p for p in problems if p.severity == "error"]
         yield document, errors + [p for p in problems if p.severity != "error"]
+
+
+def _hub_pull(folder: Path, hub_url: str | None) -> int:
+    from airflow_openflow.hub_pull import pull
+    from airflow_openflow.runtime.hub import configured_hub_url
+
+    if not folder.exists():
+        print(f"{folder}: error: no such file or folder", file=sys.stderr)
+        return EXIT_INVALID
+    url = (hub_url or configured_hub_url()).rstrip("/")
+    report = pull(folder, url, say=lambda line: print(line, flush=True))
+    for skipped in report.skipped_documents:
+        print(f"note: {skipped}", file=sys.stderr)
+    for failure in report.failed:
+        print(f"error: {failure}", file=sys.stderr)
+    counts = (
+        f"{len(report.fetched)} fetched, {len(report.vendored)} already vendored, {len(report.failed)} failed"
+    )
+    if not (report.fetched or report.vendored or report.failed):
+        print(f"no hub scripts are used by the flows under {folder}")
+    else:
+        print(counts, file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FLOW_FAILED
 
 
 def _render(path: Path) -> int:

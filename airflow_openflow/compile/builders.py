@@ -19,6 +19,7 @@ Builder = Callable[..., BaseOperator]
 
 BUILDERS: dict[str, Builder] = {
     "rawscript": rawscript.build,
+    "script": rawscript.build,  # a hub script fetched when it runs (only those are left by the loader)
     "identity": identity.build,
     "forloopflow": container.build,
     "whileloopflow": container.build,

@@ -31,7 +31,7 @@ from airflow_openflow.runtime.log_text import json_preview
 from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome, stop_outcome
 from airflow_openflow.runtime.shared_dir import shared_directory
 from airflow_openflow.runtime.step_context import StepRunContext, StepScope, static_scope
-from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, PathFlow, RawScript
+from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, PathFlow, PathScript, RawScript
 
 if TYPE_CHECKING:
     from airflow_openflow.runtime.wmill_session import WmillSession
@@ -192,6 +192,8 @@ def _execute(module: FlowModule, scope: StepScope, script_runner: ScriptRunner |
     value = module.value
     if isinstance(value, Identity):
         return scope.previous()
+    if isinstance(value, PathScript):  # a hub script with no vendored copy (spec/scripts.py)
+        value = _hub_script(module, value)
     if isinstance(value, RawScript):
         args = evaluate_transforms(value.input_transforms, scope.build())
         cache_key = _cache_key(module, value, args) if module.cache_ttl else None
@@ -230,6 +232,13 @@ def _execute(module: FlowModule, scope: StepScope, script_runner: ScriptRunner |
             "NotSupported", f"module type {value.type!r} cannot run as a single step", step_id=module.id
         )
     )
+
+
+def _hub_script(module: FlowModule, value: PathScript) -> RawScript:
+    """The code of a hub script step, fetched now: never while the DAG file is parsed."""
+    from airflow_openflow.runtime.hub import resolve_hub_script
+
+    return resolve_hub_script(value, step_id=module.id)
 
 
 @contextlib.contextmanager

@@ -125,6 +125,10 @@ class PathScript:
     extra: dict[str, Any] = field(default_factory=dict)
     json_path: str = ""
     type: Literal["script"] = "script"
+    #: a hub script (``hub/...``) with no vendored copy runs from the hub (runtime/hub.py): the
+    #: flow's workspace root, where that copy was looked for (set by ``spec.scripts``, not part of
+    #: the document)
+    workspace_root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

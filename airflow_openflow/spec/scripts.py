@@ -3,6 +3,8 @@
 Windmill stores a script ``f/folder/name`` as ``f/folder/name.<ext>`` next to its metadata
 (``name.script.yaml``, ``name.script.lock``). The language follows the extension (spec 9.2).
 The file is looked up under the flow's workspace root (spec/workspace.py), never outside it.
+A hub script ``hub/<id>/<app>/<name>`` is found the same way when it is vendored
+(``hub/<id>/<app>/<name>.<ext>``, spec/hub.py); else it runs from the hub (runtime/hub.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_openflow.spec.hub import check_hub_path, is_hub_path
 from airflow_openflow.spec.languages import BY_NAME, language_of_file
 from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
@@ -43,11 +46,20 @@ def workspace_of(flow: OpenFlow) -> Path | None:
 
 
 def find_script(workspace_path: str, flow: OpenFlow) -> ScriptFile | None:
-    """The file of ``workspace_path`` (``f/folder/name``) in the flow's workspace, or None when
-    there is none. Raises :class:`UnsafePathError` for a path that leaves the workspace."""
+    """The file of ``workspace_path`` (``f/folder/name``, or ``hub/<id>/<app>/<name>`` for a
+    vendored hub script) in the flow's workspace, or None when there is none. Raises
+    :class:`UnsafePathError` for a path that leaves the workspace."""
     root = workspace_of(flow)
+    check_workspace_path(workspace_path)
+    if is_hub_path(workspace_path):
+        check_hub_path(workspace_path)
     if root is None:
         return None
+    return find_script_in(root, workspace_path)
+
+
+def find_script_in(root: Path, workspace_path: str) -> ScriptFile | None:
+    """:func:`find_script` in the workspace ``root`` (a real path)."""
     check_workspace_path(workspace_path)
     base = resolve_in_workspace(root, workspace_path)
     if not base.parent.is_dir():
@@ -79,7 +91,10 @@ def check_workspace_path(workspace_path: str) -> None:
 def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:
     """The flow with every ``type: script`` step (nested ones too) replaced by a ``rawscript``
     holding the file's code, so every execution path runs one kind of script step. Scripts that
-    cannot be found are left as they are (``check_supported`` reports them)."""
+    cannot be found are left as they are (``check_supported`` reports them), except hub scripts
+    with no vendored copy: they stay ``type: script`` steps that fetch their code from the hub
+    when they run (runtime/hub.py), with the workspace root they were looked for in."""
+    root = workspace_of(flow)
 
     def inline(module: FlowModule) -> FlowModule:
         value = module.value
@@ -90,6 +105,9 @@ def with_scripts_inlined(flow: OpenFlow) -> OpenFlow:
             content = found.read() if found is not None and found.runnable else None
         except (UnsafePathError, OSError, UnicodeDecodeError):
             return module  # check_supported reports it
+        if found is None and is_hub_path(value.path):
+            where = None if root is None else str(root)
+            return dataclasses.replace(module, value=dataclasses.replace(value, workspace_root=where))
         if found is None or content is None:
             return module
         code = RawScript(

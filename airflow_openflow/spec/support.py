@@ -7,6 +7,7 @@ are accepted but have no effect yet are warnings. Edit the tables below as featu
 from __future__ import annotations
 
 from airflow_openflow.spec.errors import Problem
+from airflow_openflow.spec.hub import hub_path_problem, is_hub_path
 from airflow_openflow.spec.languages import (
     missing_tool_message,
     runnable_languages,
@@ -203,11 +204,13 @@ class _Checker:
 
     def _path_script(self, value: PathScript) -> None:
         path = join_path(value.json_path, "path")
-        if value.path.startswith("hub/"):
+        hub = is_hub_path(value.path)
+        problem = hub_path_problem(value.path) if hub else None
+        if problem is not None:
             self.error(
                 path,
-                f"not supported: Windmill Hub script {value.path!r} (the hub is not reachable from Airflow)",
-                "vendor the script into the repository (e.g. f/<folder>/<name>.py) and point path at it",
+                f"hub script path {value.path!r} {problem}",
+                "write the hub script's path as Windmill shows it: hub/<id>/<app>/<name>",
             )
             return
         try:
@@ -221,6 +224,8 @@ class _Checker:
                 "name a regular UTF-8 script file inside the flow's workspace (f/folder/name)",
             )
             return
+        if found is None and hub:
+            return  # no vendored copy: the step fetches the script from the hub when it runs
         if found is None:
             self.error(
                 path,

@@ -39,10 +39,10 @@ def test_bash_scripts_take_their_language_from_the_extension(tmp_path: Path) -> 
     assert isinstance(value, RawScript) and value.language == "bash"
 
 
-def test_missing_hub_and_unsupported_scripts_are_load_errors(tmp_path: Path) -> None:
+def test_missing_unsupported_and_malformed_hub_scripts_are_load_errors(tmp_path: Path) -> None:
     for path, message in [
         ("f/lib/nothing", "script 'f/lib/nothing' not found"),
-        ("hub/123/slack/send", "Windmill Hub script"),
+        ("hub/slack/send", "hub script path 'hub/slack/send' has 'slack' where the hub's script id"),
         ("f/lib/greet", "(greet.nu): language 'nu' is not supported; supported: python3"),
     ]:
         folder = repo(tmp_path / path.replace("/", "_"), path)

@@ -67,6 +67,11 @@ func fail(kind string, message string) {
 }
 
 func main() {
+\tdefer func() {
+\t\tif r := recover(); r != nil {
+\t\t\tfail("panic", fmt.Sprint(r))
+\t\t}
+\t}()
 \tnames := []string{%(names)s}
 \tvar args map[string]json.RawMessage
 \traw, err := os.ReadFile(%(args)s)
@@ -293,7 +298,11 @@ def _outcome(workdir: pathlib.Path, step_id: str) -> Any:
     try:
         outcome = json.loads((workdir / OUTCOME_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise StepError("ExecutionErr", f"the Go step wrote no result: {exc}", step_id=step_id) from None
+        raise StepError(
+            "ExecutionErr",
+            f"the Go program ended without a result (os.Exit in main?): {exc.__class__.__name__}",
+            step_id=step_id,
+        ) from None
     if "error" in outcome:
         error = outcome["error"]
         raise StepError(str(error.get("name", "Error")), str(error.get("message", "")), step_id=step_id)

@@ -147,3 +147,12 @@ def test_go_is_refused_at_load_time_without_a_toolchain(
 @needs_go
 def test_go_loads_with_a_toolchain(tmp_path: Path) -> None:
     assert [p for p in check_supported(load_flow(_go_flow(tmp_path)).flow) if p.severity == "error"] == []
+
+
+@needs_go
+def test_a_panic_fails_the_step_with_its_value(tmp_path: Path) -> None:
+    panicking = 'package inner\n\nfunc main() (int, error) {\n\tpanic("boom")\n}\n'
+    with pytest.raises(StepError) as caught:
+        _run(panicking, {}, tmp_path)
+    assert caught.value.error["error"]["name"] == "panic"
+    assert caught.value.error["error"]["message"] == "boom"

@@ -135,7 +135,12 @@ class _Checker:
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
             elif (missing := missing_tool_message(value.language)) is not None:
-                self.error(join_path(value.json_path, "language"), missing, _INSTALL_HINT)
+                if value.path:  # a script by path, inlined (or a rawscript that names its path)
+                    self.error(
+                        join_path(value.json_path, "path"), f"script {value.path!r}: {missing}", _INSTALL_HINT
+                    )
+                else:
+                    self.error(join_path(value.json_path, "language"), missing, _INSTALL_HINT)
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)

@@ -156,3 +156,23 @@ def test_a_panic_fails_the_step_with_its_value(tmp_path: Path) -> None:
         _run(panicking, {}, tmp_path)
     assert caught.value.error["error"]["name"] == "panic"
     assert caught.value.error["error"]["message"] == "boom"
+
+
+def test_a_go_script_by_path_is_refused_without_a_toolchain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_openflow.spec.languages as languages
+
+    (tmp_path / "f" / "lib").mkdir(parents=True)
+    (tmp_path / "f" / "lib" / "order.go").write_text(SCRIPT, encoding="utf-8")
+    step = {"id": "a", "value": {"type": "script", "path": "f/lib/order", "input_transforms": {}}}
+    document = tmp_path / "f" / "app" / "uses_go.flow.json"
+    document.parent.mkdir(parents=True)
+    document.write_text(json.dumps({"summary": "go", "value": {"modules": [step]}}), encoding="utf-8")
+    flow = load_flow(document, root=tmp_path).flow
+    if shutil.which("go") is not None:
+        assert [p for p in check_supported(flow) if p.severity == "error"] == []
+    monkeypatch.setattr(languages.shutil, "which", lambda name: None)
+    [problem] = [p for p in check_supported(flow) if p.severity == "error"]
+    assert problem.json_path == "value.modules[0].value.path"
+    assert "script 'f/lib/order': language 'go' needs the Go toolchain" in problem.message

@@ -176,3 +176,21 @@ def test_a_go_script_by_path_is_refused_without_a_toolchain(
     [problem] = [p for p in check_supported(flow) if p.severity == "error"]
     assert problem.json_path == "value.modules[0].value.path"
     assert "script 'f/lib/order': language 'go' needs the Go toolchain" in problem.message
+
+
+@needs_go
+def test_a_module_outside_the_standard_library_needs_the_module_proxy(tmp_path: Path) -> None:
+    """Imports outside the standard library go through ``go mod tidy`` and the module proxy; where
+    it cannot be reached (here: ``GOPROXY=off``) the step fails with Go's reason."""
+    from airflow_openflow.runtime.scripts.go import run_go
+
+    quote = (
+        'package inner\n\nimport "rsc.io/quote"\n\n//require rsc.io/quote v1.5.2\n\n'
+        "func main() (string, error) {\n\treturn quote.Go(), nil\n}\n"
+    )
+    with pytest.raises(StepError, match="go mod tidy failed") as caught:
+        run_go(
+            quote, {}, step_id="a", workdir=tmp_path / "step", env={"GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+        )
+    assert "rsc.io/quote" in caught.value.error["error"]["message"]
+    assert "require rsc.io/quote v1.5.2" in (tmp_path / "step" / "go.mod").read_text()

@@ -79,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
+    from airflow_openflow.dag_factory import ignore_file_syntax
     from airflow_openflow.spec import discover_flows
     from airflow_openflow.spec.paths import flow_folder_of
+
+    syntax = ignore_file_syntax(use_airflow=build)
 
     # (as given or found, the root its dag_id is relative to, found by searching that root)
     documents: list[tuple[Path, Path, bool]] = []
@@ -89,7 +92,7 @@ def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
             print(f"{path}: error: no such file or folder", file=sys.stderr)
             return EXIT_INVALID
         if path.is_dir() and flow_folder_of(path) is None:
-            documents.extend((found, path, True) for found in discover_flows(path))
+            documents.extend((found, path, True) for found in discover_flows(path, ignore_syntax=syntax))
         else:  # the root load_openflow_dags gives a flow file or folder named on its own
             documents.append((path, (flow_folder_of(path) or path).parent, False))
     if not documents:
@@ -117,9 +120,9 @@ def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | Non
     """What ``load_openflow_dags`` would build the documents with, or (None, why not) when
     Airflow cannot be imported: then documents are loaded and checked, not built."""
     try:
-        from airflow_openflow.dag_factory import FlowDags
+        from airflow_openflow.dag_factory import FlowDags, ignore_file_syntax
 
-        return FlowDags(documents), None
+        return FlowDags(documents, ignore_syntax=ignore_file_syntax()), None
     except ImportError as exc:
         return None, f"note: Airflow cannot be imported ({exc}): flows were checked but not built into DAGs"
 

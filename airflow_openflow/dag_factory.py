@@ -45,12 +45,14 @@ def load_openflow_dags(
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
+    syntax = ignore_file_syntax()
     flows = FlowDags(
-        _flow_paths(source, discover_flows),
+        _flow_paths(source, functools.partial(discover_flows, ignore_syntax=syntax)),
         dag_id_prefix=dag_id_prefix,
         schedules=schedules,
         fileloc=dag_file,
         dag_kwargs=dag_kwargs,
+        ignore_syntax=syntax,
     )
     dags: dict[str, Any] = {}
     for located in flows.located:
@@ -84,10 +86,29 @@ def load_openflow_dags(
         if namespace is not None:
             namespace[_global_name(dag_id)] = dag
     if wanted is None:
+        searched = {f.root for f in flows.located if f.found_in_root}
         _report_schedule_leftovers(
-            flows.indexes.values(), schedules, {f.flow_path for f in flows.located}, strict
+            [index for root, index in flows.indexes.items() if root in searched],
+            schedules,
+            {f.flow_path for f in flows.located},
+            strict,
         )
     return dags
+
+
+def ignore_file_syntax(*, use_airflow: bool = True) -> str:
+    """Airflow's ``[core] dag_ignore_file_syntax`` (``glob`` or ``regexp``), which
+    ``.airflowignore`` files under a flows folder follow. Without Airflow (not installed, or not to
+    be imported: ``validate --no-build``) the ``AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX`` variable,
+    else ``glob``."""
+    from_env = os.environ.get("AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX", "").strip() or "glob"
+    if not use_airflow:
+        return from_env
+    try:
+        from airflow.sdk import conf
+    except ImportError:
+        return from_env
+    return str(conf.get("core", "dag_ignore_file_syntax", fallback="glob") or "glob")
 
 
 def prepare_document(path: Path, root: Path | None) -> tuple[OpenFlow, list[Problem]]:
@@ -130,6 +151,7 @@ class FlowDags:
         schedules: Mapping[str, Any] | None = None,
         fileloc: str | None = None,
         dag_kwargs: Mapping[str, Any] | None = None,
+        ignore_syntax: str | None = "glob",
     ) -> None:
         from airflow_openflow.compile import dag_id_for_path
         from airflow_openflow.spec.paths import workspace_path_for
@@ -145,7 +167,9 @@ class FlowDags:
         self.schedules = schedules
         self.fileloc = fileloc
         self.dag_kwargs = dict(dag_kwargs or {})
-        self.indexes: dict[Path, ScheduleIndex] = {}  # the schedule files under each root, read once
+        self.ignore_syntax = ignore_syntax
+        # the schedule files under each searched root (or around a flow named on its own), read once
+        self.indexes: dict[Path, ScheduleIndex] = {}
 
     def clash_message(self, dag_id: str) -> str | None:
         """Why ``dag_id`` cannot be loaded when several documents map to it (``a.json`` + ``a.yaml``,
@@ -174,17 +198,29 @@ class FlowDags:
         file = child.source.file
         return self._dag_ids_by_flow.get(_flow_key(Path(file))) if file else None
 
-    def flow_schedule(self, path: Path, root: Path, flow_path: str) -> tuple[Any, list[Problem]]:
-        """(DagSchedule or None, problems): the DAG file's override, else the schedule files."""
+    def flow_schedule(
+        self, path: Path, root: Path, flow_path: str, *, found_in_root: bool = True
+    ) -> tuple[Any, list[Problem]]:
+        """(DagSchedule or None, problems): the DAG file's override, else the schedule files.
+
+        A flow found by searching ``root`` takes its schedule files from all of ``root``; a flow
+        named on its own (``render``/``run`` of one file) from its git-sync root
+        (``spec.workspace.git_sync_root_of``), or when it has none from its own folder only, never
+        from every folder under its parent."""
         from airflow_openflow.compile.schedule import dag_schedule
         from airflow_openflow.spec.schedules import index_schedules
+        from airflow_openflow.spec.workspace import git_sync_root_of
 
         schedules = self.schedules
         overridden = schedules is not None and flow_path in schedules
         if "schedule" in self.dag_kwargs and not overridden:
             return None, []  # the DAG keyword for every flow wins over the files
+        recursive = True
+        if not found_in_root:
+            git_sync_root = git_sync_root_of(path)
+            root, recursive = (git_sync_root, True) if git_sync_root else (root, False)
         if root not in self.indexes:
-            self.indexes[root] = index_schedules(root)
+            self.indexes[root] = index_schedules(root, recursive=recursive, ignore_syntax=self.ignore_syntax)
         files = self.indexes[root].for_flow(path)
         if schedules is not None and overridden:
             return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
@@ -196,9 +232,9 @@ class FlowDags:
         from airflow_openflow.compile import build_dag
         from airflow_openflow.spec import FlowDocumentError
 
-        path, root, flow_path, dag_id, _ = located
+        path, root, flow_path, dag_id, found_in_root = located
         flow, problems = prepare_document(path, located.workspace_root)
-        schedule, schedule_problems = self.flow_schedule(path, root, flow_path)
+        schedule, schedule_problems = self.flow_schedule(path, root, flow_path, found_in_root=found_in_root)
         problems = [*problems, *schedule_problems]
         errors = [p for p in problems if p.severity == "error"]
         warnings = [p for p in problems if p.severity != "error"]

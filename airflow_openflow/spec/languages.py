@@ -10,6 +10,7 @@ This module imports nothing of Airflow.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +25,8 @@ class Language:
     runs: bool
     #: What a worker needs to run it (docs/languages.md), or why it does not run.
     needs: str = ""
+    #: A program that must be on the PATH (of the process loading the flow and of the worker).
+    tool: str = ""
 
 
 LANGUAGES: Final[tuple[Language, ...]] = (
@@ -32,7 +35,9 @@ LANGUAGES: Final[tuple[Language, ...]] = (
     Language("nativets", (".fetch.ts", ".native.ts"), runs=False),
     Language("bun", (".bun.ts",), runs=False),
     Language("deno", (".deno.ts",), runs=False),
-    Language("go", (".go",), runs=False),
+    Language(
+        "go", (".go",), runs=True, needs="the Go toolchain ('go' on the PATH; Debian: golang-go)", tool="go"
+    ),
     Language("postgresql", (".pg.sql",), runs=False),
     Language("mysql", (".my.sql",), runs=False),
     Language("bigquery", (".bq.sql",), runs=False),
@@ -78,6 +83,15 @@ def language_of_file(file_name: str, *, default_ts: str = DEFAULT_TS) -> str | N
     if file_name.endswith(".ts") and len(file_name) > 3:
         return default_ts
     return None
+
+
+def missing_tool_message(language: str) -> str | None:
+    """Why a language this release runs cannot run here (its program is not on the PATH), else None.
+    Checked when a flow loads (spec/support.py), so that the DAG says what to install."""
+    entry = BY_NAME.get(language)
+    if entry is None or not entry.tool or shutil.which(entry.tool) is not None:
+        return None
+    return f"language {language!r} needs {entry.needs}, and {entry.tool!r} is not on the PATH"
 
 
 def unsupported_language_message(language: str) -> str:

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from airflow_openflow.spec.discover import walk_workspace
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.locate import with_lines, with_lines_from_file
-from airflow_openflow.spec.paths import FLOW_FOLDER_SUFFIXES, flow_folder_of
+from airflow_openflow.spec.paths import flow_folder_of
 from airflow_openflow.spec.subflows import _CANDIDATES as _FLOW_CANDIDATES
 from airflow_openflow.spec.yaml_io import load_yaml
 
@@ -290,14 +291,25 @@ def _timezone_problem(name: str) -> str | None:
 # -- finding the files and their flows -------------------------------------------------------------
 
 
-def find_schedule_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Every ``*.schedule.yaml`` / ``.yml`` / ``.json`` under ``folder``, sorted; by name only.
-    Hidden folders and flow folders (``*.flow/``, ``*__flow/``) are not entered."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(os.path.abspath(folder)):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(FLOW_FOLDER_SUFFIXES)]
-        found.extend(Path(dirpath, n) for n in filenames if n.lower().endswith(SCHEDULE_SUFFIXES))
-    return sorted(found)
+def find_schedule_files(
+    folder: str | os.PathLike[str], *, recursive: bool = True, ignore_syntax: str | None = "glob"
+) -> list[Path]:
+    """Every ``*.schedule.yaml`` / ``.yml`` / ``.json`` under ``folder`` (only in it when not
+    ``recursive``), sorted; by name only. Folders are entered as flows are found
+    (``spec/discover.py``: not hidden ones, flow folders, ``node_modules``, nor what
+    ``.airflowignore`` or ``wmill.yaml`` leave out)."""
+    if not recursive:
+        top = os.path.abspath(folder)
+        try:
+            names = os.listdir(top)
+        except OSError:
+            return []
+        return sorted(Path(top, n) for n in names if n.lower().endswith(SCHEDULE_SUFFIXES))
+    return sorted(
+        entry.path
+        for entry in walk_workspace(folder, ignore_syntax=ignore_syntax)
+        if not entry.in_flow_folder and entry.path.name.lower().endswith(SCHEDULE_SUFFIXES)
+    )
 
 
 def flow_key(path: Path) -> Path:
@@ -317,7 +329,9 @@ class ScheduleIndex:
         return list(self.by_flow.get(flow_key(path), ()))
 
 
-def index_schedules(folder: str | os.PathLike[str]) -> ScheduleIndex:
+def index_schedules(
+    folder: str | os.PathLike[str], *, recursive: bool = True, ignore_syntax: str | None = "glob"
+) -> ScheduleIndex:
     """Read every schedule file under ``folder`` and attach it to its flow.
 
     ``script_path`` is resolved like a sub-flow's path: against the schedule file's folder, then
@@ -328,7 +342,7 @@ def index_schedules(folder: str | os.PathLike[str]) -> ScheduleIndex:
     name next to it (Windmill's primary schedule has its flow's path), else kept as an orphan.
     """
     index = ScheduleIndex()
-    for path in find_schedule_files(folder):
+    for path in find_schedule_files(folder, recursive=recursive, ignore_syntax=ignore_syntax):
         schedule = read_schedule_file(path)
         if not schedule.is_flow:  # a script's schedule, whatever else is wrong with it
             continue

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.hub import hub_path_problem, is_hub_path
-from airflow_openflow.spec.languages import runnable_languages, unsupported_language_message
+from airflow_openflow.spec.languages import (
+    missing_tool_message,
+    runnable_languages,
+    unsupported_language_message,
+)
 from airflow_openflow.spec.locate import join_path, with_lines_from_file
 from airflow_openflow.spec.model import (
     AiAgent,
@@ -33,6 +37,7 @@ _SHARED_DIR = (
     "if its steps use ./shared (docs/mapping.md, The ./shared directory)"
 )
 _IGNORED = "it is accepted and ignored for now"
+_INSTALL_HINT = "install it where flows load and run (DAG processor and workers), see docs/languages.md"
 
 # Module kinds that parse fine but do not run yet: kind -> (construct, hint).
 UNSUPPORTED_TYPES: dict[str, tuple[str, str]] = {}
@@ -129,6 +134,13 @@ class _Checker:
                     unsupported_language_message(value.language),
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
+            elif (missing := missing_tool_message(value.language)) is not None:
+                if value.path:  # a script by path, inlined (or a rawscript that names its path)
+                    self.error(
+                        join_path(value.json_path, "path"), f"script {value.path!r}: {missing}", _INSTALL_HINT
+                    )
+                else:
+                    self.error(join_path(value.json_path, "language"), missing, _INSTALL_HINT)
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
@@ -231,6 +243,8 @@ class _Checker:
                 f"script {value.path!r} ({found.path.name}): {unsupported_language_message(found.language)}",
                 "rewrite the script in a supported language (docs/languages.md)",
             )
+        elif (missing := missing_tool_message(found.language)) is not None:
+            self.error(path, f"script {value.path!r} ({found.path.name}): {missing}", _INSTALL_HINT)
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path

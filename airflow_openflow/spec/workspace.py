@@ -48,7 +48,14 @@ def workspace_root_for(document: str | os.PathLike[str], root: str | os.PathLike
 
 
 def _standalone_root(location: str) -> Path:
-    here = Path(location)
+    return git_sync_root_of(location) or Path(os.path.realpath(Path(location).parent))
+
+
+def git_sync_root_of(location: str | os.PathLike[str]) -> Path | None:
+    """The real path of the Windmill git-sync root around ``location`` (a flow file or folder):
+    the nearest folder above holding ``wmill.yaml``, else the folder holding its ``f/`` or ``u/``
+    top folder; None when there is neither."""
+    here = Path(os.path.abspath(location))
     for candidate in here.parents:
         if (candidate / _REPOSITORY_MARKER).is_file():
             return Path(os.path.realpath(candidate))
@@ -57,7 +64,7 @@ def _standalone_root(location: str) -> Path:
     for index in range(len(parts) - 3, 0, -1):
         if parts[index] in _WORKSPACE_TOP_FOLDERS:
             return Path(os.path.realpath(Path(*parts[:index])))
-    return Path(os.path.realpath(here.parent))
+    return None
 
 
 def resolve_in_workspace(root: Path, name: str, *, relative_to: Path | None = None) -> Path:

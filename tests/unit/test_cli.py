@@ -45,10 +45,12 @@ def test_validate_reports_every_broken_file_and_counts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "good.json").write_text(json.dumps({"summary": "g", "value": {"modules": []}}))
-    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "bad.json").write_text(json.dumps({"summary": "b", "value": {"modules": 3}}))
+    (tmp_path / "list.json").write_text("[1, 2]")  # not a flow document: not checked
     assert main(["validate", str(tmp_path)]) == 2
     captured = capsys.readouterr()
-    assert "1 valid, 1 invalid" in captured.out and "list.json" in captured.err
+    assert "1 valid, 1 invalid" in captured.out and "bad.json" in captured.err
+    assert "list.json" not in captured.out + captured.err
 
 
 def test_validate_works_where_airflow_is_not_installed() -> None:

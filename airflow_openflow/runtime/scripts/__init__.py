@@ -33,6 +33,7 @@ class ScriptRunner(Protocol):
 RUNNERS: Final[dict[str, str]] = {
     "python3": "airflow_openflow.runtime.scripts.python:run_python",
     "bash": "airflow_openflow.runtime.scripts.bash:run_bash",
+    "go": "airflow_openflow.runtime.scripts.go:run_go",
 }
 
 SUPPORTED_LANGUAGES: Final = runnable_languages()

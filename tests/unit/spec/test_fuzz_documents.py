@@ -309,12 +309,19 @@ def test_any_document_becomes_a_dag_or_a_placeholder_naming_its_file(
     workspace: Path, named_text: tuple[str, str]
 ) -> None:
     from airflow_openflow import load_openflow_dags
+    from airflow_openflow.spec import discover_flows
 
     name, text = named_text
     text = text.replace("{outside}", str(workspace / "outside"))
     folder = workspace / "repo"
     for old in folder.glob("fuzzed.*"):
         old.unlink()
+    # Named as a plain document, deciding whether it is a flow must never raise either.
+    (folder / name).write_text(text, encoding="utf-8", errors="surrogatepass")
+    discover_flows(folder)
+    (folder / name).unlink()
+    # Named as a git-sync flow (``fuzzed.flow.json``), it is a flow whatever it holds.
+    name = name.replace("fuzzed.", "fuzzed.flow.")
     (folder / name).write_text(text, encoding="utf-8", errors="surrogatepass")
 
     dags = load_openflow_dags(folder)  # must never raise

@@ -123,11 +123,11 @@ def test_errors_inside_a_sub_flow_are_reported_on_the_calling_step(tmp_path: Pat
     write_flow(
         tmp_path,
         "f/lib/child",
-        {"id": "a", "value": {"type": "rawscript", "language": "go", "content": "x", "input_transforms": {}}},
+        {"id": "a", "value": {"type": "rawscript", "language": "nu", "content": "x", "input_transforms": {}}},
     )
     parent = load_flow(write_flow(tmp_path, "f/app/p", call("c", "f/lib/child")), root=tmp_path).flow
     [problem] = check_supported(parent)
-    assert "sub-flow 'f/lib/child'" in problem.message and "language 'go'" in problem.message
+    assert "sub-flow 'f/lib/child'" in problem.message and "language 'nu'" in problem.message
     resolved, _ = with_subflows_resolved(parent)
     value = resolved.value.modules[0].value
     assert isinstance(value, PathFlow) and value.resolved is not None

@@ -178,11 +178,11 @@ def test_accepted_with_warning() -> None:
 
 
 def test_problems_carry_file_and_line(tmp_path: Path) -> None:
-    document = flow(step("a"), {**step("b", language="go")})
+    document = flow(step("a"), {**step("b", language="nu")})
     path = tmp_path / "f.json"
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     found = by_path(check_supported(load_flow(path).flow))
-    assert found["value.modules[1].value.language"].line == line(path, '"language": "go"')
+    assert found["value.modules[1].value.language"].line == line(path, '"language": "nu"')
     assert all(p.file == str(path) for p in found.values())
 
 

@@ -6,14 +6,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
-.PHONY: install demo test fuzz lint ui bench clean lock
+.PHONY: install system-packages demo test fuzz lint ui bench clean lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
+	pkg-config --exists libmariadb || pkg-config --exists mysqlclient || $(MAKE) system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian packages the Python dependencies build against: mysqlclient (the mysql provider's driver,
+# SQL steps) compiles against the MariaDB client library, found with pkg-config. Needs root.
+system-packages:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-dev pkg-config
 
 # Runs the example flow through Airflow (SQLite metadata DB in .airflow_home) and prints its result.
 demo: $(STAMP)

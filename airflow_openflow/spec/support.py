@@ -7,7 +7,11 @@ are accepted but have no effect yet are warnings. Edit the tables below as featu
 from __future__ import annotations
 
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.languages import runnable_languages, unsupported_language_message
+from airflow_openflow.spec.languages import (
+    missing_requirement,
+    runnable_languages,
+    unsupported_language_message,
+)
 from airflow_openflow.spec.locate import join_path, with_lines_from_file
 from airflow_openflow.spec.model import (
     AiAgent,
@@ -128,6 +132,8 @@ class _Checker:
                     unsupported_language_message(value.language),
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
+            else:
+                self._requirement(join_path(value.json_path, "language"), value.language)
             for key in ("tag", "concurrent_limit", "concurrency_time_window_s", "custom_concurrency_key"):
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
@@ -226,6 +232,15 @@ class _Checker:
                 f"script {value.path!r} ({found.path.name}): {unsupported_language_message(found.language)}",
                 "rewrite the script in a supported language (docs/languages.md)",
             )
+        else:
+            self._requirement(path, found.language, f"script {value.path!r} ({found.path.name}): ")
+
+    def _requirement(self, path: str, language: str, prefix: str = "") -> None:
+        """A language that runs through an Airflow provider (SQL) needs it installed."""
+        missing = missing_requirement(language)
+        if missing is not None:
+            hint = "install it where the DAG processor and the workers run (docs/languages.md)"
+            self.error(path, prefix + missing, hint)
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:
         path = module.json_path

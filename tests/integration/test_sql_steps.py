@@ -351,13 +351,27 @@ def test_mysql_typed_arguments_defaults_multi_statement_and_errors(mariadb: dict
             f"$res:{mariadb['path']}",
         ),
         sql("bad", "mysql", "SELECT * FROM no_such_table", f"$res:{mariadb['path']}"),
+        sql(  # the provider's other driver, chosen by the Connection's ``client`` extra
+            "connector",
+            "mysql",
+            "-- ? p (text)\nSELECT '50%' AS literal, ? AS p",
+            {**resource, "client": "mysql-connector-python"},
+            p="flow_input.hostile",
+        ),
     ]
     steps[2]["continue_on_error"] = True
-    run = airflow_openflow.run_flow(
-        flow(*steps, py("out", "return [a, b, c]", a="results.typed", b="results.all", c="results.bad")), {}
+    out = py(
+        "out",
+        "return [a, b, c, d]",
+        a="results.typed",
+        b="results.all",
+        c="results.bad",
+        d="results.connector",
     )
+    run = airflow_openflow.run_flow(flow(*steps, out), {"hostile": HOSTILE[-1]})
     assert run.status == "success", run.result
-    typed, every, bad = run.result
+    typed, every, bad, connector = run.result
+    assert connector == [{"literal": "50%", "p": HOSTILE[-1]}]
     assert typed == {
         "next": 42,
         "label": "the default",

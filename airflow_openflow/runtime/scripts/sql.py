@@ -95,13 +95,7 @@ def _run(
     database = _RESOURCE_PREFIX + database_path if database_path else args.get("database")
     hook = _hook(dialect, database, step_id=step_id, workdir=workdir)
     try:
-
-        def adapt(value: Any, declared_type: str) -> Any:
-            return parameter(value, declared_type, dialect, json_wrapper=_json)
-
-        statements = prepare_statements(content, dialect, args, adapt=adapt)
-        results = _execute(hook, dialect, statements, timeout_s)
-        return collect(strategy, results)
+        return collect(strategy, _execute(hook, dialect, content, args, timeout_s))
     except StepError:
         raise
     except Exception as exc:
@@ -120,9 +114,19 @@ def _json(value: Any) -> Any:
         return Json(value)
 
 
-def _execute(hook: Any, dialect: Dialect, statements: list[Any], timeout_s: float | None) -> list[list[Any]]:
+def _execute(
+    hook: Any, dialect: Dialect, content: str, args: Mapping[str, Any], timeout_s: float | None
+) -> list[list[Any]]:
+    """The rows of every statement (``[]`` for a statement without rows), in autocommit."""
+
+    def adapt(value: Any, declared_type: str) -> Any:
+        return parameter(value, declared_type, dialect, json_wrapper=_json)
+
     conn = hook.get_conn()
     try:
+        # mysql-connector-python (a MySQL Connection's ``client`` extra) keeps ``%%`` as written.
+        escape_percent = not type(conn).__module__.startswith("mysql.connector")
+        statements = prepare_statements(content, dialect, args, adapt=adapt, escape_percent=escape_percent)
         hook.set_autocommit(conn, True)
         cursor = conn.cursor()
         try:

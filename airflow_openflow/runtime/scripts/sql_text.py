@@ -304,14 +304,21 @@ def script_annotations(sql: str) -> tuple[str | None, str]:
 
 
 def prepare_statements(
-    sql: str, dialect: Dialect, values: Mapping[str, Any], *, adapt: Any = None
+    sql: str,
+    dialect: Dialect,
+    values: Mapping[str, Any],
+    *,
+    adapt: Any = None,
+    escape_percent: bool = True,
 ) -> list[SqlStatement]:
     """The script's statements with Windmill's placeholders rewritten to the driver's (pyformat)
     placeholders and the argument values as the bound parameters.
 
     ``values``: the step's arguments by name; a declared argument that is missing takes its declared
     default, else NULL. ``adapt(value, declared_type)`` turns a JSON value into what the driver
-    binds (e.g. a JSON object for a ``jsonb`` parameter)."""
+    binds (e.g. a JSON object for a ``jsonb`` parameter). ``escape_percent``: the driver reads
+    ``%%`` as ``%`` once parameters are given (psycopg, mysqlclient; mysql-connector-python does
+    not)."""
     args = declared_args(sql, dialect)
     resolved = {arg.name: _value(arg, values) for arg in args}
     if adapt is not None:
@@ -319,13 +326,13 @@ def prepare_statements(
     statements = split_statements(sql, dialect)
     if dialect == "postgresql":
         by_index = {arg.index: arg for arg in args if arg.index is not None}
-        return [_pg_statement(text, by_index, resolved) for text in statements]
+        return [_pg_statement(text, by_index, resolved, escape_percent) for text in statements]
     if args and _MYSQL_NAMED.search(sql):
-        return [_mysql_named_statement(text, resolved) for text in statements]
+        return [_mysql_named_statement(text, resolved, escape_percent) for text in statements]
     queue = [resolved[arg.name] for arg in args]
     prepared = []
     for text in statements:
-        statement, used = _mysql_positional_statement(text, queue)
+        statement, used = _mysql_positional_statement(text, queue, escape_percent)
         queue = queue[used:]
         prepared.append(statement)
     return prepared
@@ -337,10 +344,12 @@ def _value(arg: SqlArg, values: Mapping[str, Any]) -> Any:
     return arg.default if arg.has_default else None
 
 
-def _rewrite(text: str, dialect: Dialect, placeholder: re.Pattern[str], replace: Any) -> tuple[str, bool]:
+def _rewrite(
+    text: str, dialect: Dialect, placeholder: re.Pattern[str], replace: Any, escape_percent: bool
+) -> tuple[str, bool]:
     """``text`` with the ``placeholder`` matches in code replaced by ``replace(match)`` (None keeps
-    the match), and, when any was replaced, every other ``%`` doubled: pyformat drivers read ``%``
-    everywhere in the text once parameters are given."""
+    the match), and, when any was replaced and ``escape_percent``, every other ``%`` doubled:
+    pyformat drivers read ``%`` everywhere in the text once parameters are given."""
     pieces: list[tuple[str, bool]] = []  # (text, is an inserted driver placeholder)
     found = False
     for kind, segment in _segments(text, dialect):
@@ -357,12 +366,14 @@ def _rewrite(text: str, dialect: Dialect, placeholder: re.Pattern[str], replace:
             pieces.append((out, True))
             last = match.end()
         pieces.append((segment[last:], False))
-    if not found:
-        return text, False
+    if not found or not escape_percent:
+        return "".join(piece for piece, _ in pieces), found
     return "".join(p if inserted else p.replace("%", "%%") for p, inserted in pieces), True
 
 
-def _pg_statement(text: str, by_index: Mapping[int, SqlArg], values: Mapping[str, Any]) -> SqlStatement:
+def _pg_statement(
+    text: str, by_index: Mapping[int, SqlArg], values: Mapping[str, Any], escape_percent: bool
+) -> SqlStatement:
     params: dict[str, Any] = {}
 
     def replace(match: re.Match[str]) -> str | None:
@@ -374,11 +385,11 @@ def _pg_statement(text: str, by_index: Mapping[int, SqlArg], values: Mapping[str
         cast = f"::{match.group(2)}" if match.group(2) else ""
         return f"%({key})s{cast}"
 
-    sql, found = _rewrite(text, "postgresql", _PG_PLACEHOLDER, replace)
+    sql, found = _rewrite(text, "postgresql", _PG_PLACEHOLDER, replace, escape_percent)
     return SqlStatement(sql, params if found else None)
 
 
-def _mysql_named_statement(text: str, values: Mapping[str, Any]) -> SqlStatement:
+def _mysql_named_statement(text: str, values: Mapping[str, Any], escape_percent: bool) -> SqlStatement:
     params: dict[str, Any] = {}
 
     def replace(match: re.Match[str]) -> str | None:
@@ -388,14 +399,16 @@ def _mysql_named_statement(text: str, values: Mapping[str, Any]) -> SqlStatement
         params[name] = values[name]
         return f"%({name})s"
 
-    sql, found = _rewrite(text, "mysql", _MYSQL_NAMED_PLACEHOLDER, replace)
+    sql, found = _rewrite(text, "mysql", _MYSQL_NAMED_PLACEHOLDER, replace, escape_percent)
     return SqlStatement(sql, params if found else None)
 
 
 _QUESTION = re.compile(r"\?")
 
 
-def _mysql_positional_statement(text: str, queue: Sequence[Any]) -> tuple[SqlStatement, int]:
+def _mysql_positional_statement(
+    text: str, queue: Sequence[Any], escape_percent: bool
+) -> tuple[SqlStatement, int]:
     params: list[Any] = []
 
     def replace(_match: re.Match[str]) -> str | None:
@@ -404,7 +417,7 @@ def _mysql_positional_statement(text: str, queue: Sequence[Any]) -> tuple[SqlSta
         params.append(queue[len(params)])
         return "%s"
 
-    sql, found = _rewrite(text, "mysql", _QUESTION, replace)
+    sql, found = _rewrite(text, "mysql", _QUESTION, replace, escape_percent)
     return SqlStatement(sql, params if found else None), len(params)
 
 

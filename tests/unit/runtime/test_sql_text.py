@@ -74,6 +74,9 @@ def test_percent_signs_are_escaped_only_when_parameters_are_bound() -> None:
     assert plain == SqlStatement("SELECT '50%' LIKE '%'", None)
     (bound,) = prepare_statements("-- $1 x\nSELECT '50%', $1 -- 10%", "postgresql", {"x": 1})
     assert bound.sql.endswith("SELECT '50%%', %(p1)s -- 10%%")
+    # mysql-connector-python keeps ``%%`` as written: no doubling for it
+    (kept,) = prepare_statements("-- ? x (int)\nSELECT '50%', ?", "mysql", {"x": 1}, escape_percent=False)
+    assert kept.sql.endswith("SELECT '50%', %s") and kept.params == [1]
 
 
 def test_statements_split_outside_strings_and_comments() -> None:

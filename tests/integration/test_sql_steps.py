@@ -299,7 +299,7 @@ MY_STORE = """\
 -- ? name (text)
 -- ? age (int) = 33
 INSERT INTO people (name, age) VALUES (?, ?);
-SELECT name, age FROM people ORDER BY id DESC LIMIT 1
+SELECT name, age FROM people WHERE name = ?
 """
 
 MY_FIND = """\
@@ -314,9 +314,11 @@ def test_mysql_hostile_values_positional_and_named(mariadb: dict[str, Any]) -> N
         sql(f"s{i}", "mysql", MY_STORE, database, name=f"flow_input.names[{i}]") for i in range(len(HOSTILE))
     ]
     steps.append(sql("find", "mysql", MY_FIND, database, name="flow_input.names[0]"))
+    steps.append(py("out", "return [stored, found]", stored="results.s1", found="results.find"))
     run = airflow_openflow.run_flow(flow(*steps), {"names": HOSTILE})
     assert run.status == "success", run.result
-    assert run.result == [{"n": 1, "asked": HOSTILE[0]}]
+    # each statement's ``?`` bind from the first declared argument (the SELECT finds the name)
+    assert run.result == [[{"name": HOSTILE[1], "age": 33}], [{"n": 1, "asked": HOSTILE[0]}]]
     assert _count(mariadb["connect"]) == len(HOSTILE)
     conn = mariadb["connect"]()
     try:

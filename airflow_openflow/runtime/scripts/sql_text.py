@@ -10,8 +10,9 @@ The declarations, as Windmill reads them (docs/languages.md, SQL):
 
 - PostgreSQL: placeholders ``$1``, ``$2::int``... in the statements; ``-- $1 name`` names an argument,
   ``-- $2 name = default`` gives a default. An undeclared ``$3`` is the argument named ``$3``.
-- MySQL: ``-- ? name (type)`` declares the next ``?`` placeholder, in order; ``-- :name (type)``
-  declares a named argument used as ``:name`` (named declarations win, as in Windmill).
+- MySQL: ``-- ? name (type)`` declares the next ``?`` placeholder, in order (in every statement
+  the first ``?`` is the first declared argument); ``-- :name (type)`` declares a named argument
+  used as ``:name`` (named declarations win, as in Windmill).
 - Annotations: ``-- database f/folder/resource`` (the database resource), and
   ``-- result_collection=<strategy>`` (what the step returns, see :func:`collect`).
 
@@ -329,13 +330,9 @@ def prepare_statements(
         return [_pg_statement(text, by_index, resolved, escape_percent) for text in statements]
     if args and _MYSQL_NAMED.search(sql):
         return [_mysql_named_statement(text, resolved, escape_percent) for text in statements]
-    queue = [resolved[arg.name] for arg in args]
-    prepared = []
-    for text in statements:
-        statement, used = _mysql_positional_statement(text, queue, escape_percent)
-        queue = queue[used:]
-        prepared.append(statement)
-    return prepared
+    # As Windmill binds them: each statement's ``?`` take the declared arguments from the first.
+    positional = [resolved[arg.name] for arg in args]
+    return [_mysql_positional_statement(text, positional, escape_percent) for text in statements]
 
 
 def _value(arg: SqlArg, values: Mapping[str, Any]) -> Any:
@@ -406,19 +403,17 @@ def _mysql_named_statement(text: str, values: Mapping[str, Any], escape_percent:
 _QUESTION = re.compile(r"\?")
 
 
-def _mysql_positional_statement(
-    text: str, queue: Sequence[Any], escape_percent: bool
-) -> tuple[SqlStatement, int]:
+def _mysql_positional_statement(text: str, values: Sequence[Any], escape_percent: bool) -> SqlStatement:
     params: list[Any] = []
 
     def replace(_match: re.Match[str]) -> str | None:
-        if len(params) >= len(queue):
+        if len(params) >= len(values):
             return None  # more ``?`` than declared arguments: the database reports the error
-        params.append(queue[len(params)])
+        params.append(values[len(params)])
         return "%s"
 
     sql, found = _rewrite(text, "mysql", _QUESTION, replace, escape_percent)
-    return SqlStatement(sql, params if found else None), len(params)
+    return SqlStatement(sql, params if found else None)
 
 
 # -- results -------------------------------------------------------------------------------------

@@ -93,19 +93,21 @@ def test_mysql_statements_know_backslash_escapes_backticks_and_hash_comments() -
     assert split_statements("SELECT 1--1; SELECT 2", "mysql") == ["SELECT 1--1", "SELECT 2"]
 
 
-def test_mysql_positional_declarations_bind_in_order_across_statements() -> None:
+def test_mysql_positional_declarations_bind_in_order_in_each_statement() -> None:
     sql = (
         "-- ? name (varchar)\n-- ? age (int) = 7\n-- ? ok (bool)\n"
-        "INSERT INTO t VALUES (?, ?); SELECT '?' AS q, ? AS ok"
+        "INSERT INTO t VALUES (?, ?, ?); SELECT '?' AS q, ? AS name; SELECT 1"
     )
     assert declared_args(sql, "mysql") == [
         SqlArg("name", "varchar"),
         SqlArg("age", "int", True, 7),
         SqlArg("ok", "bool"),
     ]
-    first, second = prepare_statements(sql, "mysql", {"name": HOSTILE, "ok": True})
-    assert first.sql.endswith("INSERT INTO t VALUES (%s, %s)") and first.params == [HOSTILE, 7]
-    assert second == SqlStatement("SELECT '?' AS q, %s AS ok", [True])
+    first, second, third = prepare_statements(sql, "mysql", {"name": HOSTILE, "ok": True})
+    assert first.sql.endswith("INSERT INTO t VALUES (%s, %s, %s)") and first.params == [HOSTILE, 7, True]
+    # as Windmill binds them: each statement starts again from the first declared argument
+    assert second == SqlStatement("SELECT '?' AS q, %s AS name", [HOSTILE])
+    assert third == SqlStatement("SELECT 1", None)
 
 
 def test_mysql_named_declarations_win_and_bind_by_name() -> None:

@@ -79,3 +79,20 @@ def test_the_check_imports_neither_the_provider_nor_airflow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_building_the_dag_of_a_sql_flow_touches_no_provider_driver_or_database(tmp_path: Path) -> None:
+    # Airflow's own provider discovery imports each provider's ``get_provider_info``: not ours.
+    folder = _repo(tmp_path)
+    code = (
+        "import sys; from airflow_openflow import load_openflow_dags; "
+        "dags = load_openflow_dags(sys.argv[1], strict=True); assert len(dags) == 1, dags; "
+        "loaded = [m for m in sys.modules if m.startswith(('airflow.providers.postgres.hooks', "
+        "'airflow.providers.mysql.hooks', 'psycopg', 'MySQLdb', 'mysql.connector', 'asyncpg'))]; "
+        "assert not loaded, loaded"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert folder.exists()

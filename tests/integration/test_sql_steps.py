@@ -9,6 +9,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -388,3 +389,46 @@ def test_mysql_typed_arguments_defaults_multi_statement_and_errors(mariadb: dict
     assert every == [[], [{"name": "a"}], [{"two": 2}]]
     assert bad["error"]["name"] == "ExecutionErr"
     assert "no_such_table" in bad["error"]["message"] and "doesn't exist" in bad["error"]["message"]
+
+
+def test_a_sql_script_by_path_in_a_parallel_loop(pg: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "f" / "db").mkdir(parents=True)
+    (tmp_path / "f" / "db" / "add_person.pg.sql").write_text(
+        "-- $1 name\n-- $2 age\nINSERT INTO people (name, age) VALUES ($1, $2::int) RETURNING id > 0 AS ok\n"
+    )
+    folder = tmp_path / "f" / "app" / "people.flow"
+    folder.mkdir(parents=True)
+    (folder / "flow.yaml").write_text(
+        f"""\
+summary: a SQL script by path in a loop
+value:
+  modules:
+    - id: each
+      value:
+        type: forloopflow
+        parallel: true
+        skip_failures: false
+        iterator: {{type: javascript, expr: flow_input.people}}
+        modules:
+          - id: add
+            value:
+              type: script
+              path: f/db/add_person
+              input_transforms:
+                database: {{type: static, value: "$res:{pg["path"]}"}}
+                name: {{type: javascript, expr: flow_input.iter.value.name}}
+                age: {{type: javascript, expr: flow_input.iter.value.age}}
+    - id: total
+      value:
+        type: rawscript
+        language: postgresql
+        content: "-- result_collection=last_statement_first_row_scalar\\nSELECT sum(age) FROM people"
+        input_transforms:
+          database: {{type: static, value: "$res:{pg["path"]}"}}
+"""
+    )
+    people = [{"name": HOSTILE[0], "age": 1}, {"name": "b", "age": 2}, {"name": "c", "age": 3}]
+    run = airflow_openflow.run_flow(folder, {"people": people})
+    assert run.status == "success", run.result
+    assert run.result == 6
+    assert _count(pg["connect"]) == 3

@@ -132,6 +132,7 @@ def _execute(
         try:
             if timeout_s:
                 _statement_timeout(cursor, dialect, timeout_s)
+            log.info("%s: %d statement(s), autocommit", dialect, len(statements))
             results: list[list[Any]] = []
             for statement in statements:
                 cursor.execute(statement.sql, statement.params)
@@ -175,6 +176,15 @@ def _hook(dialect: Dialect, database: Any, *, step_id: str, workdir: pathlib.Pat
             log.info("%s step %s: Airflow Connection %r (%s)", dialect, step_id, conn_id, database)
             return _hook_class(dialect)(**{_hook_class(dialect).conn_name_attr: conn_id})
         database = get_resource(path)  # a resource stored as a Variable, or ResourceNotFound
+    if isinstance(database, str) and database.startswith("datatable://"):
+        raise StepError(
+            error_object(
+                "ExecutionErr",
+                f"Windmill data tables ({database!r}) are not supported: give the step a database "
+                "resource ('$res:f/folder/name', the Airflow Connection f__folder__name)",
+                step_id=step_id,
+            )
+        )
     if not isinstance(database, Mapping):
         raise StepError(
             error_object(

@@ -60,3 +60,9 @@ def test_a_sql_step_without_a_database_fails_with_execution_error(
     error = raised.value.error["error"]
     assert error["name"] == "ExecutionErr" and error["step_id"] == "q"
     assert error["message"].startswith("Missing database argument") and "$res:" in error["message"]
+
+
+def test_windmill_data_tables_are_refused_by_name(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(StepError) as raised:
+        run_script("postgresql", "SELECT 1", {"database": "datatable://main"}, step_id="q", workdir=tmp_path)
+    assert "data tables ('datatable://main') are not supported" in raised.value.error["error"]["message"]

@@ -272,7 +272,7 @@ def test_postgresql_database_as_object_annotation_missing_and_timeout(pg: dict[s
     assert slow["error"]["name"] == "ExecutionErr" and "statement timeout" in slow["error"]["message"]
 
 
-def test_a_flow_mixing_python_and_postgresql_steps(pg: dict[str, Any]) -> None:
+def test_a_flow_mixing_python_bash_and_postgresql_steps(pg: dict[str, Any]) -> None:
     database = f"$res:{pg['path']}"
     insert = """\
 -- $1 people
@@ -280,18 +280,31 @@ INSERT INTO people (name, age)
 SELECT p->>'name', (p->>'age')::int FROM jsonb_array_elements($1::jsonb) AS p;
 SELECT name, age FROM people WHERE age >= 18 ORDER BY age
 """
+    bash = {
+        "id": "announce",
+        "value": {
+            "type": "rawscript",
+            "language": "bash",
+            "content": 'count="$1"\necho "adults: $count"\n',
+            "input_transforms": {"count": {"type": "javascript", "expr": "results.store.length"}},
+        },
+    }
     steps = [
         py("prepare", "return [{'name': n, 'age': a} for n, a in rows]", rows="flow_input.rows"),
         sql("store", "postgresql", insert, database, people="results.prepare"),
+        bash,
+        sql("oldest", "postgresql", "SELECT max(age) AS age FROM people", database),
         py(
             "summary",
-            "return {'adults': [r['name'] for r in rows], 'total_age': sum(r['age'] for r in rows)}",
+            "return {'adults': [r['name'] for r in rows], 'said': said, 'oldest': oldest[0]['age']}",
             rows="results.store",
+            said="results.announce",
+            oldest="results.oldest",
         ),
     ]
     run = airflow_openflow.run_flow(flow(*steps), {"rows": [["kid", 9], ["ada", 36], ["grace", 85]]})
     assert run.status == "success", run.result
-    assert run.result == {"adults": ["ada", "grace"], "total_age": 121}
+    assert run.result == {"adults": ["ada", "grace"], "said": "adults: 2", "oldest": 85}
 
 
 # -- MariaDB (mysql) -----------------------------------------------------------------------------

@@ -45,8 +45,10 @@ def parameter(value: Any, declared_type: str, dialect: Dialect, *, json_wrapper:
 
 
 def row_object(names: list[str], row: Any, dialect: Dialect) -> dict[str, Any]:
-    """One row as ``{column: value}`` (a repeated column name keeps its last value, as in Windmill)."""
-    return {name: json_cell(cell, dialect) for name, cell in zip(names, row, strict=False)}
+    """One row as ``{column: value}`` (a repeated column name keeps its last value, as in Windmill).
+    ``row`` is a sequence, or a mapping when the Connection's ``cursor`` extra asks for dict rows."""
+    cells = list(row.values()) if isinstance(row, Mapping) else list(row)
+    return {name: json_cell(cell, dialect) for name, cell in zip(names, cells, strict=False)}
 
 
 def json_cell(value: Any, dialect: Dialect) -> Any:

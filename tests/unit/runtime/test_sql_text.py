@@ -19,7 +19,7 @@ from airflow_openflow.runtime.scripts.sql_text import (
     script_annotations,
     split_statements,
 )
-from airflow_openflow.runtime.scripts.sql_values import json_cell, parameter
+from airflow_openflow.runtime.scripts.sql_values import json_cell, parameter, row_object
 
 HOSTILE = "x'); DROP TABLE people; -- \" ` $1 ? :name %s %(p1)s"
 
@@ -179,3 +179,10 @@ def test_parameters_follow_the_declared_type() -> None:
     assert parameter(True, "bool", "mysql", json_wrapper=wrap) == 1
     assert parameter({"a": 1}, "text", "mysql", json_wrapper=wrap) == '{"a": 1}'
     assert parameter("2024-01-02", "date", "postgresql", json_wrapper=wrap) == "2024-01-02"
+
+
+def test_rows_are_objects_whatever_the_cursor_gives() -> None:
+    names = ["a", "b", "a"]
+    assert row_object(names, (1, decimal.Decimal("2.5"), 3), "postgresql") == {"a": 3, "b": "2.5"}
+    # a Connection's ``cursor`` extra (dictcursor, realdictcursor) makes the driver return mappings
+    assert row_object(["a", "b"], {"a": 1, "b": None}, "postgresql") == {"a": 1, "b": None}

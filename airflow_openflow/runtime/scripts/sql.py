@@ -8,7 +8,7 @@
   becomes a Connection in memory.
 - The statements: sql_text.py splits them and turns Windmill's placeholders into the driver's bound
   parameters; each runs in autocommit, one after the other, as Windmill runs them.
-- The result: sql_text.collect (Windmill's ``result_collection``), cells as sql_values.py converts.
+- The result: sql_values.collect (Windmill's ``result_collection``), cells converted there too.
 
 A database error fails the step with ``ExecutionErr`` and the database's message.
 """
@@ -23,13 +23,8 @@ from typing import Any
 
 from airflow_openflow.runtime.connections import airflow_key, get_resource, mask_secret
 from airflow_openflow.runtime.errors import StepError, error_object, exception_text
-from airflow_openflow.runtime.scripts.sql_text import (
-    Dialect,
-    collect,
-    prepare_statements,
-    script_annotations,
-)
-from airflow_openflow.runtime.scripts.sql_values import parameter, row_object
+from airflow_openflow.runtime.scripts.sql_text import Dialect, prepare_statements, script_annotations
+from airflow_openflow.runtime.scripts.sql_values import collect, parameter, row_object
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ The declarations, as Windmill reads them (docs/languages.md, SQL):
   the first ``?`` is the first declared argument); ``-- :name (type)`` declares a named argument
   used as ``:name`` (named declarations win, as in Windmill).
 - Annotations: ``-- database f/folder/resource`` (the database resource), and
-  ``-- result_collection=<strategy>`` (what the step returns, see :func:`collect`).
+  ``-- result_collection=<strategy>`` (what the step returns, see ``sql_values.collect``).
 
 Nothing here imports Airflow or a database driver.
 """
@@ -32,7 +32,6 @@ __all__ = [
     "RESULT_COLLECTIONS",
     "SqlArg",
     "SqlStatement",
-    "collect",
     "declared_args",
     "prepare_statements",
     "script_annotations",
@@ -414,40 +413,3 @@ def _mysql_positional_statement(text: str, values: Sequence[Any], escape_percent
 
     sql, found = _rewrite(text, "mysql", _QUESTION, replace, escape_percent)
     return SqlStatement(sql, params if found else None)
-
-
-# -- results -------------------------------------------------------------------------------------
-
-
-def collect(strategy: str, results: Sequence[Sequence[dict[str, Any]]]) -> Any:
-    """The step result from the rows of every statement (statements without rows give ``[]``),
-    as Windmill's result collection ``strategy`` shapes it:
-
-    - ``last_statement_*`` (the default ``last_statement_all_rows``): the last statement only;
-      ``all_statements_*``: one entry per statement; ``legacy``: the rows for a single statement,
-      one list per statement for several.
-    - ``*_first_row``: a row (or null) instead of a list of rows.
-    - ``*_scalar``: the first column's value instead of the row object.
-    """
-    if strategy not in RESULT_COLLECTIONS:
-        strategy = RESULT_COLLECTIONS[0]
-    last_only = strategy.startswith("last_statement") or (strategy == "legacy" and len(results) == 1)
-    first_row = "_first_row" in strategy
-    scalar = strategy.endswith("_scalar")
-    selected: list[list[Any]] = [list(rows) for rows in (results[-1:] if last_only else results)]
-    if first_row:
-        selected = [rows[:1] for rows in selected]
-    if scalar:
-        selected = [[_first_value(row) for row in rows] for rows in selected]
-    if last_only:
-        rows = selected[-1] if selected else []
-        return (rows[0] if rows else None) if first_row else rows
-    if first_row:
-        return [rows[0] if rows else None for rows in selected]
-    return selected
-
-
-def _first_value(row: Any) -> Any:
-    if not isinstance(row, dict) or not row:
-        raise ValueError("a scalar result needs rows with at least one column")
-    return next(iter(row.values()))

@@ -1,5 +1,6 @@
 """Values across the SQL boundary: a step's JSON arguments into bound parameters, database cells into
-the JSON of the step result, both as Windmill's SQL executors do (docs/languages.md, SQL).
+the JSON of the step result and the rows of the statements into the step result (``collect``), as
+Windmill's SQL executors do (docs/languages.md, SQL).
 
 Imports no database driver: the driver's JSON wrapper is handed in.
 """
@@ -11,10 +12,10 @@ import datetime
 import decimal
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from airflow_openflow.runtime.scripts.sql_text import Dialect
+from airflow_openflow.runtime.scripts.sql_text import RESULT_COLLECTIONS, Dialect
 
 _TEXT_TYPES = frozenset({"text", "varchar", "character varying", "char", "character", "string", "nvarchar"})
 _JSON_TYPES = frozenset({"json", "jsonb"})
@@ -108,3 +109,40 @@ def _duration(value: datetime.timedelta) -> str:
     minutes, seconds = divmod(rest, 60)
     sign = "-" if value < datetime.timedelta(0) else ""
     return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}{_fraction(total.microseconds)}"
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def collect(strategy: str, results: Sequence[Sequence[dict[str, Any]]]) -> Any:
+    """The step result from the rows of every statement (statements without rows give ``[]``),
+    as Windmill's result collection ``strategy`` shapes it:
+
+    - ``last_statement_*`` (the default ``last_statement_all_rows``): the last statement only;
+      ``all_statements_*``: one entry per statement; ``legacy``: the rows for a single statement,
+      one list per statement for several.
+    - ``*_first_row``: a row (or null) instead of a list of rows.
+    - ``*_scalar``: the first column's value instead of the row object.
+    """
+    if strategy not in RESULT_COLLECTIONS:
+        strategy = RESULT_COLLECTIONS[0]
+    last_only = strategy.startswith("last_statement") or (strategy == "legacy" and len(results) == 1)
+    first_row = "_first_row" in strategy
+    scalar = strategy.endswith("_scalar")
+    selected: list[list[Any]] = [list(rows) for rows in (results[-1:] if last_only else results)]
+    if first_row:
+        selected = [rows[:1] for rows in selected]
+    if scalar:
+        selected = [[_first_value(row) for row in rows] for rows in selected]
+    if last_only:
+        rows = selected[-1] if selected else []
+        return (rows[0] if rows else None) if first_row else rows
+    if first_row:
+        return [rows[0] if rows else None for rows in selected]
+    return selected
+
+
+def _first_value(row: Any) -> Any:
+    if not isinstance(row, dict) or not row:
+        raise ValueError("a scalar result needs rows with at least one column")
+    return next(iter(row.values()))

@@ -13,13 +13,12 @@ import pytest
 from airflow_openflow.runtime.scripts.sql_text import (
     SqlArg,
     SqlStatement,
-    collect,
     declared_args,
     prepare_statements,
     script_annotations,
     split_statements,
 )
-from airflow_openflow.runtime.scripts.sql_values import json_cell, parameter, row_object
+from airflow_openflow.runtime.scripts.sql_values import collect, json_cell, parameter, row_object
 
 HOSTILE = "x'); DROP TABLE people; -- \" ` $1 ? :name %s %(p1)s"
 

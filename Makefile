@@ -4,9 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-installed-stamp
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
-.PHONY: install demo test fuzz lint ui bench clean lock
+.PHONY: install system-packages demo test fuzz lint ui bench clean lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +16,25 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
+# The tests also run MySQL steps: the mysql extra, whose driver (mysqlclient) compiles against the
+# MariaDB client library (Debian packages, installed when missing; needs root).
+$(TEST_STAMP): $(STAMP)
+	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || $(MAKE) system-packages
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,mysql]'
+	touch $(TEST_STAMP)
+
+# Debian packages the Python dependencies build against: mysqlclient (the mysql provider's driver,
+# SQL steps) compiles against the MariaDB client library, found with pkg-config. Needs root.
+system-packages:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-dev pkg-config
+
 # Runs the example flow through Airflow (SQLite metadata DB in .airflow_home) and prints its result.
 demo: $(STAMP)
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) $(BIN)/airflow-openflow run dags/flows/f/examples/order_summary.flow \
 		--input '{"customer": "Ada", "items": [{"name": "tea", "price": 4.5, "qty": 2}, {"name": "cake", "price": 3, "qty": 1}]}'
 
 # The whole test suite: unit tests, real DAG runs, the conformance corpus.
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
 # The loader fuzzed with many more generated documents than make test runs.

@@ -31,6 +31,7 @@ from airflow_openflow.runtime.log_text import json_preview
 from airflow_openflow.runtime.outcomes import OutcomeKind, StepOutcome, stop_outcome
 from airflow_openflow.runtime.shared_dir import shared_directory
 from airflow_openflow.runtime.step_context import StepRunContext, StepScope, static_scope
+from airflow_openflow.spec.languages import SQL_LANGUAGES
 from airflow_openflow.spec.model import BranchOne, FlowModule, Identity, PathFlow, PathScript, RawScript
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def _execute(module: FlowModule, scope: StepScope, script_runner: ScriptRunner |
     if isinstance(value, PathScript):  # a hub script with no vendored copy (spec/scripts.py)
         value = _hub_script(module, value)
     if isinstance(value, RawScript):
-        args = evaluate_transforms(value.input_transforms, scope.build())
+        args = _arguments(value, scope)
         cache_key = _cache_key(module, value, args) if module.cache_ttl else None
         if cache_key is not None:
             hit = scope.ctx.cache_get(cache_key)
@@ -239,6 +240,24 @@ def _hub_script(module: FlowModule, value: PathScript) -> RawScript:
     from airflow_openflow.runtime.hub import resolve_hub_script
 
     return resolve_hub_script(value, step_id=module.id)
+
+
+def _arguments(value: RawScript, scope: StepScope) -> dict[str, Any]:
+    """The step's evaluated arguments. A SQL step's ``database`` given as a static ``$res:<path>``
+    stays that string: the runner opens the Airflow Connection of that path through the provider's
+    hook, with all of the Connection's settings (runtime/scripts/sql.py)."""
+    transforms = value.input_transforms
+    database = transforms.get("database")
+    if (
+        value.language in SQL_LANGUAGES
+        and database is not None
+        and database.kind == "static"
+        and isinstance(database.value, str)
+        and database.value.startswith("$res:")
+    ):
+        rest = {name: t for name, t in transforms.items() if name != "database"}
+        return {"database": database.value, **evaluate_transforms(rest, scope.build())}
+    return evaluate_transforms(transforms, scope.build())
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ This module imports nothing of Airflow.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import shutil
 from dataclasses import dataclass
 from typing import Final
@@ -27,6 +29,11 @@ class Language:
     needs: str = ""
     #: A program that must be on the PATH (of the process loading the flow and of the worker).
     tool: str = ""
+    #: The pip distribution a step of this language needs on the worker (an Airflow provider); the
+    #: loader refuses the step when it is not installed (spec/support.py).
+    requires: str | None = None
+    #: The ``pip install`` extra of airflow-openflow that brings ``requires``.
+    extra: str | None = None
 
 
 LANGUAGES: Final[tuple[Language, ...]] = (
@@ -38,8 +45,22 @@ LANGUAGES: Final[tuple[Language, ...]] = (
     Language(
         "go", (".go",), runs=True, needs="the Go toolchain ('go' on the PATH; Debian: golang-go)", tool="go"
     ),
-    Language("postgresql", (".pg.sql",), runs=False),
-    Language("mysql", (".my.sql",), runs=False),
+    Language(
+        "postgresql",
+        (".pg.sql",),
+        runs=True,
+        needs="the Airflow postgres provider (PostgresHook)",
+        requires="apache-airflow-providers-postgres",
+        extra="postgres",
+    ),
+    Language(
+        "mysql",
+        (".my.sql",),
+        runs=True,
+        needs="the Airflow mysql provider (MySqlHook)",
+        requires="apache-airflow-providers-mysql",
+        extra="mysql",
+    ),
     Language("bigquery", (".bq.sql",), runs=False),
     Language("snowflake", (".sf.sql",), runs=False),
     Language("mssql", (".ms.sql",), runs=False),
@@ -60,6 +81,9 @@ LANGUAGES: Final[tuple[Language, ...]] = (
 DEFAULT_TS: Final = "bun"
 
 BY_NAME: Final[dict[str, Language]] = {language.name: language for language in LANGUAGES}
+
+#: Languages whose steps are SQL run through an Airflow provider's hook (runtime/scripts/sql.py).
+SQL_LANGUAGES: Final = frozenset({"postgresql", "mysql"})
 
 
 def runnable_languages() -> tuple[str, ...]:
@@ -85,18 +109,44 @@ def language_of_file(file_name: str, *, default_ts: str = DEFAULT_TS) -> str | N
     return None
 
 
-def missing_tool_message(language: str) -> str | None:
-    """Why a language this release runs cannot run here (its program is not on the PATH), else None.
-    Checked when a flow loads (spec/support.py), so that the DAG says what to install."""
+def missing_runtime(language: str) -> str | None:
+    """Why a language this release runs cannot run here, else None: its program is not on the
+    PATH, or the pip package its steps need is not installed. Checked when a flow loads
+    (spec/support.py), so that the DAG says what to install."""
+    return _missing_tool(language) or _missing_requirement(language)
+
+
+def _missing_tool(language: str) -> str | None:
     entry = BY_NAME.get(language)
     if entry is None or not entry.tool or shutil.which(entry.tool) is not None:
         return None
     return f"language {language!r} needs {entry.needs}, and {entry.tool!r} is not on the PATH"
 
 
+def _missing_requirement(language: str) -> str | None:
+    """``X steps need the Airflow provider <package>...`` when the pip package that steps of
+    ``language`` need is not installed, else None. Reads the installed distributions' metadata:
+    nothing is imported (the check runs at DAG-parse time and in ``airflow-openflow validate``,
+    where Airflow may be absent)."""
+    entry = BY_NAME.get(language)
+    if entry is None or entry.requires is None or _installed(entry.requires):
+        return None
+    return (
+        f"{language} steps need the Airflow provider {entry.requires}, which is not installed on this "
+        f"machine: pip install 'airflow-openflow[{entry.extra}]' (or pip install {entry.requires})"
+    )
+
+
+@functools.cache
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def unsupported_language_message(language: str) -> str:
     """``language X is not supported; supported: ...`` (the same words everywhere)."""
     known = "" if language in BY_NAME else " (not a Windmill language)"
-    return (
-        f"language {language!r}{known} is not supported; supported: {', '.join(runnable_languages())}"
-    )
+    return f"language {language!r}{known} is not supported; supported: {', '.join(runnable_languages())}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.hub import hub_path_problem, is_hub_path
 from airflow_openflow.spec.languages import (
-    missing_tool_message,
+    missing_runtime,
     runnable_languages,
     unsupported_language_message,
 )
@@ -134,7 +134,7 @@ class _Checker:
                     unsupported_language_message(value.language),
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
-            elif (missing := missing_tool_message(value.language)) is not None:
+            elif (missing := missing_runtime(value.language)) is not None:
                 if value.path:  # a script by path, inlined (or a rawscript that names its path)
                     self.error(
                         join_path(value.json_path, "path"), f"script {value.path!r}: {missing}", _INSTALL_HINT
@@ -243,7 +243,7 @@ class _Checker:
                 f"script {value.path!r} ({found.path.name}): {unsupported_language_message(found.language)}",
                 "rewrite the script in a supported language (docs/languages.md)",
             )
-        elif (missing := missing_tool_message(found.language)) is not None:
+        elif (missing := missing_runtime(found.language)) is not None:
             self.error(path, f"script {value.path!r} ({found.path.name}): {missing}", _INSTALL_HINT)
 
     def _fields(self, module: FlowModule, *, top_level: bool) -> None:

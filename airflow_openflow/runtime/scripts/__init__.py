@@ -34,6 +34,8 @@ RUNNERS: Final[dict[str, str]] = {
     "python3": "airflow_openflow.runtime.scripts.python:run_python",
     "bash": "airflow_openflow.runtime.scripts.bash:run_bash",
     "go": "airflow_openflow.runtime.scripts.go:run_go",
+    "postgresql": "airflow_openflow.runtime.scripts.sql:run_postgresql",
+    "mysql": "airflow_openflow.runtime.scripts.sql:run_mysql",
 }
 
 SUPPORTED_LANGUAGES: Final = runnable_languages()

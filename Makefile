@@ -10,7 +10,7 @@ AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,typescript]'
 	touch $(STAMP)
 
 install: $(STAMP)

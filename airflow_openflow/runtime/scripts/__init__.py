@@ -33,6 +33,9 @@ class ScriptRunner(Protocol):
 RUNNERS: Final[dict[str, str]] = {
     "python3": "airflow_openflow.runtime.scripts.python:run_python",
     "bash": "airflow_openflow.runtime.scripts.bash:run_bash",
+    "deno": "airflow_openflow.runtime.scripts.typescript:run_deno",
+    "bun": "airflow_openflow.runtime.scripts.typescript:run_bun",
+    "nativets": "airflow_openflow.runtime.scripts.typescript:run_nativets",
 }
 
 SUPPORTED_LANGUAGES: Final = runnable_languages()

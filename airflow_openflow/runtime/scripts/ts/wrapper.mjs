@@ -134,6 +134,19 @@ function toJson(value) {
   return JSON.stringify(value ?? null, (_key, item) => (typeof item === "undefined" ? null : item));
 }
 
+// A script that does not compile: Deno reports a TypeError "SyntaxError: ...", Bun a BuildMessage;
+// both become a SyntaxError naming the place.
+function importError(e) {
+  if (e?.name === "BuildMessage") {
+    const at = e.position ? ` (${e.position.file ?? "main.ts"}:${e.position.line}:${e.position.column})` : "";
+    return { name: "SyntaxError", message: `${e.message}${at}`, stack: "" };
+  }
+  if (e?.name === "TypeError" && typeof e.message === "string" && e.message.startsWith("SyntaxError: ")) {
+    return { name: "SyntaxError", message: e.message.slice("SyntaxError: ".length), stack: String(e.stack ?? "") };
+  }
+  return e;
+}
+
 function errorObject(e) {
   if (e instanceof Error || (e !== null && typeof e === "object" && "message" in e)) {
     return { name: String(e.name ?? "Error"), message: String(e.message ?? ""), stack: String(e.stack ?? "") };
@@ -146,7 +159,12 @@ async function run() {
     return this.toString();
   };
   const args = JSON.parse(await readText("./args.json"));
-  const script = await import("./main.ts");
+  let script;
+  try {
+    script = await import("./main.ts");
+  } catch (e) {
+    throw importError(e);
+  }
   if (typeof script.main !== "function") {
     const error = new Error(
       "the script exports no main function: a TypeScript step needs `export async function main(...)`",

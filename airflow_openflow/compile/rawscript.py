@@ -1,4 +1,4 @@
-"""``rawscript``: an inline script step (python3, bash) as one task."""
+"""``rawscript``: an inline script step (python3, bash, deno, bun, nativets) as one task."""
 
 from __future__ import annotations
 

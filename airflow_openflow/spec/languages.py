@@ -29,14 +29,14 @@ class Language:
 LANGUAGES: Final[tuple[Language, ...]] = (
     Language("python3", (".py",), runs=True, needs="the Airflow worker's Python"),
     Language("bash", (".sh",), runs=True, needs="/bin/bash"),
+    Language("deno", (".deno.ts",), runs=True, needs="deno: pip install 'airflow-openflow[typescript]'"),
+    Language("bun", (".bun.ts",), runs=True, needs="bun: pip install 'airflow-openflow[typescript]'"),
     Language(
         "nativets",
         (".fetch.ts", ".native.ts"),
         runs=True,
         needs="deno (or bun when deno is missing): pip install 'airflow-openflow[typescript]'",
     ),
-    Language("bun", (".bun.ts",), runs=True, needs="bun: pip install 'airflow-openflow[typescript]'"),
-    Language("deno", (".deno.ts",), runs=True, needs="deno: pip install 'airflow-openflow[typescript]'"),
     Language("go", (".go",), runs=False),
     Language("postgresql", (".pg.sql",), runs=False),
     Language("mysql", (".my.sql",), runs=False),

@@ -278,3 +278,103 @@ def test_scripts_by_path_take_their_language_from_the_suffix_and_defaultTs(
     assert run.status == "success", run.result
     # A plain .ts is the workspace's defaultTs (bun when wmill.yaml does not say).
     assert run.result == {"x": 4, "seen": [default_ts or "bun", "bun", "deno"]}
+
+
+PARALLEL_BODY = """\
+import * as wmill from "windmill-client";
+export async function main(x: number, branch: string) {
+  await wmill.setFlowUserState(`seen_${branch}_${x}`, true);
+  const seen = await wmill.getFlowUserState(`seen_${branch}_${x}`);
+  return { branch, x, step: process.env.WM_FLOW_STEP_ID, seen };
+}
+"""
+
+
+def test_ts_steps_in_parallel_branches_inside_one_task_each_reach_their_own_session() -> None:
+    # A branchall nested in a loop runs inside the loop's iteration task; its parallel branches
+    # run in threads of that task: each TS step is served by its own thread.
+    branches = {
+        "type": "branchall",
+        "parallel": True,
+        "branches": [
+            {"modules": [ts(f"on_{runtime}", runtime, PARALLEL_BODY, x="flow_input.iter.value")]}
+            for runtime in ("deno", "bun")
+        ],
+    }
+    for branch, runtime in zip(branches["branches"], ("deno", "bun"), strict=True):
+        branch["modules"][0]["value"]["input_transforms"]["branch"] = {"type": "static", "value": runtime}
+    loop = {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "javascript", "expr": "[1, 2]"},
+            "skip_failures": False,
+            "modules": [{"id": "both", "value": branches}],
+        },
+    }
+    run = airflow_openflow.run_flow(flow(loop), {})
+    assert run.status == "success", run.result
+    assert run.result == [
+        [
+            {"branch": "deno", "x": x, "step": "on_deno", "seen": True},
+            {"branch": "bun", "x": x, "step": "on_bun", "seen": True},
+        ]
+        for x in (1, 2)
+    ]
+
+
+def test_a_ts_failure_module_and_a_ts_step_in_a_sub_flow(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    child = repo / "f" / "lib" / "child.flow"
+    child.mkdir(parents=True)
+    (child / "double.deno.ts").write_text("export function main(n: number) { return n * 2; }\n")
+    (child / "flow.yaml").write_text(
+        "summary: child\nvalue:\n  modules:\n    - id: double\n      value:\n        type: rawscript\n"
+        "        language: deno\n        content: '!inline double.deno.ts'\n        input_transforms:\n"
+        "          n: {type: javascript, expr: flow_input.n}\n"
+    )
+    parent = repo / "f" / "lib" / "parent.flow"
+    parent.mkdir(parents=True)
+    (parent / "flow.yaml").write_text(
+        textwrap.dedent(
+            """\
+            summary: parent
+            value:
+              modules:
+                - id: call
+                  value:
+                    type: flow
+                    path: f/lib/child
+                    input_transforms:
+                      n: {type: javascript, expr: flow_input.n}
+                - id: check
+                  value:
+                    type: rawscript
+                    language: bun
+                    content: |
+                      export function main(doubled: number) {
+                        if (doubled > 10) throw new RangeError(`too big: ${doubled}`);
+                        return doubled;
+                      }
+                    input_transforms:
+                      doubled: {type: javascript, expr: results.call}
+              failure_module:
+                id: failure
+                value:
+                  type: rawscript
+                  language: deno
+                  content: |
+                    export function main(error: { name: string; message: string }, seen: number) {
+                      return { caught: error.name, detail: error.message, seen };
+                    }
+                  input_transforms:
+                    error: {type: javascript, expr: previous_result.error}
+                    seen: {type: javascript, expr: results.call}
+            """
+        )
+    )
+    ok = airflow_openflow.run_flow(parent, {"n": 4})
+    assert (ok.status, ok.result) == ("success", 8)
+    failed = airflow_openflow.run_flow(parent, {"n": 7})
+    assert failed.status == "failure"
+    assert failed.result == {"caught": "RangeError", "detail": "too big: 14", "seen": 14}

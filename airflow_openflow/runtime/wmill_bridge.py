@@ -15,6 +15,7 @@ This module imports neither Airflow nor a JavaScript engine.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import secrets
 import selectors
@@ -70,7 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        if self.headers.get("Authorization") != f"Bearer {self.server.token}" or self.path != "/call":
+        given = (self.headers.get("Authorization") or "").encode()
+        if not hmac.compare_digest(given, f"Bearer {self.server.token}".encode()) or self.path != "/call":
             self._reply(403, {"error": {"name": "Forbidden", "message": "not this step's wmill bridge"}})
             return
         try:

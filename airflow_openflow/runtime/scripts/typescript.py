@@ -156,7 +156,11 @@ def run_typescript(
     (workdir / MAIN_FILE).write_text(rewrite_client_imports(content), encoding="utf-8")
     for name in ("wrapper.mjs", "wmill.ts"):
         shutil.copyfile(_FILES / name, workdir / name)
-    (workdir / "args.json").write_text(json.dumps(dict(args), allow_nan=False), encoding="utf-8")
+    try:
+        arguments = json.dumps(dict(args), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StepError("SerializationError", f"the arguments are not JSON: {exc}", step_id=step_id) from None
+    (workdir / "args.json").write_text(arguments, encoding="utf-8")
     result_file = workdir / RESULT_FILE
     result_file.unlink(missing_ok=True)
 

@@ -378,3 +378,52 @@ def test_a_ts_failure_module_and_a_ts_step_in_a_sub_flow(tmp_path: Path) -> None
     failed = airflow_openflow.run_flow(parent, {"n": 7})
     assert failed.status == "failure"
     assert failed.result == {"caught": "RangeError", "detail": "too big: 14", "seen": 14}
+
+
+def test_windmill_same_worker_case_in_typescript() -> None:
+    """Windmill's ``test_deno_flow_same_worker`` (spec 10.2 case 25) in deno and bun: ``a`` writes
+    ``./shared/outer.txt``; a sequential loop writes ``inner.txt`` (``d``) and reads both (``e``);
+    ``c`` reads both after the loop."""
+    fs = 'import { readFileSync, writeFileSync } from "node:fs";\n'
+    a = ts(
+        "a",
+        "deno",
+        'export async function main() {\n  await Deno.writeTextFile("./shared/outer.txt", "false 1");\n}\n',
+    )
+    d = ts(
+        "d",
+        "bun",
+        fs + 'export function main(v: number) { writeFileSync("./shared/inner.txt", `true ${v}`); }\n',
+        v="flow_input.iter.value",
+    )
+    e = ts(
+        "e",
+        "deno",
+        fs + "export function main() {\n"
+        '  const read = (name: string) => readFileSync(`./shared/${name}`, "utf8");\n'
+        '  return read("inner.txt") + "," + read("outer.txt");\n'
+        "}\n",
+    )
+    loop = {
+        "id": "b",
+        "value": {
+            "type": "forloopflow",
+            "parallel": False,
+            "iterator": {"type": "static", "value": [1, 2, 3]},
+            "modules": [d, e],
+        },
+    }
+    c = ts(
+        "c",
+        "bun",
+        fs + "export function main(loop: string[]) {\n"
+        '  const outer = readFileSync("./shared/outer.txt", "utf8");\n'
+        '  return [outer, ...loop, readFileSync("./shared/inner.txt", "utf8")].join(",");\n'
+        "}\n",
+        loop="results.b",
+    )
+    document = flow(a, loop, c)
+    document["value"]["same_worker"] = True
+    run = airflow_openflow.run_flow(document, {})
+    assert run.status == "success", run.result
+    assert run.result == "false 1,true 1,false 1,true 2,false 1,true 3,false 1,true 3"

@@ -11,7 +11,7 @@ AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,typescript]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +20,7 @@ install: $(STAMP)
 # MariaDB client library (Debian packages, installed when missing; needs root).
 $(TEST_STAMP): $(STAMP)
 	pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || $(MAKE) system-packages
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,mysql]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev,typescript,mysql]'
 	touch $(TEST_STAMP)
 
 # Debian packages the Python dependencies build against: mysqlclient (the mysql provider's driver,

@@ -17,5 +17,6 @@ def case_files(folder: str = "cases") -> list[Path]:
     return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
-def missing_message() -> str:
-    return f"conformance corpus not found at {CASES_DIR}; set OPENFLOW_CONFORMANCE_DIR"
+def missing_message(folder: str = "cases") -> str:
+    directory = CASES_DIR if folder == "cases" else CASES_DIR.parent / folder
+    return f"conformance corpus not found at {directory}; set OPENFLOW_CONFORMANCE_DIR"

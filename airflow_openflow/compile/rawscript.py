@@ -1,5 +1,6 @@
-"""``rawscript``: an inline script step (python3, bash) as one task; also a hub script with no
-vendored copy (a ``script`` step left by spec/scripts.py), whose code is fetched when it runs."""
+"""``rawscript``: an inline script step (any language that runs: docs/languages.md) as one task;
+also a hub script with no vendored copy (a ``script`` step left by spec/scripts.py), whose code is
+fetched when it runs."""
 
 from __future__ import annotations
 

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 ScriptRunner = Callable[..., Any]
 
+#: The languages whose scripts get a ``wmill`` session: Python's SDK, TypeScript's client.
+WMILL_LANGUAGES = frozenset({"python3", "deno", "bun", "nativets"})
+
 
 def apply_stop_after_if(module: FlowModule, value: Any, ctx: StepRunContext) -> StepOutcome:
     """The outcome of a step that succeeded with ``value`` once its ``stop_after_if`` is applied,
@@ -262,10 +265,11 @@ def _arguments(value: RawScript, scope: StepScope) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _wmill_for(module: FlowModule, value: RawScript, ctx: StepRunContext) -> Iterator[None]:
-    """A python3 step's ``wmill`` session (runtime/wmill_session.py): the SDK answered by the context's
-    backend, and workflow-as-code checkpoints in its state store. Checkpoints are kept when the
-    script fails with attempts left (or the process is being killed), for the next try to replay."""
-    if value.language != "python3":
+    """The ``wmill`` session of a python3 or TypeScript step (runtime/wmill_session.py): the SDK
+    answered by the context's backend (a TS script reaches it through runtime/wmill_bridge.py), and
+    workflow-as-code checkpoints in its state store. Checkpoints are kept when the script fails
+    with attempts left (or the process is being killed), for the next try to replay."""
+    if value.language not in WMILL_LANGUAGES:
         yield
         return
     from airflow_openflow.runtime.wmill_context import wmill_session
@@ -274,6 +278,7 @@ def _wmill_for(module: FlowModule, value: RawScript, ctx: StepRunContext) -> Ite
     backend = ctx.wmill_backend(module)
     session = WmillSession(backend, module.id, value.content, store=ctx.task_state_store if backend else None)
     environment = _windmill_environment(module, session)
+    session.environment.update(environment)
     with wmill_session(session, environment=environment):
         try:
             yield

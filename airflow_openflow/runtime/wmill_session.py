@@ -134,6 +134,8 @@ class WmillSession:
     _calls: int = 0
     _depth: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: Windmill's contextual variables of the step (``WM_JOB_ID``...), for a child process it starts.
+    environment: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @functools.cached_property

@@ -39,9 +39,14 @@ class Language:
 LANGUAGES: Final[tuple[Language, ...]] = (
     Language("python3", (".py",), runs=True, needs="the Airflow worker's Python"),
     Language("bash", (".sh",), runs=True, needs="/bin/bash"),
-    Language("nativets", (".fetch.ts", ".native.ts"), runs=False),
-    Language("bun", (".bun.ts",), runs=False),
-    Language("deno", (".deno.ts",), runs=False),
+    Language("deno", (".deno.ts",), runs=True, needs="deno: pip install 'airflow-openflow[typescript]'"),
+    Language("bun", (".bun.ts",), runs=True, needs="bun: pip install 'airflow-openflow[typescript]'"),
+    Language(
+        "nativets",
+        (".fetch.ts", ".native.ts"),
+        runs=True,
+        needs="deno (or bun when deno is missing): pip install 'airflow-openflow[typescript]'",
+    ),
     Language(
         "go", (".go",), runs=True, needs="the Go toolchain ('go' on the PATH; Debian: golang-go)", tool="go"
     ),

@@ -2,7 +2,9 @@
 
 Windmill stores a script ``f/folder/name`` as ``f/folder/name.<ext>`` next to its metadata
 (``name.script.yaml``, ``name.script.lock``). The language follows the extension (spec 9.2).
-The file is looked up under the flow's workspace root (spec/workspace.py), never outside it.
+The file is looked up under the flow's workspace root (spec/workspace.py), never outside it. A
+plain ``name.ts`` is in the workspace's ``defaultTs`` language (``wmill.yaml`` at the workspace
+root; ``bun`` when it says nothing).
 A hub script ``hub/<id>/<app>/<name>`` is found the same way when it is vendored
 (``hub/<id>/<app>/<name>.<ext>``, spec/hub.py); else it runs from the hub (runtime/hub.py).
 """
@@ -10,12 +12,17 @@ A hub script ``hub/<id>/<app>/<name>`` is found the same way when it is vendored
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from airflow_openflow.spec.bounds import DocumentTooComplexError
 from airflow_openflow.spec.hub import check_hub_path, is_hub_path
-from airflow_openflow.spec.languages import BY_NAME, language_of_file
+from airflow_openflow.spec.languages import BY_NAME, DEFAULT_TS, language_of_file
 from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
 from airflow_openflow.spec.workspace import (
@@ -25,6 +32,14 @@ from airflow_openflow.spec.workspace import (
     read_regular_file,
     resolve_in_workspace,
 )
+from airflow_openflow.spec.yaml_io import load_yaml
+
+log = logging.getLogger(__name__)
+
+#: ``wmill.yaml`` is a few lines of settings; a larger one is not read.
+_WMILL_YAML_LIMIT = 1024 * 1024
+#: The languages ``defaultTs`` may name (Windmill's CLI: ``bun`` or ``deno``).
+_TS_DEFAULTS = ("bun", "deno")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +80,9 @@ def find_script_in(root: Path, workspace_path: str) -> ScriptFile | None:
     if not base.parent.is_dir():
         return None
     found: list[ScriptFile] = []
+    default_ts = workspace_default_ts(root)
     for candidate in sorted(base.parent.glob(glob.escape(base.name) + ".*")):
-        language = language_of_file(candidate.name)
+        language = language_of_file(candidate.name, default_ts=default_ts)
         if language is None or not _is_suffix_of(candidate.name[len(base.name) :], language):
             continue  # name.script.yaml, name.lock, other.name.py...
         if is_regular_file(candidate) and is_inside_workspace(candidate, root):
@@ -74,6 +90,35 @@ def find_script_in(root: Path, workspace_path: str) -> ScriptFile | None:
     # One script has one file; should there be several, one this release runs is preferred.
     found.sort(key=lambda script: not script.runnable)
     return found[0] if found else None
+
+
+def workspace_default_ts(root: Path) -> str:
+    """The language of a plain ``.ts`` script in the workspace at ``root``: ``defaultTs`` of its
+    ``wmill.yaml`` (read once per version of the file, bounded, safe YAML), else ``bun``."""
+    marker = root / "wmill.yaml"
+    try:
+        info = marker.stat()
+    except (OSError, ValueError):
+        return DEFAULT_TS
+    return _default_ts_of(str(marker), str(root), info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_ts_of(marker: str, root: str, mtime_ns: int, size: int) -> str:
+    try:
+        if not is_inside_workspace(marker, Path(root)):
+            raise UnsafePathError(f"{marker} leads outside the workspace {root}")
+        data = load_yaml(read_regular_file(marker, limit=_WMILL_YAML_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError, DocumentTooComplexError) as exc:
+        log.warning("%s is not read (%s); a plain .ts script is %s", marker, exc, DEFAULT_TS)
+        return DEFAULT_TS
+    value = data.get("defaultTs") if isinstance(data, dict) else None
+    if value is None:
+        return DEFAULT_TS
+    if value not in _TS_DEFAULTS:
+        log.warning("%s: defaultTs %r is neither bun nor deno; .ts is %s", marker, value, DEFAULT_TS)
+        return DEFAULT_TS
+    return str(value)
 
 
 def _is_suffix_of(suffix: str, language: str) -> bool:

@@ -1,9 +1,9 @@
 """The shared OpenFlow conformance corpus, run through ``airflow_openflow.run_flow``.
 
-Cases live in ``../shared/conformance/cases`` (override with ``OPENFLOW_CONFORMANCE_DIR``); their
-format and the runner contract are in that folder's README. Cases that need constructs a later
-issue implements are marked expected-to-fail (strict: they turn red once they pass, so the mark
-must then be removed), never skipped.
+Cases live in ``../shared/conformance/cases`` and ``cases-typescript`` beside it (override with
+``OPENFLOW_CONFORMANCE_DIR``); their format and the runner contract are in those folders' READMEs.
+Cases that need constructs a later issue implements are marked expected-to-fail (strict: they turn
+red once they pass, so the mark must then be removed), never skipped.
 """
 
 from __future__ import annotations
@@ -26,10 +26,21 @@ PENDING: dict[str, str] = {
 }
 
 
+#: The corpus folders run here: the flow semantics, and the TypeScript steps (deno, bun).
+FOLDERS = ("cases", "cases-typescript")
+
+
 def _cases() -> list[Any]:
-    files = case_files()
+    params = []
+    for folder in FOLDERS:
+        params.extend(_folder_cases(folder))
+    return params
+
+
+def _folder_cases(folder: str) -> list[Any]:
+    files = case_files(folder)
     if not files:
-        return [pytest.param(None, None, id="corpus-missing")]
+        return [pytest.param(None, folder, id=f"{folder}-missing")]
     params = []
     for path in files:
         case = json.loads(path.read_text(encoding="utf-8"))
@@ -72,9 +83,9 @@ def _with_tmpdir(value: Any, tmpdir: str) -> Any:
 
 
 @pytest.mark.parametrize(("case", "run"), _cases())
-def test_case(case: dict[str, Any] | None, run: dict[str, Any] | None) -> None:
-    if case is None or run is None:
-        pytest.fail(missing_message())
+def test_case(case: dict[str, Any] | None, run: dict[str, Any] | str) -> None:
+    if case is None or isinstance(run, str):
+        pytest.fail(missing_message(str(run)))
     import airflow_openflow
 
     with tempfile.TemporaryDirectory(prefix="openflow-case-") as tmpdir:

@@ -147,8 +147,8 @@ def test_runaway_expression_is_stopped_by_the_time_limit() -> None:
 
 def test_unsupported_construct_is_rejected_before_running() -> None:
     bad = flow(py("a", "return 1"))
-    bad["value"]["modules"][0]["value"]["language"] = "deno"
-    with pytest.raises(FlowDocumentError, match="not supported yet"):
+    bad["value"]["modules"][0]["value"]["language"] = "nu"
+    with pytest.raises(FlowDocumentError, match="language 'nu' is not supported"):
         airflow_openflow.run_flow(bad, {})
 
 

@@ -33,6 +33,9 @@ class ScriptRunner(Protocol):
 RUNNERS: Final[dict[str, str]] = {
     "python3": "airflow_openflow.runtime.scripts.python:run_python",
     "bash": "airflow_openflow.runtime.scripts.bash:run_bash",
+    "deno": "airflow_openflow.runtime.scripts.typescript:run_deno",
+    "bun": "airflow_openflow.runtime.scripts.typescript:run_bun",
+    "nativets": "airflow_openflow.runtime.scripts.typescript:run_nativets",
     "go": "airflow_openflow.runtime.scripts.go:run_go",
     "postgresql": "airflow_openflow.runtime.scripts.sql:run_postgresql",
     "mysql": "airflow_openflow.runtime.scripts.sql:run_mysql",

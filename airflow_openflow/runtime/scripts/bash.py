@@ -14,29 +14,23 @@ This module imports neither Airflow nor a JavaScript engine.
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from airflow_openflow.runtime.errors import StepError
+from airflow_openflow.runtime.scripts.child_process import Output, join_readers, kill_group
 
 __all__ = ["bash_argv", "bash_signature", "run_bash"]
 
 BASH: Final = "/bin/bash"
 SCRIPT_NAME: Final = "script.sh"
 RESULT_FILE: Final = "result.json"
-_TAIL_LINES: Final = 5
-_KILL_GRACE_S: Final = 2.0  # SIGTERM first, then SIGKILL
-_DRAIN_GRACE_S: Final = 2.0  # background children may keep the pipes open after bash exits
 
 _ARG_LINE = re.compile(
     r"""^[ \t]*(?:(?:export|local|declare|readonly)[ \t]+)?([A-Za-z_]\w*)="""
@@ -105,19 +99,14 @@ def run_bash(
     except (OSError, ValueError) as exc:
         raise StepError("ExecutionErr", f"could not start bash: {exc}", step_id=step_id) from exc
 
-    output = _Output()
-    readers = [
-        threading.Thread(target=output.pump, args=(proc.stdout, sys.stdout, True), daemon=True),
-        threading.Thread(target=output.pump, args=(proc.stderr, sys.stderr, False), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
+    output = Output()
+    readers = output.start_readers(proc, sys.stdout, sys.stderr)
     try:
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            _join(readers, proc)
+            kill_group(proc)
+            join_readers(readers, proc)
             raise StepError(
                 "ExecutionErr",
                 f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
@@ -126,9 +115,9 @@ def run_bash(
             ) from None
     except BaseException:
         # The task is being stopped (or the timeout above): leave no script running behind us.
-        _kill_group(proc)
+        kill_group(proc)
         raise
-    _join(readers, proc)
+    join_readers(readers, proc)
 
     if code != 0:
         raise StepError(
@@ -149,65 +138,3 @@ def run_bash(
                     step_id=step_id,
                 ) from None
     return output.last_line
-
-
-class _Output:
-    """Copies the child's lines to the task log and keeps what the result and errors need."""
-
-    def __init__(self) -> None:
-        self.last_line: str | None = None  # last non-empty stdout line, trimmed
-        # One tail per stream: the two pipes are read by two threads, so their interleaving is
-        # not the script's order; the error shows the last lines of stdout, then of stderr.
-        self.tails: dict[bool, collections.deque[str]] = {
-            True: collections.deque(maxlen=_TAIL_LINES),
-            False: collections.deque(maxlen=_TAIL_LINES),
-        }
-        self._lock = threading.Lock()
-
-    def pump(self, pipe: IO[bytes] | None, sink: IO[str], is_stdout: bool) -> None:
-        if pipe is None:
-            return
-        with pipe:
-            for raw in iter(pipe.readline, b""):
-                line = raw.decode("utf-8", errors="replace")
-                with self._lock:
-                    try:
-                        sink.write(line if line.endswith("\n") else line + "\n")
-                        sink.flush()
-                    except (OSError, ValueError):
-                        pass  # a closed log stream must not stop the capture
-                    text = line.rstrip("\r\n")
-                    self.tails[is_stdout].append(text)
-                    if is_stdout and text.strip():
-                        self.last_line = text.strip()
-
-    def tail_text(self) -> str:
-        with self._lock:
-            return "\n".join([*self.tails[True], *self.tails[False]])
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        _signal_group(proc, signal.SIGKILL)  # bash is gone; its background children may not be
-        return
-    _signal_group(proc, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=_KILL_GRACE_S)
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-
-
-def _join(readers: list[threading.Thread], proc: subprocess.Popen[bytes]) -> None:
-    """Wait for the output to be drained; if background jobs of the script hold the pipes open
-    after bash exited, stop them (as Windmill ends the job's whole sandbox)."""
-    for reader in readers:
-        reader.join(timeout=_DRAIN_GRACE_S)
-    if any(reader.is_alive() for reader in readers):
-        _signal_group(proc, signal.SIGKILL)
-        for reader in readers:
-            reader.join()

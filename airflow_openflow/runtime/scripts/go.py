@@ -27,13 +27,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from airflow_openflow.runtime.errors import StepError
-from airflow_openflow.runtime.scripts.bash import _join, _kill_group, _Output
+from airflow_openflow.runtime.scripts.child_process import Output, join_readers, kill_group
 
 __all__ = ["go_parameter_names", "run_go"]
 
@@ -257,19 +256,14 @@ def _process(
         )
     except (OSError, ValueError) as exc:
         raise StepError("ExecutionErr", f"could not start {argv[0]}: {exc}", step_id=step_id) from exc
-    output = _Output()
-    readers = [
-        threading.Thread(target=output.pump, args=(proc.stdout, sys.stdout, True), daemon=True),
-        threading.Thread(target=output.pump, args=(proc.stderr, sys.stderr, False), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
+    output = Output()
+    readers = output.start_readers(proc, sys.stdout, sys.stderr)
     try:
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            _join(readers, proc)
+            kill_group(proc)
+            join_readers(readers, proc)
             raise StepError(
                 "ExecutionErr",
                 f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
@@ -277,9 +271,9 @@ def _process(
                 step_id=step_id,
             ) from None
     except BaseException:
-        _kill_group(proc)
+        kill_group(proc)
         raise
-    _join(readers, proc)
+    join_readers(readers, proc)
     if code != 0 and phase is not None:
         raise StepError(
             "ExecutionErr",

@@ -263,15 +263,15 @@ def test_arguments_are_passed_as_given(tmp_path: pathlib.Path) -> None:
 
 
 def test_run_script_dispatch(tmp_path: pathlib.Path) -> None:
-    assert SUPPORTED_LANGUAGES[:2] == ("python3", "bash")
-    assert {"postgresql", "mysql"} <= set(SUPPORTED_LANGUAGES)
+    assert SUPPORTED_LANGUAGES[:5] == ("python3", "bash", "deno", "bun", "nativets")
+    assert {"go", "postgresql", "mysql"} <= set(SUPPORTED_LANGUAGES)
     assert (
         run_script("python3", "def main(a):\n    return a + 1\n", {"a": 1}, step_id="p", workdir=tmp_path)
         == 2
     )
     assert run_script("bash", 'a="$1"\necho "got $a"\n', {"a": 5}, step_id="b", workdir=tmp_path) == "got 5"
     with pytest.raises(StepError) as info:
-        run_script("deno", "export function main() {}", {}, step_id="d", workdir=tmp_path)
+        run_script("nu", "def main [] {}", {}, step_id="d", workdir=tmp_path)
     assert info.value.name == "NotSupported"
 
 

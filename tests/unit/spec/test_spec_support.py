@@ -71,7 +71,9 @@ def test_default_valued_options_are_not_reported() -> None:
 def test_other_languages(language: str) -> None:
     found = _errors(flow(step("a", language=language)))
     problem = found["value.modules[0].value.language"]
-    assert problem.message.startswith(f"language '{language}' is not supported; supported: python3, bash")
+    assert problem.message.startswith(
+        f"language '{language}' is not supported; supported: python3, bash, deno, bun, nativets"
+    )
     assert problem.hint and "docs/languages.md" in problem.hint
 
 
@@ -91,7 +93,7 @@ def test_ai_agent() -> None:
 
 
 def test_nested_steps_are_checked_too() -> None:
-    body = [{**step("b", language="deno"), "stop_after_if": {"expr": "true"}}]
+    body = [{**step("b", language="nu"), "stop_after_if": {"expr": "true"}}]
     found = _errors(flow({"id": "l", "value": {**LOOP, "modules": body}}))
     assert set(found) == {"value.modules[0].value.modules[0].value.language"}
 

@@ -438,7 +438,7 @@ def test_legacy_and_new_input_transforms_together() -> None:
 
 def test_validate_flow_never_raises_and_sorts_errors_first(tmp_path: Path) -> None:
     assert validate_flow(tmp_path / "missing.json")[0].message == "flow file not found"
-    document = {"value": {"modules": [step("a", language="deno"), {**step("a"), "odd": 1}]}}
+    document = {"value": {"modules": [step("a", language="nu"), {**step("a"), "odd": 1}]}}
     problems = validate_flow(document)
     assert [(p.severity, p.json_path) for p in problems] == [
         ("error", "value.modules[1].id"),

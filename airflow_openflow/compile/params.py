@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from airflow_openflow.spec.json_schema import allow_null, property_schema
+from airflow_openflow.spec.json_schema import allow_null, first_violation, property_schema
 
 
 def params_from_schema(
@@ -29,6 +29,11 @@ def params_from_schema(
             default = prop.pop("default")
             if default is None:
                 allow_null(prop)
+            if default is not None and _breaks(prop, default):
+                # Windmill runs with such a default (it never checks it); Airflow would refuse every
+                # run. The input stays in the form, unchecked (the loader warns: spec/schema_check.py).
+                params[name] = Param(default, description=description, title=prop.get("title"))
+                continue
             params[name] = Param(default, description=description, **prop)
         elif name in required:
             params[name] = Param(description=description, **prop)
@@ -36,3 +41,10 @@ def params_from_schema(
             allow_null(prop)
             params[name] = Param(None, description=description, **prop)
     return params
+
+
+def _breaks(prop: Mapping[str, Any], default: Any) -> bool:
+    try:
+        return first_violation(prop, default) is not None
+    except Exception:
+        return False  # a schema jsonschema cannot use is the loader's error, not this one's

@@ -44,6 +44,19 @@ def property_schema(root: Mapping[str, Any], raw: Any) -> dict[str, Any]:
     return prop
 
 
+def first_violation(prop: Mapping[str, Any], value: Any) -> Any | None:
+    """The jsonschema error that best says how ``value`` breaks ``prop`` (as Airflow's ``Param``
+    checks it), or None when it fits. Raises what jsonschema raises for a schema it cannot use."""
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import best_match
+
+    schema = dict(prop)
+    if value is None:
+        allow_null(schema)
+    cls = validator_class(schema)
+    return best_match(cls(schema, format_checker=FormatChecker()).iter_errors(value))
+
+
 def allow_null(prop: dict[str, Any]) -> None:
     """Widen ``prop`` so that ``null`` passes (an optional input left empty, a ``null`` default)."""
     kind = prop.get("type")

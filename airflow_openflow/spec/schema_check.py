@@ -20,7 +20,7 @@ from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.json_schema import (
     DEFAULT_DIALECT,
     DEFINITION_KEYS,
-    allow_null,
+    first_violation,
     known_dialect,
     metaschema_errors,
     property_schema,
@@ -208,24 +208,27 @@ class _Checker:
                 continue
             if problem is None:
                 continue
-            hint = "change the default so that it matches the input's schema, or fix the schema"
             if isinstance(default, str) and default.startswith(("$res:", "$var:")):
                 hint = (
                     "a $res:/$var: default of a flow input is not resolved here: pass the value when "
                     "the run starts, or read it in a step with a static input transform"
                 )
-            self.error(path, f"the default {_shown(default)} of input {name!r} {problem}", hint)
+                self.error(path, f"the default {_shown(default)} of input {name!r} {problem}", hint)
+                continue
+            # Windmill never checks a default against its schema (spec 1: the engine does not
+            # validate inputs): the flow runs with it. So does the DAG, whose trigger form then
+            # leaves this input unchecked (compile/params.py).
+            self.warn(
+                path,
+                f"the default {_shown(default)} of input {name!r} {problem}; the trigger form does not "
+                "check this input",
+                "change the default so that it matches the input's schema, or fix the schema",
+            )
 
 
 def _first_violation(schema: dict[str, Any], value: Any) -> str | None:
     """How ``value`` breaks ``schema`` (as Airflow's ``Param`` checks it), or None."""
-    from jsonschema import FormatChecker
-    from jsonschema.exceptions import best_match
-
-    if value is None:
-        allow_null(schema)
-    cls = validator_class(schema)
-    error = best_match(cls(schema, format_checker=FormatChecker()).iter_errors(value))
+    error = first_violation(schema, value)
     if error is None:
         return None
     inside = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)

@@ -73,6 +73,23 @@ def test_params_follow_the_schema() -> None:
     assert not params["name"].has_value  # required, no default: must be given when triggering
 
 
+def test_a_default_that_breaks_its_schema_is_kept_and_the_input_left_unchecked() -> None:
+    """As in Windmill, which runs with the default; Airflow would otherwise refuse every run."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "table": {"type": "string", "pattern": "^.{1,53}$", "default": "", "title": "Table"},
+            "n": {"type": "integer", "default": 2, "maximum": 5},
+        },
+    }
+    params = params_from_schema(schema)
+    assert params["table"].value == "" and "pattern" not in params["table"].schema
+    params["table"].resolve("")  # what a run that does not give the input resolves: no error
+    assert params["n"].schema["maximum"] == 5
+    flow = load_flow({"summary": "S", "schema": schema, "value": {"modules": [step("a")]}}).flow
+    build_dag(flow, dag_id="defaults").validate()  # the DAG builds and passes Airflow's checks
+
+
 def test_dag_settings_from_the_dag_file_merge_with_ours() -> None:
     flow = load_flow({"summary": "S", "value": {"modules": [step("a")]}}).flow
     dag = build_dag(

@@ -61,7 +61,8 @@ def test_keyword_errors_name_the_path_inside_the_schema_and_the_line(tmp_path: P
     assert minimum.line == line(path, "minimum")
 
 
-def test_a_default_that_breaks_its_own_schema(tmp_path: Path) -> None:
+def test_a_default_that_breaks_its_own_schema_is_a_warning(tmp_path: Path) -> None:
+    """Windmill never checks a default against its schema and runs with it: the flow loads."""
     path = _document(
         tmp_path,
         """
@@ -72,11 +73,13 @@ def test_a_default_that_breaks_its_own_schema(tmp_path: Path) -> None:
     empty: {type: string, default: null}
 """,
     )
-    found = by_path(errors(path))
+    assert errors(path) == []
+    found = by_path(warnings(path))
     assert set(found) == {"schema.properties.n.default", "schema.properties.mode.default"}
     problem = found["schema.properties.n.default"]
     assert problem.message == (
-        "the default \"seven\" of input 'n' does not match its schema: 'seven' is not of type 'integer'"
+        "the default \"seven\" of input 'n' does not match its schema: 'seven' is not of type 'integer'; "
+        "the trigger form does not check this input"
     )
     assert problem.line == line(path, "seven")
     assert "'c' is not one of ['a', 'b']" in found["schema.properties.mode.default"].message
@@ -87,10 +90,9 @@ def test_a_default_of_a_broken_input_is_not_judged_but_the_others_are() -> None:
         "type": "object",
         "properties": {"x": {"type": "strnig", "default": 1}, "n": {"type": "integer", "default": "a"}},
     }
-    assert set(by_path(errors(_with_schema(schema)))) == {
-        "schema.properties.x.type",
-        "schema.properties.n.default",
-    }
+    document = _with_schema(schema)
+    assert set(by_path(errors(document))) == {"schema.properties.x.type"}
+    assert "schema.properties.n.default" in by_path(warnings(document))
 
 
 def test_a_resource_default_gets_its_own_hint() -> None:
@@ -119,7 +121,7 @@ def test_a_default_is_checked_through_its_ref() -> None:
         "$defs": {"name": {"type": "string", "minLength": 1}},
         "properties": {"who": {"$ref": "#/$defs/name", "default": ""}},
     }
-    [problem] = errors(_with_schema(schema))
+    [problem] = [w for w in warnings(_with_schema(schema)) if w.json_path.endswith(".default")]
     assert problem.json_path == "schema.properties.who.default"
     assert "should be non-empty" in problem.message
 
@@ -217,9 +219,9 @@ def test_the_resume_form_schema_is_checked_too(tmp_path: Path) -> None:
     form = "value.modules[0].suspend.resume_form.schema"
     assert set(found) == {
         f"{form}.properties.ok.type",
-        f"{form}.properties.note.default",
         "value.modules[1].suspend.resume_form.schema",
     }
+    assert f"{form}.properties.note.default" in by_path(warnings(path))
     assert found[f"{form}.properties.ok.type"].line == line(path, "ok: {type: bool}")
     assert found["value.modules[1].suspend.resume_form.schema"].message.startswith(
         "'resume_form.schema' must be a mapping"

@@ -287,13 +287,15 @@ def _flow_paths(
 ) -> list[tuple[Path, Path, bool]]:
     """(flow path, root, found in root) triples (see :class:`Located`)."""
     from airflow_openflow.spec.paths import flow_folder_of
+    from airflow_openflow.spec.workspace import repository_root_within
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     found: list[tuple[Path, Path, bool]] = []
     for item in sources:
         path = Path(item).expanduser().resolve()
         if path.is_dir() and flow_folder_of(path) is None:
-            found.extend((document, path, True) for document in discover(path))
+            # A repository kept in a sub-folder (its own wmill.yaml) is the workspace of its flows.
+            found.extend((doc, repository_root_within(doc, path), True) for doc in discover(path))
         else:
             folder = flow_folder_of(path)
             found.append((path, (folder or path).parent, False))

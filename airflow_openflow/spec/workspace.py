@@ -47,6 +47,20 @@ def workspace_root_for(document: str | os.PathLike[str], root: str | os.PathLike
     return _standalone_root(location)
 
 
+def repository_root_within(document: str | os.PathLike[str], searched: str | os.PathLike[str]) -> Path:
+    """The workspace of a flow found by searching ``searched``: the nearest folder between the two
+    that holds ``wmill.yaml`` (a git-sync repository kept in a sub-folder, e.g. ``repo/windmill/``),
+    else ``searched`` itself. Never a folder above ``searched``."""
+    top = Path(os.path.realpath(searched))
+    here = Path(os.path.realpath(document))
+    for candidate in here.parents:
+        if candidate == top or top not in candidate.parents:
+            break
+        if (candidate / _REPOSITORY_MARKER).is_file():
+            return candidate
+    return top
+
+
 def _standalone_root(location: str) -> Path:
     return git_sync_root_of(location) or Path(os.path.realpath(Path(location).parent))
 

@@ -75,3 +75,32 @@ def test_a_flow_named_on_its_own_reads_schedules_of_its_workspace_only(tmp_path:
     _write(repo, "f/b/other.schedule.yaml", "schedule: [\n")
     dags = load_openflow_dags(repo / "f/a/x.flow/flow.yaml", strict=True)
     assert dags["x"].timetable.expression == "0 9 * * *"
+
+
+def test_a_repository_kept_in_a_sub_folder_is_the_workspace_of_its_flows(tmp_path: Path) -> None:
+    """``repo/windmill/wmill.yaml``: its flows' scripts are found under ``repo/windmill/`` and their
+    dag_ids are their Windmill paths, as when the DAG file points at ``repo/windmill`` itself."""
+    repo = tmp_path / "repo"
+    _write(repo, "README.md", "# project\n")
+    _write(repo, "windmill/wmill.yaml", "defaultTs: bun\n")
+    _write(repo, "windmill/f/etl/double.py", "def main(x):\n    return x * 2\n")
+    _write(
+        repo,
+        "windmill/f/etl/run.flow/flow.yaml",
+        "summary: run\nvalue:\n  modules:\n    - id: a\n      value:\n        type: script\n"
+        "        path: f/etl/double\n        input_transforms: {}\n",
+    )
+    _write(repo, "f/top.flow/flow.yaml", FLOW)  # outside the nested repository: the searched folder
+    dags = load_openflow_dags(repo)
+    assert sorted(dags) == ["f__etl__run", "f__top"]
+    assert not any("openflow-invalid" in dag.tags for dag in dags.values())
+    # The nested repository never widens the workspace: a script above it is not found.
+    _write(repo, "f/etl/up.py", "def main():\n    return 1\n")
+    _write(
+        repo,
+        "windmill/f/etl/up.flow/flow.yaml",
+        "summary: up\nvalue:\n  modules:\n    - id: a\n"
+        "      value: {type: script, path: f/etl/up, input_transforms: {}}\n",
+    )
+    up = load_openflow_dags(repo)["f__etl__up"]
+    assert "openflow-invalid" in up.tags and "f/etl/up" in (up.doc_md or "")

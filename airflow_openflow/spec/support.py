@@ -145,11 +145,19 @@ class _Checker:
                 if getattr(value, key) is not None:
                     self.warn(join_path(value.json_path, key), f"'{key}' has no effect yet", _IGNORED)
             if value.lock and value.lock.strip() and not _only_comments(value.lock):
-                self.warn(
-                    join_path(value.json_path, "lock"),
-                    "the lock (dependencies) is not installed: steps run in the Airflow worker's environment",
-                    "install the packages it lists in the worker image",
-                )
+                if value.language in ("deno", "bun", "nativets"):
+                    message = (
+                        "the lock is not used: the step's imports are resolved when it runs "
+                        "(Bun installs bare npm imports, Deno fetches npm:/jsr:/URL imports)"
+                    )
+                    hint = "pin versions in the import specifiers (docs/languages.md)"
+                else:
+                    message = (
+                        "the lock (dependencies) is not installed: "
+                        "steps run in the Airflow worker's environment"
+                    )
+                    hint = "install the packages it lists in the worker image"
+                self.warn(join_path(value.json_path, "lock"), message, hint)
             for name, transform in value.input_transforms.items():
                 if transform.kind == "ai":
                     self.error(

@@ -206,6 +206,14 @@ def test_a_real_lock_warns_that_dependencies_are_not_installed() -> None:
     assert _check(flow(module)) == []
 
 
+def test_a_typescript_lock_says_imports_are_resolved_when_the_step_runs() -> None:
+    module = step("a", language="bun")
+    module["value"]["lock"] = '{\n  "lockfileVersion": 0,\n  "packages": {"lodash": ["lodash@4.17.21"]}\n}\n'
+    [problem] = _check(flow(module))
+    assert problem.severity == "warning" and "imports are resolved when it runs" in problem.message
+    assert problem.hint and "pin versions" in problem.hint
+
+
 def test_while_loops_that_cannot_end_are_reported() -> None:
     empty = {"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": []}}
     [problem] = _check(flow(empty))

@@ -49,7 +49,7 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_ui_starts_an_api_server_that_answers_its_health_check(tmp_path: Path) -> None:
-    if not (VENV / "bin" / "airflow").exists() or VENV.parent != REPO:
+    if not (VENV / "bin" / "airflow").exists() or VENV != REPO / ".venv":
         pytest.skip(f"the tests do not run in the repository's venv ({VENV}): make ui would not use it")
     port = _free_port()
     bin_dir = str(VENV / "bin")
@@ -66,12 +66,19 @@ def test_make_ui_starts_an_api_server_that_answers_its_health_check(tmp_path: Pa
             "AIRFLOW__CORE__PARALLELISM": "2",
         }
     )
-    log_path = tmp_path / "ui.log"
+    log_path, home = tmp_path / "ui.log", tmp_path / "home"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            # -o: never re-install from here (the venv is what the tests run in)
-            ["make", "-C", str(REPO), "-o", str(VENV / ".installed-stamp"), "ui"]
-            + [f"AIRFLOW_HOME_DIR={tmp_path / 'home'}"],
+            # -o: never (re)install from here: the venv is the one the tests run in
+            [
+                "make",
+                "-C",
+                str(REPO),
+                "-o",
+                f"{VENV.name}/.installed-stamp",
+                "ui",
+                f"AIRFLOW_HOME_DIR={home}",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ lint: $(STAMP)
 # The example flows in the Airflow UI: http://127.0.0.1:8080 (the admin password is printed at start).
 # `airflow standalone` starts its components as `airflow ...` from PATH: the venv's bin comes first.
 ui: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	PATH=$(abspath $(BIN)):$$PATH AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 		AIRFLOW__CORE__LOAD_EXAMPLES=False $(BIN)/airflow standalone
 
 bench: $(STAMP)

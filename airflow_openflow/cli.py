@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run a flow once through Airflow; print its result as JSON")
     run.add_argument("path", type=Path)
     run.add_argument("--input", default="{}", help="the flow arguments as a JSON object")
+    run.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="show Airflow's own logs on stderr (by default they go to a file whose path is printed)",
+    )
 
     hub = commands.add_parser("hub", help="Windmill Hub scripts").add_subparsers(
         dest="hub_command", required=True
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             return _render(args.path)
         if args.command == "hub":
             return _hub_pull(args.folder, args.hub_url)
-        return _run(args.path, args.input)
+        return _run(args.path, args.input, verbose=args.verbose)
     except BrokenPipeError:  # validate / render printing into ``| head``
         _silence_closed_output()
         return EXIT_OUTPUT_CLOSED
@@ -214,7 +221,7 @@ def render_dag(dag_id: str, dag: Any) -> str:
     return "\n".join(lines)
 
 
-def _run(path: Path, input_json: str) -> int:
+def _run(path: Path, input_json: str, *, verbose: bool = False) -> int:
     try:
         inputs = json.loads(input_json, parse_constant=_no_constant)
     except ValueError as exc:  # a JSONDecodeError, or NaN / Infinity (which json.loads would accept)
@@ -228,7 +235,7 @@ def _run(path: Path, input_json: str) -> int:
 
     try:
         with _OutputGuard():
-            code = _run_and_print(path, inputs)
+            code = _run_and_print(path, inputs, verbose=verbose)
     except (_OutputClosed, BrokenPipeError):
         code = EXIT_OUTPUT_CLOSED
     except KeyboardInterrupt:
@@ -241,20 +248,86 @@ def _run(path: Path, input_json: str) -> int:
     return code
 
 
-def _run_and_print(path: Path, inputs: dict[str, Any]) -> int:
+def _run_and_print(path: Path, inputs: dict[str, Any], *, verbose: bool = False) -> int:
+    """stdout: the result JSON only. stderr: one line per step as it ends (``run_view.py``); Airflow's
+    own logs go to a file (its path is printed first), or to stderr too with ``verbose``."""
+    from airflow_openflow.run_view import StepView, failure_lines
     from airflow_openflow.runner import FlowInputError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
+    own_home = not os.environ.get("AIRFLOW_HOME")  # then the runner's home is removed at its end
+    log_path = None if verbose else _full_log_path()
+    if log_path is not None:
+        print(f"running {path} (Airflow's log: {log_path}; -v to show it here)", file=sys.stderr, flush=True)
+    view = StepView(sys.stderr)
     try:
-        outcome = run_flow(path, inputs)
+        with _logs_to(log_path) as stderr:
+            view.out = stderr
+            outcome = run_flow(path, inputs, observer=view)
     except (FlowDocumentError, FlowInputError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))
     sys.stdout.flush()  # a closed stdout shows here, while the guard is on
+    if outcome.status != "success":
+        from airflow.configuration import conf
+
+        folder = conf.get("logging", "base_log_folder", fallback=None)
+        copy_to = (log_path or _full_log_path()) if own_home else None
+        for line in failure_lines(outcome, folder, copy_to):
+            print(line, file=sys.stderr)
     print(f"flow {outcome.status}: DAG {outcome.dag_id}, run {outcome.run_id}", file=sys.stderr)
     sys.stderr.flush()
     return EXIT_OK if outcome.status == "success" else EXIT_FLOW_FAILED
+
+
+def _full_log_path() -> Path:
+    """A new file for Airflow's log of one ``run``: under ``$AIRFLOW_HOME/openflow_run/`` when
+    AIRFLOW_HOME is set, else in the temporary folder (the run's own home is removed at its end)."""
+    import tempfile
+
+    home = os.environ.get("AIRFLOW_HOME")
+    folder = Path(home) / "openflow_run" if home else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix="run-" if folder else "airflow-openflow-run-", suffix=".log", dir=folder
+    )
+    os.close(fd)
+    return Path(name)
+
+
+@contextmanager
+def _logs_to(log_path: Path | None) -> Iterator[Any]:
+    """While the run runs, file descriptors 1 and 2 (Airflow's logs, this process's and the forked
+    executor workers') go to ``log_path``; yields a stream on the real stderr for the step view.
+    The real stdout and stderr stay watched by ``_OutputGuard`` (a reader going away still ends
+    the run). ``None``: nothing is redirected."""
+    if log_path is None:
+        yield sys.stderr
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    target = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    real_stderr = open(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    try:
+        for fd in (1, 2):
+            os.dup2(target, fd)
+        _WATCHED_FDS.extend(saved)
+        yield real_stderr
+    finally:
+        os.close(target)
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+        for original in saved:
+            _WATCHED_FDS.remove(original)
+            os.close(original)
+        with suppress(OSError, ValueError):
+            real_stderr.close()
 
 
 def _no_constant(name: str) -> Any:
@@ -333,20 +406,26 @@ def _ensure_standard_streams() -> None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's stderr
 
 
+#: The descriptors of the real stdout and stderr: 1 and 2, and their copies while ``_logs_to``
+#: sends 1 and 2 to a file.
+_WATCHED_FDS: list[int] = [1, 2]
+
+
 def _closed_outputs() -> list[int] | None:
-    """Which of fds 1 and 2 are pipes (or sockets) whose reader went away; None without poll()."""
+    """Which of fds 1 and 2 (and their saved copies) are pipes (or sockets) whose reader went away;
+    None without poll()."""
     import select
 
     if not hasattr(select, "poll"):
         return None
     poller = select.poll()
-    for fd in (1, 2):
+    for fd in list(_WATCHED_FDS):
         poller.register(fd, select.POLLOUT)
     return [fd for fd, events in poller.poll(0) if events & select.POLLERR]
 
 
 def _silence_closed_output() -> list[int]:
-    """Point the closed ones of fds 1 and 2 at /dev/null; return them."""
+    """Point the closed ones of fds 1 and 2 (and their saved copies) at /dev/null; return them."""
     closed = _closed_outputs() or []
     for fd in closed:
         devnull = os.open(os.devnull, os.O_WRONLY)

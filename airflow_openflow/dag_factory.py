@@ -64,7 +64,7 @@ def load_openflow_dags(
         clash = flows.clash_message(dag_id)
         if clash is not None:  # none of them is picked silently: the dag_id shows the clash
             _report(clash, strict)
-            dags[dag_id] = _invalid_flow_dag(dag_id, path, clash, dag_file)
+            dags[dag_id] = _invalid_flow_dag(dag_id, located.flow_path, path, clash, dag_file)
             if namespace is not None:
                 namespace[_global_name(dag_id)] = dags[dag_id]
             continue
@@ -76,12 +76,12 @@ def load_openflow_dags(
             if strict:
                 raise
             log.error("OpenFlow document %s is invalid:\n%s", path, exc)
-            dag = _invalid_flow_dag(dag_id, path, str(exc), dag_file)
+            dag = _invalid_flow_dag(dag_id, located.flow_path, path, str(exc), dag_file)
         except Exception as exc:  # a bug of ours must not take the other flows down with it
             if strict:
                 raise
             log.exception("could not build a DAG from %s", path)
-            dag = _invalid_flow_dag(dag_id, path, f"{type(exc).__name__}: {exc}", dag_file)
+            dag = _invalid_flow_dag(dag_id, located.flow_path, path, f"{type(exc).__name__}: {exc}", dag_file)
         dags[dag_id] = dag
         if namespace is not None:
             namespace[_global_name(dag_id)] = dag
@@ -302,7 +302,7 @@ def _flow_paths(
     return found
 
 
-def _invalid_flow_dag(dag_id: str, path: Path, error_text: str, dag_file: str | None) -> Any:
+def _invalid_flow_dag(dag_id: str, flow_path: str, path: Path, error_text: str, dag_file: str | None) -> Any:
     from airflow.sdk import DAG
 
     from airflow_openflow.operators.invalid import InvalidFlowOperator
@@ -313,6 +313,7 @@ def _invalid_flow_dag(dag_id: str, path: Path, error_text: str, dag_file: str | 
     )
     dag = DAG(
         dag_id=dag_id,
+        dag_display_name=f"{flow_path or dag_id} (invalid)",
         schedule=None,
         doc_md=doc,
         tags=["openflow", "openflow-invalid"],
@@ -321,7 +322,12 @@ def _invalid_flow_dag(dag_id: str, path: Path, error_text: str, dag_file: str | 
     if dag_file:
         dag.fileloc = dag_file
     with dag:
-        InvalidFlowOperator(task_id="invalid_flow_document", error_text=error_text, doc_md=doc)
+        InvalidFlowOperator(
+            task_id="invalid_flow_document",
+            task_display_name="Invalid flow document",
+            error_text=error_text,
+            doc_md=doc,
+        )
     return dag
 
 

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ from airflow_openflow.process_trees import stop_processes
 _lock = threading.Lock()
 _runner: _Runner | None = None
 _SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
+#: ``run_flow(observer=...)``: given the DAG, a context manager entered while the run runs.
+RunObserver = Callable[[Any], contextlib.AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class FlowOutcome:
 def run_flow(
     flow: Mapping[str, Any] | str | os.PathLike[str],
     inputs: Mapping[str, Any] | None = None,
+    *,
+    observer: RunObserver | None = None,
 ) -> FlowOutcome:
     """Run ``flow`` (a parsed document, or the path of a flow file or git-sync flow folder) once
     with ``inputs`` as its arguments, and wait for the DAG run to finish.
@@ -71,6 +75,9 @@ def run_flow(
     run, ``FlowInputError`` when the inputs do not match the flow's schema (a required input
     without default is missing, a value has the wrong type), and ``RuntimeError`` when Airflow
     cannot run it at all. A flow that fails returns an outcome with ``status == "failure"``.
+
+    ``observer``: called with the DAG before the run starts; the context manager it returns is
+    entered for the length of the run (``run_view.StepView`` shows the steps as they finish).
     """
     from airflow_openflow.spec import FlowDocumentError, check_supported, load_flow
 
@@ -80,7 +87,7 @@ def run_flow(
         raise FlowDocumentError(errors)
     with _lock:
         runner = _get_runner()
-        return runner.run(flow, loaded.flow, dict(inputs or {}))
+        return runner.run(flow, loaded.flow, dict(inputs or {}), observer)
 
 
 def _get_runner() -> _Runner:
@@ -251,7 +258,9 @@ class _Runner:
 
     # -- one run ----------------------------------------------------------------------------------
 
-    def run(self, source: Any, flow: Any, inputs: dict[str, Any]) -> FlowOutcome:
+    def run(
+        self, source: Any, flow: Any, inputs: dict[str, Any], observer: RunObserver | None = None
+    ) -> FlowOutcome:
         from airflow_openflow.compile import dag_id_for_document
         from airflow_openflow.dag_factory import load_openflow_dags
 
@@ -273,7 +282,8 @@ class _Runner:
         dags = load_openflow_dags(target, namespace, strict=True)
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
-        with _quiet(), _approval_timeouts(dag):
+        watching = observer(dag) if observer is not None else contextlib.nullcontext()
+        with _quiet(), _approval_timeouts(dag), watching:
             try:
                 dag_run = dag.test(run_conf=inputs, use_executor=True)
             except BaseException:

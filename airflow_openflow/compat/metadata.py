@@ -70,6 +70,38 @@ def run_outcome_rows(
     return values, states
 
 
+def latest_run_task_rows(dag_id: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """(run id, its task instances) of the newest run of ``dag_id``: each ``task_id``,
+    ``map_index``, ``state`` (None while not scheduled), ``start_date``, ``end_date`` (datetimes or
+    None) and ``try_number``. For a live view of a run in progress (``run_view.py``). Public
+    replacement: the REST API of a running API server."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run_id = session.scalar(
+            select(DagRun.run_id).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
+        )
+        if run_id is None:
+            return None, []
+        rows = [
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "state": None if ti.state is None else str(ti.state),
+                "start_date": ti.start_date,
+                "end_date": ti.end_date,
+                "try_number": ti.try_number,
+            }
+            for ti in session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            )
+        ]
+    return run_id, rows
+
+
 def _xcom_value(row: Any) -> Any:
     """An XCom row's value through the configured XCom backend: with common-io's object-storage
     backend a large result's row holds only a reference to the object (docs/large-results.md)."""

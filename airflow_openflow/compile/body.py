@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule
 
-from airflow_openflow.compile.task import task_settings
+from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.body import BodyStepOperator
 from airflow_openflow.runtime.plan import Prefix, StepPlan
 from airflow_openflow.spec.model import FlowModule
@@ -51,7 +51,8 @@ def body_chain(
             plan=step_plan,
             iteration=iteration,
             trigger_rule=first_rule if position == 0 else TriggerRule.NONE_FAILED,
-            doc_md=f"Step `{step.id}` of {where}.",
+            doc_md=f"**{display_name(step)}**: step `{step.id}` of {where}.",
+            task_display_name=display_name(step),
             **{**task_kwargs, **({"max_active_tis_per_dagrun": 1} if gate else {})},
             **task_settings(step),
         )

@@ -16,8 +16,8 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
-from airflow_openflow.compile.naming import TaskIds
-from airflow_openflow.compile.task import retried
+from airflow_openflow.compile.naming import TaskIds, branch_display_name, one_line
+from airflow_openflow.compile.task import display_name, retried
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan, Tail
 from airflow_openflow.spec.model import BranchAll, FlowModule
@@ -34,10 +34,15 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     assert isinstance(value, BranchAll)
     branches: list[tuple[int, list[Any]]] = []  # the non-empty branches and their tasks
     branch_task_ids: list[list[str]] = []
+    name = display_name(module)
     for index, branch in enumerate(value.branches):
         chained = not value.parallel and bool(branches)  # waits for the branch before it
         group_id = names.reserve(f"{module.id}_branch_{index}")
-        with TaskGroup(group_id=group_id, tooltip=branch.summary or ""):
+        with TaskGroup(
+            group_id=group_id,
+            group_display_name=branch_display_name(name, index, branch.summary),
+            tooltip=one_line(branch.summary),
+        ):
             tasks = body_chain(
                 branch.modules,
                 plan,
@@ -62,6 +67,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
             start += len(tasks)
     collector = BranchAllCollectorOperator(
         task_id=module.id,
+        task_display_name=name,
         module=module,
         plan=plan,
         branch_task_ids=branch_task_ids,

@@ -13,8 +13,8 @@ from typing import Any
 from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
-from airflow_openflow.compile.naming import TaskIds
-from airflow_openflow.compile.task import retried
+from airflow_openflow.compile.naming import TaskIds, branch_display_name, helper_display_name, one_line
+from airflow_openflow.compile.task import display_name, retried
 from airflow_openflow.operators.branches import BranchChooserOperator, BranchOneCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import BranchOne, FlowModule
@@ -28,22 +28,38 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     """The chooser, the branches' tasks and the collector: returns ([chooser], collector)."""
     value = module.value
     assert isinstance(value, BranchOne)
+    name = display_name(module)
     chooser = BranchChooserOperator(
         task_id=names.reserve(f"{module.id}_choose"),
+        task_display_name=helper_display_name(name, "choose a branch"),
         module=module,
         plan=plan,
         trigger_rule=trigger_rule,
         doc_md=f"Evaluates the predicates of branchone `{module.id}` in order; returns the chosen index.",
     )
     branches = [
-        (index, branch.modules, names.reserve(f"{module.id}_branch_{index}"))
+        (
+            index,
+            branch.modules,
+            names.reserve(f"{module.id}_branch_{index}"),
+            branch_display_name(name, index, branch.summary),
+            one_line(branch.summary or (f"when {branch.expr}" if branch.expr else "")),
+        )
         for index, branch in enumerate(value.branches)
     ]
-    branches.append((-1, value.default, names.reserve(f"{module.id}_default")))
+    branches.append(
+        (
+            -1,
+            value.default,
+            names.reserve(f"{module.id}_default"),
+            helper_display_name(name, "default branch"),
+            "when no branch predicate is true",
+        )
+    )
     lasts: list[Any] = []
     branch_task_ids: dict[int, list[str]] = {}
-    for index, modules, group_id in branches:
-        with TaskGroup(group_id=group_id):
+    for index, modules, group_id, group_name, tooltip in branches:
+        with TaskGroup(group_id=group_id, group_display_name=group_name, tooltip=tooltip):
             tasks = body_chain(
                 modules,
                 plan,
@@ -58,6 +74,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
         branch_task_ids[index] = [t.task_id for t in tasks]
     collector = BranchOneCollectorOperator(
         task_id=module.id,
+        task_display_name=name,
         module=module,
         plan=plan,
         chooser_task_id=chooser.task_id,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,10 +12,10 @@ from airflow.sdk import DAG, TriggerRule
 
 from airflow_openflow.compile import branchall, branchone, forloop, subflow
 from airflow_openflow.compile.builders import build_step
-from airflow_openflow.compile.naming import TaskIds
+from airflow_openflow.compile.naming import TaskIds, flow_display_name, helper_display_name
 from airflow_openflow.compile.params import params_from_schema
 from airflow_openflow.compile.schedule import DagSchedule
-from airflow_openflow.compile.task import task_settings
+from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.flow_cache import FlowCacheOperator
 from airflow_openflow.operators.preprocessor import PreprocessorOperator
 from airflow_openflow.operators.result import FlowResultOperator
@@ -67,11 +69,13 @@ def build_dag(
         same_worker=flow.value.same_worker,
     )
     dag_schedule = dag_kwargs.get("schedule", flow_schedule.schedule if flow_schedule else None)
+    flow_name = flow_display_name(flow.summary, flow_path, dag_id)
     settings: dict[str, Any] = {
+        "dag_display_name": flow_name,
         "schedule": dag_schedule,
         "catchup": False,
         "description": flow.summary or None,
-        "doc_md": _doc_md(flow, warnings, flow_schedule.doc if flow_schedule else None),
+        "doc_md": _doc_md(flow, warnings, flow_schedule.doc if flow_schedule else None, flow_path),
         # With a preprocessor, a triggered run's conf is the raw event, not the flow's inputs: the
         # form still shows them, but none is required. Same for a scheduled DAG: Airflow refuses a
         # schedule with required params, and a scheduled run's inputs are its schedule's args.
@@ -103,6 +107,7 @@ def build_dag(
                 task_id=preprocessor.id,
                 module=preprocessor,
                 plan=StepPlan(step_id=preprocessor.id, flow=info),
+                task_display_name=display_name(preprocessor),
                 doc_md="The flow's preprocessor: runs only for a run started by a trigger event "
                 "(`conf['__openflow_event']`, or an asset event); its result is the flow input.",
                 **task_settings(preprocessor),
@@ -146,7 +151,7 @@ def build_dag(
             step_task_added(task)
             last_task, previous_id = task, module.id
             if module.suspend is not None and module.suspend.required_events > 0:
-                approval = _approval_task(module, info, names)
+                approval = _approval_task(module, info, names, flow_name)
                 task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
                 task >> approval
                 step_task_added(approval)  # its failure (rejection, timeout) is the flow's
@@ -163,6 +168,7 @@ def build_dag(
             failure_step_id=handler.task_id if handler is not None else None,
             cache=(cache.task_id, cache.version, cache.ttl) if cache is not None else None,
             trigger_rule=TriggerRule.ALL_DONE,
+            task_display_name="Flow result",
             doc_md="Decides the flow's status and result from the steps' outcomes.",
         )
         if last_task is not None:
@@ -230,6 +236,7 @@ def _flow_cache_task(flow: OpenFlow, info: FlowInfo, names: TaskIds) -> Any:
         task_id=task_id,
         trigger_rule=TriggerRule.NONE_FAILED,  # after a preprocessor that skipped itself too
         flow=info,
+        task_display_name="Flow cache",
         version=version,
         ttl=float(flow.value.cache_ttl),
         doc_md=f"The flow's cache (cache_ttl {flow.value.cache_ttl:g} s): a hit ends the run with "
@@ -262,7 +269,7 @@ def _child_dag(
     return (dag_id, flow_result_task_id(value.resolved)) if dag_id is not None else None
 
 
-def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
+def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds, flow_name: str) -> Any:
     """``suspend``: after the step, an approval task (Airflow human-in-the-loop) the next step
     waits for; ``resume_form.schema`` is its form."""
     from airflow_openflow.operators.approval import StepApprovalOperator
@@ -274,12 +281,15 @@ def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
         task_id=task_id,
         module=module,
         plan=StepPlan(step_id=module.id, flow=info, previous_step_id=module.id),
+        flow_name=flow_name,
+        step_name=display_name(module),
+        task_display_name=helper_display_name(display_name(module), "approval"),
         # Not required in Airflow's sense; the operator checks an answer against the schema itself.
         form_params=params_from_schema(form if isinstance(form, dict) else None, enforce_required=False),
         # Runs after a skipped step too, to record that there was nothing to approve.
         trigger_rule=TriggerRule.NONE_FAILED,
-        doc_md=f"Approval of step `{module.id}` (its `suspend`): approve or reject it on Airflow's "
-        "Required Actions page or through the REST API.",
+        doc_md=f"Approval of step **{display_name(module)}** (`{module.id}`, its `suspend`): approve or "
+        "reject it on Airflow's Required Actions page or through the REST API.",
     )
 
 
@@ -294,6 +304,7 @@ def _sleep_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:
         task_id=task_id,
         sleep=module.sleep,
         plan=plan,
+        task_display_name=helper_display_name(display_name(module), "sleep"),
         trigger_rule=TriggerRule.NONE_FAILED,
         doc_md=f"Sleep after step `{module.id}`: the next step starts when it ends; no worker slot is held.",
     )
@@ -309,7 +320,7 @@ def _with_skip_expr_gate(flow: OpenFlow, gate_id: str | None) -> list[FlowModule
     gate = FlowModule(
         id=gate_id,
         value=Identity(json_path="value.skip_expr"),
-        summary="the flow's skip_expr",
+        summary="Flow skip_expr",
         stop_after_if=StopAfterIf(
             expr=flow.value.skip_expr, skip_if_stopped=True, json_path="value.skip_expr"
         ),
@@ -337,16 +348,22 @@ def _failure_handler(flow: OpenFlow, info: FlowInfo, step_ids: list[str], steps:
     return handler
 
 
-def _doc_md(flow: OpenFlow, warnings: Sequence[Problem], schedule_doc: str | None = None) -> str:
-    parts = [f"# {flow.summary or 'OpenFlow flow'}"]
+def _doc_md(
+    flow: OpenFlow, warnings: Sequence[Problem], schedule_doc: str | None = None, flow_path: str = ""
+) -> str:
+    """The DAG's docs: the flow's summary, description and Windmill path, its schedule, its steps
+    (by summary), load warnings, and the flow document itself (bounded: MAX_DOC_SOURCE)."""
+    parts = [f"# {flow.summary or flow_path or 'OpenFlow flow'}"]
     if flow.description:
         parts.append(flow.description)
+    where = [f"Windmill path: `{flow_path}`"] if flow_path else []
     source = flow.source.file or "(a document given as a dict)"
-    parts.append(f"OpenFlow source: `{source}`")
+    where.append(f"OpenFlow source: `{source}`")
+    parts.append("  \n".join(where))
     if schedule_doc:
         parts.append(schedule_doc)
     steps = "\n".join(
-        f"{i + 1}. `{m.id}` ({m.value.type}){' ' + m.summary if m.summary else ''}"
+        f"{i + 1}. {'**' + display_name(m) + '** ' if m.summary else ''}`{m.id}` ({m.value.type})"
         for i, m in enumerate(flow.value.modules)
     )
     if steps:
@@ -354,4 +371,40 @@ def _doc_md(flow: OpenFlow, warnings: Sequence[Problem], schedule_doc: str | Non
     if warnings:
         listed = "\n".join(f"- `{w.format()}`" for w in warnings)
         parts.append(f"Warnings from loading the document:\n\n{listed}")
+    document = _document_text(flow)
+    if document is not None:
+        parts.append(document)
     return "\n\n".join(parts)
+
+
+#: At most this many characters of the flow document go into the DAG's docs.
+MAX_DOC_SOURCE = 20_000
+
+
+def _document_text(flow: OpenFlow) -> str | None:
+    """The flow document as written (``flow.yaml``, ``x.flow.json``), in a collapsed block.
+
+    Airflow's UI renders doc_md without raw HTML, so there the ``<details>`` tags are dropped and
+    the block shows open, under its own heading; other Markdown viewers fold it. Scripts kept in
+    files of their own (``!inline``) are in their tasks' docs."""
+    if not flow.source.file:
+        return None
+    try:
+        with open(flow.source.file, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(MAX_DOC_SOURCE + 1)
+    except OSError:
+        return None
+    cut = len(text) > MAX_DOC_SOURCE
+    text = text[:MAX_DOC_SOURCE].rstrip("\n")
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    language = "json" if flow.source.format == "json" else "yaml"
+    name = os.path.basename(flow.source.file)
+    note = f"\n\n(first {MAX_DOC_SOURCE} characters only)" if cut else ""
+    return (
+        f"### Flow document (`{name}`)\n\n<details>\n<summary>{name}</summary>\n\n"
+        f"{fence}{language}\n{text}\n{fence}{note}\n\n</details>"
+    )
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)

@@ -20,8 +20,8 @@ from typing import Any
 from airflow.sdk import TriggerRule, task_group
 
 from airflow_openflow.compile.body import body_chain
-from airflow_openflow.compile.naming import TaskIds
-from airflow_openflow.compile.task import retried
+from airflow_openflow.compile.naming import TaskIds, helper_display_name
+from airflow_openflow.compile.task import display_name, retried
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, ForloopFlow
@@ -36,8 +36,10 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     """The loop's tasks: returns (first task, collector task). ``names``: the DAG's ids so far."""
     loop = module.value
     assert isinstance(loop, ForloopFlow)
+    name = display_name(module)
     items = LoopItemsOperator(
         task_id=names.reserve(f"{module.id}_items"),
+        task_display_name=helper_display_name(name, "items"),
         module=module,
         plan=plan,
         trigger_rule=trigger_rule,
@@ -48,7 +50,11 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     limits: dict[str, Any] = {"max_active_tis_per_dagrun": width} if width else {}
     bodies: list[Any] = []
 
-    @task_group(group_id=group_id)  # type: ignore[untyped-decorator]
+    @task_group(  # type: ignore[untyped-decorator]
+        group_id=group_id,
+        group_display_name=helper_display_name(name, "iterations"),
+        tooltip=f"Loop {name}: one mapped instance of each body step per iteration",
+    )
     def iterations(item: Any) -> None:
         bodies.extend(
             body_chain(
@@ -69,6 +75,7 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     )
     collector = LoopCollectorOperator(
         task_id=module.id,
+        task_display_name=name,
         module=module,
         plan=collector_plan,
         trigger_rule=TriggerRule.ALL_DONE,

@@ -60,3 +60,38 @@ class TaskIds:
 def result_task_id(step_ids: Iterable[str]) -> str:
     """The final task is ``flow_result``, or ``flow_result_``... if a step already has that id."""
     return TaskIds(step_ids).reserve("flow_result")
+
+
+# Display names (Airflow's ``dag_display_name``, ``task_display_name``, ``group_display_name``):
+# what the UI shows instead of the ids, taken from the document's summaries. Ids never change
+# with them (clearing, restarts and XCom go by id), so a summary can be edited freely.
+MAX_DISPLAY_NAME = 200
+
+
+def one_line(text: str | None) -> str:
+    """One line, bounded: a summary as the UI can show it (empty when there is none)."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= MAX_DISPLAY_NAME else line[: MAX_DISPLAY_NAME - 3] + "..."
+
+
+def flow_display_name(summary: str | None, flow_path: str = "", dag_id: str = "") -> str:
+    """The flow's ``summary``, else its Windmill path (``f/examples/etl``), else the dag_id."""
+    return one_line(summary) or one_line(flow_path) or dag_id
+
+
+def step_display_name(summary: str | None, step_id: str) -> str:
+    """A step's ``summary``, else its id."""
+    return one_line(summary) or step_id
+
+
+def helper_display_name(step_name: str, role: str) -> str:
+    """A task the compiler adds for a step: ``Price the order: approval``."""
+    return f"{step_name}: {role}"
+
+
+def branch_display_name(step_name: str, index: int, summary: str | None) -> str:
+    """Branch ``index`` of a branchone/branchall: ``Route the order: branch 1 (big orders)``;
+    numbered from 1 as in Windmill's editor (the group id keeps the 0-based index)."""
+    label = f"branch {index + 1}"
+    summary = one_line(summary)
+    return helper_display_name(step_name, f"{label} ({summary})" if summary else label)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openflow.compile.task import task_settings
+from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.subflow import SubFlowRunOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, PathFlow
@@ -29,5 +29,5 @@ def build(
         child_result_task_id=child_result_task_id,
         doc_md=f"**{module.summary or module.id}**: sub-flow `{value.path}`, run as DAG "
         f"`{child_dag_id}` (see the task's *Triggered DAG* link); its flow result is this step's result.",
-        **{**task_settings(module), **task_kwargs},
+        **{"task_display_name": display_name(module), **task_settings(module), **task_kwargs},
     )

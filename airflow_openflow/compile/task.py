@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from airflow_openflow.compile.naming import step_display_name
 from airflow_openflow.operators.retry_policy import WindmillRetryPolicy
 from airflow_openflow.operators.step import OpenFlowStepOperator
 from airflow_openflow.runtime.plan import StepPlan
@@ -14,8 +15,17 @@ from airflow_openflow.spec.model import FlowModule
 
 def step_task(module: FlowModule, plan: StepPlan, *, doc_md: str, **task_kwargs: Any) -> OpenFlowStepOperator:
     return OpenFlowStepOperator(
-        task_id=module.id, module=module, plan=plan, doc_md=doc_md, **{**task_settings(module), **task_kwargs}
+        task_id=module.id,
+        module=module,
+        plan=plan,
+        doc_md=doc_md,
+        **{"task_display_name": display_name(module), **task_settings(module), **task_kwargs},
     )
+
+
+def display_name(module: FlowModule) -> str:
+    """What the UI shows for the step's task: its ``summary``, else its id (naming.py)."""
+    return step_display_name(module.summary, module.id)
 
 
 def retried(module: FlowModule) -> bool:

@@ -12,8 +12,10 @@ distinct users have approved. Windmill's rules (spec 6.2): a rejection fails the
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
@@ -25,6 +27,7 @@ from airflow_openflow.runtime.approval_rules import (
     approval_rules,
     refusal,
 )
+from airflow_openflow.runtime.log_text import json_preview
 from airflow_openflow.runtime.plan import OUTCOME_KEY, RESUME_KEY, StepPlan
 from airflow_openflow.runtime.resume_links import PAYLOAD_KEY
 from airflow_openflow.spec.model import FlowModule
@@ -32,6 +35,8 @@ from airflow_openflow.spec.model import FlowModule
 APPROVE = "Approve"
 #: Windmill's default wait for an approval (spec 6.1).
 DEFAULT_TIMEOUT_S = 1800
+#: At most this many characters of the step's result (as JSON) in the request's body.
+RESULT_PREVIEW_CHARS = 2000
 #: XCom keys of the approval task's own progress across its rounds (kept while it waits; a fresh
 #: try, after a clear, starts without them and so asks again).
 _APPROVALS_KEY = "openflow_approvals"
@@ -54,10 +59,11 @@ class StepApprovalOperator(HITLOperator):
     ``return_value`` is the step's result, passed on. A step that did not run has nothing to
     approve: the task ends at once.
 
-    Everything the request needs comes from the step's ``suspend``: the subject and body (HITL's
-    template fields, inherited), the options (Approve, and Reject unless ``hide_cancel``), the
-    timeout (``suspend.timeout``, else Windmill's 1800 s). Other keyword arguments go to
-    ``HITLOperator`` and ``BaseOperator``.
+    Everything the request needs comes from the step and its ``suspend``: the subject and body
+    (the step and the flow by their summaries; the body adds a preview of the step's result and a
+    link to its log, as Windmill's approval page shows them; not Jinja templates), the options
+    (Approve, and Reject unless ``hide_cancel``), the timeout (``suspend.timeout``, else
+    Windmill's 1800 s). Other keyword arguments go to ``HITLOperator`` and ``BaseOperator``.
 
     :param module: The step that carries the ``suspend`` (``spec.model.FlowModule``).
     :param plan: A plan whose ``step_id`` is that step (``runtime.plan.StepPlan``): the task reads
@@ -66,9 +72,13 @@ class StepApprovalOperator(HITLOperator):
         approval form, and its only fields (never the DAG's params, the flow's trigger form). They
         are the request's params, not the task's (see ``_open_request``); each answer is checked
         against the schema here.
+    :param flow_name: The flow's display name (its summary, else its path) and
+    :param step_name: the step's (its summary, else its id), for the request's subject and body.
     """
 
     ui_color = "#fbe6c2"
+    # The subject and body quote the document's summaries and the step's result: never Jinja.
+    template_fields: Sequence[str] = ()
 
     def __init__(
         self,
@@ -76,6 +86,8 @@ class StepApprovalOperator(HITLOperator):
         module: FlowModule,
         plan: StepPlan,
         form_params: Mapping[str, Any],
+        flow_name: str = "",
+        step_name: str = "",
         **kwargs: Any,
     ):
         suspend = module.suspend
@@ -93,14 +105,17 @@ class StepApprovalOperator(HITLOperator):
         # The DAG's params (the flow's schema), which Airflow passes every operator as `params`:
         # the form is form_params, so they must not reach HITLOperator a second time.
         drop_inherited_params(kwargs)
+        self.flow_name = flow_name or plan.flow.dag_id
+        self.step_name = step_name or module.summary or module.id
         needed = "one approval" if self.required == 1 else f"{self.required} approvals from different users"
+        self.intro = (
+            f"Step **{self.step_name}** (`{module.id}`) of flow **{self.flow_name}** has run; the"
+            f" flow waits for {needed} before it goes on (at most {self.timeout_s:g} s)."
+            + ("" if suspend.hide_cancel else " A rejection fails the flow.")
+        )
         super().__init__(
-            subject=f"Approve step {module.id} of flow {plan.flow.dag_id}",
-            body=(
-                f"Step `{module.id}` has run; the flow waits for {needed} before it goes on"
-                f" (at most {self.timeout_s:g} s)."
-                + ("" if suspend.hide_cancel else " A rejection fails the flow.")
-            ),
+            subject=f"Approve “{self.step_name}” of flow “{self.flow_name}”",
+            body=self.intro,
             options=[APPROVE] if suspend.hide_cancel else [APPROVE, REJECT],
             params=dict(form_params),  # resume_form.schema as Airflow Params (the form's widgets)
             response_timeout=datetime.timedelta(seconds=self.timeout_s),
@@ -186,7 +201,29 @@ class StepApprovalOperator(HITLOperator):
         """HITLOperator's ``execute``: writes the request, with the form (its params), and waits in
         ``awaiting_input``. Only the ``resume_form`` fields: never the DAG's params."""
         self.params.update(self.form_params)
+        self.body = self._request_body(context)
         return super().execute(context)
+
+    def _request_body(self, context: Any) -> str:
+        """What the approver reads: the step and flow by name, then what is being approved, as
+        Windmill's approval page shows it: the step's result (a bounded preview) and where the
+        step's log is."""
+        from airflow.sdk import conf
+
+        ti = context["ti"]
+        result = ti.xcom_pull(task_ids=self.plan.step_id, key="return_value")
+        preview = json_preview(result, RESULT_PREVIEW_CHARS)
+        fence = "`" * max(3, max((len(r) for r in re.findall("`+", preview)), default=0) + 1)
+        base = conf.get("api", "base_url", fallback="") or ""
+        where = (
+            f"{quote(ti.dag_id, safe='')}/runs/{quote(ti.run_id, safe='')}/tasks/"
+            f"{quote(self.plan.step_id, safe='')}"
+        )
+        log = f"{base.rstrip('/')}/dags/{where}" if base else f"/dags/{where}"
+        return (
+            f"{self.intro}\n\n**Result of {self.step_name}:**\n\n{fence}json\n{preview}\n{fence}\n\n"
+            f"Its log: [{self.plan.step_id}]({log}) (task `{self.plan.step_id}` of this run)."
+        )
 
     def _required_groups(self, context: Any) -> list[str]:
         """``user_groups_required``: a static list or an expression (``result`` = the step's result)."""

@@ -124,6 +124,10 @@ class AirflowStepContext:
             return None
         return self._pull(step_id)
 
+    def readable_step_ids(self) -> set[str]:
+        """The ids ``results.<id>`` reads here: the steps before this one (and of its iteration)."""
+        return {*self._plan.visible_step_ids, *(self._plan.iteration_task_ids or {})}
+
     def variable(self, path: str) -> Any:
         return get_variable(path)
 

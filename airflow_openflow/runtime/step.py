@@ -68,7 +68,7 @@ def run_step(
     try:
         outcome = _run_step(module, ctx, scope, script_runner)
     except Exception as exc:
-        outcome = _failed(module, exc)
+        outcome = _failed(module, exc, ctx)
     if outcome.kind is OutcomeKind.FAILED and outcome.retryable:
         return _after_failure(module, outcome, ctx, scope)
     return outcome
@@ -92,17 +92,20 @@ def _run_step(
         try:
             value = _execute(module, scope, script_runner)
         except (StepError, ExpressionError) as exc:
-            return _failed(module, exc)
+            return _failed(module, exc, ctx)
         outcome = _outcome_of_success(module, value, scope)
     return outcome
 
 
-def _failed(module: FlowModule, exc: Exception) -> StepOutcome:
+def _failed(module: FlowModule, exc: Exception, ctx: StepRunContext | None = None) -> StepOutcome:
     """A retryable failure whose result is Windmill's error object for ``exc``."""
     if isinstance(exc, StepError):
         error = exc.error
     elif isinstance(exc, ExpressionError):
         error = exc.error_object()
+        hint = unknown_results_hint(exc.expr, ctx)
+        if hint and isinstance(error["error"].get("message"), str):
+            error["error"]["message"] += f" ({hint})"
     else:
         # Not the script's and not an expression's: the task log keeps the whole traceback.
         log.error("step %s failed inside the runtime", module.id, exc_info=exc)
@@ -114,6 +117,28 @@ def _failed(module: FlowModule, exc: Exception) -> StepOutcome:
     error["error"].setdefault("step_id", module.id)
     summary = f"{error['error'].get('name')}: {error['error'].get('message')}"
     return StepOutcome(OutcomeKind.FAILED, error, summary)
+
+
+def unknown_results_hint(expr: str, ctx: Any) -> str:
+    """For an expression that failed: the ``results.<id>`` it reads that no step before this one
+    has, which read null (``results.totl is null: ...; did you mean 'total'?``), else ``""``.
+    Only where the context can tell which ids a step reads (``readable_step_ids``)."""
+    readable = getattr(ctx, "readable_step_ids", None)
+    if readable is None:
+        return ""
+    from airflow_openflow.spec.suggest import did_you_mean
+    from airflow_openflow.spec.syntax_check import result_references
+
+    ids = set(readable())
+    hints = []
+    for name in result_references(expr):
+        if name not in ids:
+            guess = did_you_mean(name, ids)
+            hints.append(
+                f"results.{name} is null: no step before this one has the id {name!r}"
+                + (f"; {guess}" if guess else "")
+            )
+    return "; ".join(hints)
 
 
 def _before_running(module: FlowModule, scope: StepScope) -> StepOutcome | None:

@@ -25,7 +25,7 @@ from airflow_openflow.spec.model import FlowSource, OpenFlow
 from airflow_openflow.spec.parse import ParseResult, parse_document
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, workspace_path_for
 from airflow_openflow.spec.schema_check import check_schemas
-from airflow_openflow.spec.syntax_check import check_syntax
+from airflow_openflow.spec.syntax_check import check_result_references, check_syntax
 from airflow_openflow.spec.workspace import (
     MAX_FILE_BYTES,
     UnsafePathError,
@@ -160,7 +160,7 @@ def _finish(parsed: ParseResult, digest: Any, text: str | None, file: str | None
 def check_document(flow: OpenFlow) -> list[Problem]:
     """What a well-formed document may still get wrong: its JSON schemas, the syntax of its code,
     settings that mean nothing where they are. Problems without lines (the caller adds them)."""
-    return [*check_meaning(flow), *check_schemas(flow), *check_syntax(flow)]
+    return [*check_meaning(flow), *check_schemas(flow), *check_syntax(flow), *check_result_references(flow)]
 
 
 def _parse_text(text: str, *, fmt: str, file: str) -> tuple[Any, Problem | None]:

@@ -16,6 +16,7 @@ from typing import Any
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.inline import InlineFiles
 from airflow_openflow.spec.locate import join_path
+from airflow_openflow.spec.suggest import did_you_mean
 
 # Very old expressions start with ``import { ... } from 'windmill@1-1'`` on their own line (spec 3.8).
 # Also accepted: any one-line import clause (``import * as wmill from "windmill"``), a header that
@@ -152,9 +153,10 @@ class FieldReader:
                 continue
             out[str(key)] = value
             if key not in silent:
+                guess = did_you_mean(str(key), [k for k in (*self.seen, *silent) if k not in self.data])
                 self.ctx.warn(
                     join_path(self.path, str(key)),
-                    f"unknown field '{key}' is ignored",
+                    f"unknown field '{key}' is ignored{': ' + guess if guess else ''}",
                     "remove it or check its spelling",
                 )
         return out

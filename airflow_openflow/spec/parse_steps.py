@@ -42,6 +42,7 @@ from airflow_openflow.spec.parse_values import (
     read_rawscript,
     read_script,
 )
+from airflow_openflow.spec.suggest import did_you_mean
 
 Role = Literal["step", "failure", "preprocessor"]
 
@@ -143,7 +144,12 @@ def _value(
         ctx.error(obj.at("type"), f"missing required field 'type' (known types: {known})", "add type: ...")
         return None
     if kind not in MODULE_TYPES:
-        ctx.error(obj.at("type"), f"unknown step type {kind!r} (known types: {known})", "fix the type")
+        guess = did_you_mean(kind, MODULE_TYPES) if isinstance(kind, str) else ""
+        ctx.error(
+            obj.at("type"),
+            f"unknown step type {kind!r}{': ' + guess if guess else ''} (known types: {known})",
+            "fix the type",
+        )
         return None
     takes_args = kind in ("rawscript", "script", "flow", "aiagent")
     transforms: dict[str, InputTransform] = {}

@@ -30,7 +30,9 @@ from airflow_openflow.spec.json_schema import (
 from airflow_openflow.spec.locate import join_path
 from airflow_openflow.spec.model import OpenFlow, all_modules
 from airflow_openflow.spec.parse_reader import json_type
+from airflow_openflow.spec.suggest import did_you_mean
 
+_TYPE_NAMES = ("string", "number", "integer", "boolean", "object", "array", "null")
 _TYPES = "string, number, integer, boolean, object, array or null"
 _MAX_SHOWN = 80  # characters of a value quoted in a message
 
@@ -250,7 +252,11 @@ def _metaschema_message(error: Any, where: list[str | int], dialect: str) -> tup
     keyword = str(where[-1]) if where else ""
     value = error.instance
     if keyword == "type" and error.validator in ("anyOf", "enum"):
-        return f"{_shown(value)} is not a JSON Schema type", f"use {_TYPES}, or a list of them"
+        guess = did_you_mean(value, _TYPE_NAMES) if isinstance(value, str) else ""
+        return (
+            f"{_shown(value)} is not a JSON Schema type" + (f": {guess}" if guess else ""),
+            f"use {_TYPES}, or a list of them",
+        )
     if error.validator == "format" and error.validator_value == "regex":
         try:
             re.compile(value)

@@ -29,6 +29,7 @@ from airflow_openflow.spec.model import (
     iter_modules,
 )
 from airflow_openflow.spec.scripts import find_script
+from airflow_openflow.spec.suggest import language_suggestion
 from airflow_openflow.spec.workspace import UnsafePathError
 
 _APPROVALS = "move the approval to a top-level step of the flow, or wait for nested approvals (issue 4)"
@@ -129,9 +130,10 @@ class _Checker:
         type_path = join_path(value.json_path, "type")
         if isinstance(value, RawScript):
             if value.language not in runnable_languages():
+                guess = language_suggestion(value.language)  # a misspelt name (pyhton3)
                 self.error(
                     join_path(value.json_path, "language"),
-                    unsupported_language_message(value.language),
+                    unsupported_language_message(value.language) + (f"; {guess}" if guess else ""),
                     "rewrite the step in a supported language (docs/languages.md)",
                 )
             elif (missing := missing_runtime(value.language)) is not None:

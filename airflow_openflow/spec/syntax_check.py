@@ -9,11 +9,12 @@ the step's JSON path and the line inside the code.
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from collections.abc import Iterator
 
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.js_text import syntax_problem, where
+from airflow_openflow.spec.js_text import code_chars, syntax_problem, where
 from airflow_openflow.spec.locate import join_path
 from airflow_openflow.spec.model import (
     BranchAll,
@@ -26,6 +27,7 @@ from airflow_openflow.spec.model import (
     WhileloopFlow,
     all_modules,
 )
+from airflow_openflow.spec.suggest import did_you_mean
 
 _JS_HINT = "fix the expression: it runs as JavaScript when the step runs, and would fail every run"
 _PY_HINT = "fix the script: it would fail every run"
@@ -55,6 +57,52 @@ def check_syntax(flow: OpenFlow) -> list[Problem]:
                 path = join_path(value.json_path, "content")
                 problems.append(Problem(problem, file=file, json_path=path, hint=_PY_HINT))
     return problems
+
+
+# ``results.<id>``, ``results?.<id>``, ``results["<id>"]`` (as runtime/expression_engine.py reads them)
+_RESULT_REFERENCE = re.compile(
+    r"""(?<![\w$.])results\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)"""
+    r"""|(?<![\w$.])results\s*(?:\?\.)?\s*\[\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*\]"""
+)
+
+
+def check_result_references(flow: OpenFlow) -> list[Problem]:
+    """Warnings for ``results.<id>`` where no step of the flow has that id but one has an id close
+    to it (``results.totl``, a step ``total``): it reads null, most likely a misspelt step id.
+    An id close to none is left alone: reading a step that does not exist is null by Windmill's
+    rule, and ``results.x ?? default`` is a way to write a default. Only code counts, not strings
+    or comments."""
+    ids = {module.id for module in all_modules(flow)}
+    problems: list[Problem] = []
+    for path, expr in _expressions(flow):
+        for name in result_references(expr):
+            guess = did_you_mean(name, ids) if name not in ids else ""
+            if not guess:
+                continue
+            problems.append(
+                Problem(
+                    f"results.{name}: no step of this flow has the id {name!r}, so it reads null: {guess}",
+                    file=flow.source.file,
+                    json_path=path,
+                    hint="fix the step id",
+                    severity="warning",
+                )
+            )
+    return problems
+
+
+def result_references(expr: str) -> list[str]:
+    """The step ids an expression reads as ``results.<id>`` / ``results["<id>"]`` in its code (not
+    in its strings or comments), each once, in order."""
+    if "results" not in expr:
+        return []
+    code = {index for index, _ in code_chars(expr)}
+    names = (
+        next(g for g in match.groups() if g is not None)
+        for match in _RESULT_REFERENCE.finditer(expr)
+        if match.start() in code
+    )
+    return list(dict.fromkeys(names))
 
 
 def python_syntax_problem(code: str) -> str | None:

@@ -181,6 +181,11 @@ def test_two_distinct_approvers_with_valid_forms_let_the_flow_go_on(deployment: 
     run_id = deployment.trigger(dag_id)
 
     assert answer(deployment, dag_id, run_id, "vera", "Approve", comment="viewer") == 403  # may not approve
+    # The request names the step and the flow and shows the step's result and where its log is.
+    detail = deployment.api("GET", hitl_path(dag_id, run_id))
+    assert detail["subject"].startswith("Approve “a” of flow “")
+    assert '```json\n{"order": 42}\n```' in detail["body"]
+    assert f"/dags/{dag_id}/runs/" in detail["body"] and "/tasks/a)" in detail["body"]
     # Airflow accepts a form that violates the schema; the approval does not count and the flow waits.
     assert answer(deployment, dag_id, run_id, "alice", "Approve", comment="x" * 40) == 200
     assert answer(deployment, dag_id, run_id, "alice", "Approve", comment="ok by alice") == 200

@@ -221,6 +221,20 @@ def test_a_broken_flow_is_shown_as_an_invalid_dag_and_hides_nothing(deployment: 
     assert deployment.api("GET", "/importErrors")["total_entries"] == 0
 
 
+def test_the_api_serves_the_summaries_as_display_names(deployment: AirflowDeployment) -> None:
+    """What the UI lists: the flow's summary as the DAG's name, a step's id (it has no summary)
+    as its task's, the placeholder of a broken flow marked invalid; the ids are unchanged."""
+    assert deployment.wait_for_dag("restart_demo")["dag_display_name"] == FLOW["summary"]
+    tasks = deployment.api("GET", "/dags/restart_demo/tasks")["tasks"]
+    assert {t["task_id"]: t["task_display_name"] for t in tasks} == {
+        "a": "a",
+        "b": "b",
+        "c": "c",
+        "flow_result": "Flow result",
+    }
+    assert deployment.wait_for_dag("broken_flow")["dag_display_name"] == "broken_flow (invalid)"
+
+
 def test_clearing_a_step_restarts_the_flow_from_it(deployment: AirflowDeployment, tmp_path: Path) -> None:
     dag_id = "restart_demo"
     deployment.wait_for_dag(dag_id)

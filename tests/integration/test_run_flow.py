@@ -233,10 +233,18 @@ def test_cli_run_prints_only_the_result_on_stdout(tmp_path: Path) -> None:
     done = cli(document, "--input", '{"n": 21}')
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout) == {"n": 42}
-    assert "flow success" in done.stderr
+    # stderr: the short view (Airflow's own logs are in the file it names), one line per step
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"running {document} (Airflow's log: ") and len(lines) <= 6, done.stderr
+    log_file = Path(lines[0].split("Airflow's log: ", 1)[1].split(";", 1)[0])
+    assert "DagRun Finished" in log_file.read_text(errors="replace")
+    assert [line.split()[0] for line in lines[1:3]] == ["ok", "ok"] and lines[1].endswith("  a")
+    assert lines[-1].startswith("flow success")
 
     failing = tmp_path / "cli_fail.json"
     failing.write_text(json.dumps(flow(py("a", "raise RuntimeError('nope')"))))
     done = cli(failing)
     assert done.returncode == 1, done.stderr[-3000:]
     assert json.loads(done.stdout)["error"]["name"] == "RuntimeError"
+    assert "\n  FAILED " in done.stderr and "error in step a: " in done.stderr and "nope" in done.stderr
+    assert "its log: " in done.stderr, done.stderr

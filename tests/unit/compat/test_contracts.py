@@ -216,6 +216,25 @@ def test_metadata_run_outcome_rows() -> None:
     )
 
 
+def test_metadata_latest_run_task_rows() -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+
+    for column in ("id", "dag_id", "run_id"):
+        _require("metadata.latest_run_task_rows", hasattr(DagRun, column), f"DagRun.{column}")
+    for column in (
+        "dag_id",
+        "run_id",
+        "task_id",
+        "map_index",
+        "state",
+        "start_date",
+        "end_date",
+        "try_number",
+    ):
+        _require("metadata.latest_run_task_rows", hasattr(TaskInstance, column), f"TaskInstance.{column}")
+
+
 def test_metadata_expire_awaiting_input_sweep() -> None:
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 

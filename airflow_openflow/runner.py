@@ -1,10 +1,21 @@
 """``run_flow``: run one OpenFlow document as a real Airflow DAG run and return its outcome.
 
 The run goes through Airflow itself: the flow is compiled to a DAG, written as a DAG file into a
-dags folder of the runner's own, and executed with ``DAG.test(use_executor=True)``: Airflow's
-scheduling loop, a LocalExecutor (several task instances at once), task processes that talk to an
-Execution API server. That API server and a triggerer (for deferred tasks) are started once per
-process, the server on a free loopback port, and stopped by their pids when the process exits.
+dags folder of the runner's own, and executed with ``DAG.test``, in one of two modes (see
+``run_flow``'s ``mode``):
+
+- ``executor``: ``DAG.test(use_executor=True)``: Airflow's scheduling loop, a LocalExecutor
+  (several task instances at once), task processes that talk to an Execution API server. That API
+  server and a triggerer (for deferred tasks) are started once per process, when the first run in
+  this mode starts, the server on a free loopback port, and stopped by their pids when the process
+  exits.
+- ``in_process``: ``DAG.test()``: the same scheduling loop runs each task in the calling process
+  (one at a time, through Airflow's in-process Execution API), as Airflow's own ``dag.test()`` does;
+  several times faster per task. Only for flows whose tasks never wait for another task instance,
+  DAG run or a human (see ``executor_reason``), and only on the main thread (step timeouts use a
+  signal timer).
+
+``auto`` (the default, or ``OPENFLOW_RUN_MODE``) picks ``in_process`` when the flow allows it.
 
 Configuration: the metadata database is the one of ``AIRFLOW_HOME`` (a temporary home is created
 when ``AIRFLOW_HOME`` is not set); the dags folder, the executor and the Execution API address are
@@ -46,6 +57,10 @@ _lock = threading.Lock()
 _runner: _Runner | None = None
 _SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
 
+#: ``run_flow``'s modes; ``OPENFLOW_RUN_MODE`` sets the default (``auto``).
+RUN_MODES = ("auto", "executor", "in_process")
+RUN_MODE_ENV = "OPENFLOW_RUN_MODE"
+
 
 @dataclass(frozen=True, slots=True)
 class FlowOutcome:
@@ -58,14 +73,26 @@ class FlowOutcome:
     run_id: str
     task_states: dict[str, str] = field(default_factory=dict)
     skipped: bool = False  # the flow stopped early with skip_if_stopped
+    mode: str = "executor"  # how the run's tasks ran: "executor" or "in_process"
 
 
 def run_flow(
     flow: Mapping[str, Any] | str | os.PathLike[str],
     inputs: Mapping[str, Any] | None = None,
+    *,
+    mode: str | None = None,
 ) -> FlowOutcome:
     """Run ``flow`` (a parsed document, or the path of a flow file or git-sync flow folder) once
     with ``inputs`` as its arguments, and wait for the DAG run to finish.
+
+    ``mode`` (default: ``OPENFLOW_RUN_MODE``, else ``"auto"``): ``"executor"`` runs every task in a
+    task process of its own through a LocalExecutor, an Execution API server and a triggerer, as a
+    deployment does; ``"in_process"`` runs the tasks one at a time in this process (Airflow's
+    ``dag.test()``), several times faster; ``"auto"`` takes ``in_process`` unless the flow needs
+    the executor (approvals, sub-flow runs, loop iterations or branches that wait for each other;
+    see ``executor_reason``). ``in_process`` for such a flow raises ``ValueError``. The result and
+    the task states are the same in both modes; in ``in_process`` a script that kills its own
+    process (or crashes the interpreter) ends the caller too.
 
     Raises ``FlowDocumentError`` when the document is invalid or uses what this release cannot
     run, ``FlowInputError`` when the inputs do not match the flow's schema (a required input
@@ -78,9 +105,43 @@ def run_flow(
     errors = [p for p in check_supported(loaded.flow) if p.severity == "error"]
     if errors:
         raise FlowDocumentError(errors)
+    requested = _requested_mode(mode)
     with _lock:
         runner = _get_runner()
-        return runner.run(flow, loaded.flow, dict(inputs or {}))
+        return runner.run(flow, loaded.flow, dict(inputs or {}), requested)
+
+
+def _requested_mode(mode: str | None) -> str:
+    chosen = mode if mode is not None else (os.environ.get(RUN_MODE_ENV) or "auto")
+    if chosen not in RUN_MODES:
+        source = "mode" if mode is not None else RUN_MODE_ENV
+        raise ValueError(f"{source} must be one of {', '.join(RUN_MODES)}, not {chosen!r}")
+    return chosen
+
+
+def executor_reason(dag: Any) -> str | None:
+    """Why the tasks of ``dag`` must run through the executor (task processes running at the same
+    time, a triggerer, an API server), or None when ``in_process`` runs it the same way.
+
+    In process, tasks run one at a time and a deferred task's trigger runs inline, at once; so a
+    task that waits for another task instance (a sequential loop's next iteration, a later branch
+    of a sequential branchall, a parallel loop with a ``parallelism`` window), for a child DAG run
+    (a sub-flow of its own DAG: nothing would run it) or for a person (an approval, answered
+    through the API server) needs the executor. Sleeps run inline (same wait, same order)."""
+    from airflow_openflow.operators.approval import StepApprovalOperator
+    from airflow_openflow.operators.body import BodyStepOperator
+    from airflow_openflow.operators.subflow import SubFlowRunOperator
+
+    for task in dag.tasks:
+        if isinstance(task, StepApprovalOperator):
+            return f"task {task.task_id} is an approval"
+        if isinstance(task, SubFlowRunOperator):
+            return f"task {task.task_id} runs a sub-flow as a DAG run of its own"
+        if isinstance(task, BodyStepOperator) and (task.loop_gate is not None or task.after_branch):
+            return f"task {task.task_id} waits for an earlier loop iteration or branch"
+    if threading.current_thread() is not threading.main_thread():
+        return "run_flow is called outside the main thread (step timeouts need the signal timer)"
+    return None
 
 
 def _get_runner() -> _Runner:
@@ -132,6 +193,15 @@ class _Runner:
         self._stop_servers_on_sigterm()
         try:
             self._init_db()
+        except BaseException:
+            self.close()
+            raise
+
+    def _ensure_servers(self) -> None:
+        """The API server and triggerer the executor mode needs, started once (on first use)."""
+        if self._processes:
+            return
+        try:
             self._start_api_server()
             self._start_triggerer()
         except BaseException:  # e.g. KeyboardInterrupt while the API server starts
@@ -152,6 +222,9 @@ class _Runner:
             "AIRFLOW__CORE__PARALLELISM": "4",  # >= 2: branches and parallel loops overlap
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # A task's supervisor notices its task process has exited only when it next looks, every
+            # min_heartbeat_interval (5 s by default), and holds its executor worker until then.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         }
         os.environ.update(settings)
         for key, value in defaults.items():
@@ -251,7 +324,7 @@ class _Runner:
 
     # -- one run ----------------------------------------------------------------------------------
 
-    def run(self, source: Any, flow: Any, inputs: dict[str, Any]) -> FlowOutcome:
+    def run(self, source: Any, flow: Any, inputs: dict[str, Any], requested: str = "auto") -> FlowOutcome:
         from airflow_openflow.compile import dag_id_for_document
         from airflow_openflow.dag_factory import load_openflow_dags
 
@@ -273,17 +346,23 @@ class _Runner:
         dags = load_openflow_dags(target, namespace, strict=True)
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
+        reason = executor_reason(dag) if requested != "executor" else "requested"
+        if requested == "in_process" and reason is not None:
+            raise ValueError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
+        mode = "executor" if reason is not None else "in_process"
+        if mode == "executor":
+            self._ensure_servers()
         with _quiet(), _approval_timeouts(dag):
             try:
-                dag_run = dag.test(run_conf=inputs, use_executor=True)
+                dag_run = dag.test(run_conf=inputs, use_executor=mode == "executor")
             except BaseException:
                 # DAG.test ends its executor only when the run finishes: stop the workers (and the
                 # tasks they run) of a run that is abandoned, or they wait for work forever.
                 _abort_executors()
                 raise
-        return self._outcome(dag, dag_run)
+        return self._outcome(dag, dag_run, mode)
 
-    def _outcome(self, dag: Any, dag_run: Any) -> FlowOutcome:
+    def _outcome(self, dag: Any, dag_run: Any, mode: str = "executor") -> FlowOutcome:
         from airflow_openflow.runtime.plan import STATUS_KEY
 
         final_id = dag.leaves[0].task_id if len(dag.leaves) == 1 else "flow_result"
@@ -304,6 +383,7 @@ class _Runner:
             run_id=dag_run.run_id,
             task_states=states,
             skipped=states.get(final_id) == "skipped",
+            mode=mode,
         )
 
 

@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run a flow once through Airflow; print its result as JSON")
     run.add_argument("path", type=Path)
     run.add_argument("--input", default="{}", help="the flow arguments as a JSON object")
+    run.add_argument(
+        "--mode",
+        choices=["auto", "executor", "in_process"],
+        default=None,
+        help="run the tasks in this process when the flow allows it (auto, the default unless "
+        "OPENFLOW_RUN_MODE says otherwise), always through the executor, or always in process",
+    )
 
     hub = commands.add_parser("hub", help="Windmill Hub scripts").add_subparsers(
         dest="hub_command", required=True
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             return _render(args.path)
         if args.command == "hub":
             return _hub_pull(args.folder, args.hub_url)
-        return _run(args.path, args.input)
+        return _run(args.path, args.input, args.mode)
     except BrokenPipeError:  # validate / render printing into ``| head``
         _silence_closed_output()
         return EXIT_OUTPUT_CLOSED
@@ -211,7 +218,7 @@ def render_dag(dag_id: str, dag: Any) -> str:
     return "\n".join(lines)
 
 
-def _run(path: Path, input_json: str) -> int:
+def _run(path: Path, input_json: str, mode: str | None = None) -> int:
     try:
         inputs = json.loads(input_json, parse_constant=_no_constant)
     except ValueError as exc:  # a JSONDecodeError, or NaN / Infinity (which json.loads would accept)
@@ -225,7 +232,7 @@ def _run(path: Path, input_json: str) -> int:
 
     try:
         with _OutputGuard():
-            code = _run_and_print(path, inputs)
+            code = _run_and_print(path, inputs, mode)
     except (_OutputClosed, BrokenPipeError):
         code = EXIT_OUTPUT_CLOSED
     except KeyboardInterrupt:
@@ -238,13 +245,13 @@ def _run(path: Path, input_json: str) -> int:
     return code
 
 
-def _run_and_print(path: Path, inputs: dict[str, Any]) -> int:
-    from airflow_openflow.runner import FlowInputError, run_flow
+def _run_and_print(path: Path, inputs: dict[str, Any], mode: str | None = None) -> int:
+    from airflow_openflow.runner import FlowInputError, RunModeError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
     try:
-        outcome = run_flow(path, inputs)
-    except (FlowDocumentError, FlowInputError) as exc:
+        outcome = run_flow(path, inputs, mode=mode)
+    except (FlowDocumentError, FlowInputError, RunModeError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))

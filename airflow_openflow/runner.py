@@ -115,7 +115,7 @@ def _requested_mode(mode: str | None) -> str:
     chosen = mode if mode is not None else (os.environ.get(RUN_MODE_ENV) or "auto")
     if chosen not in RUN_MODES:
         source = "mode" if mode is not None else RUN_MODE_ENV
-        raise ValueError(f"{source} must be one of {', '.join(RUN_MODES)}, not {chosen!r}")
+        raise RunModeError(f"{source} must be one of {', '.join(RUN_MODES)}, not {chosen!r}")
     return chosen
 
 
@@ -139,7 +139,7 @@ def planned_mode(flow: Mapping[str, Any] | str | os.PathLike[str], mode: str | N
         (dag,) = load_openflow_dags(target, {}, strict=True).values()
     reason = executor_reason(dag)
     if requested == "in_process" and reason is not None:
-        raise ValueError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
+        raise RunModeError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
     return "executor" if reason is not None else "in_process"
 
 
@@ -381,7 +381,7 @@ class _Runner:
         _check_inputs(dag, inputs)
         reason = executor_reason(dag) if requested != "executor" else "requested"
         if requested == "in_process" and reason is not None:
-            raise ValueError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
+            raise RunModeError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
         mode = "executor" if reason is not None else "in_process"
         if mode == "executor":
             self._ensure_servers()
@@ -418,6 +418,10 @@ class _Runner:
             skipped=states.get(final_id) == "skipped",
             mode=mode,
         )
+
+
+class RunModeError(ValueError):
+    """An unknown mode, or ``in_process`` for a flow that needs the executor."""
 
 
 class FlowInputError(ValueError):

@@ -404,9 +404,14 @@ class _Runner:
         )
         run_state = str(dag_run.state)
         if STATUS_KEY not in values:
+            where = (
+                f"the task logs under {self.home / 'logs'}"
+                if mode == "executor"
+                else "the errors logged above (tasks ran in process), or run it with mode='executor'"
+            )
             raise RuntimeError(
                 f"DAG run {dag_run.run_id} of {dag.dag_id} ended {run_state} without a flow result "
-                f"(task states: {states}); see the task logs under {self.home / 'logs'}"
+                f"(task states: {states}); see {where}"
             )
         status = "success" if run_state == "success" and values[STATUS_KEY] == "success" else "failure"
         return FlowOutcome(

@@ -53,6 +53,7 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse_time.py
+	$(BIN)/python bench/run_flow_time.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME_DIR)

@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="show Airflow's own logs on stderr (by default they go to a file whose path is printed)",
     )
+    run.add_argument(
+        "--mode",
+        choices=["auto", "executor", "in_process"],
+        default=None,
+        help="run the tasks in this process when the flow allows it (auto, the default unless "
+        "OPENFLOW_RUN_MODE says otherwise), always through the executor, or always in process",
+    )
 
     hub = commands.add_parser("hub", help="Windmill Hub scripts").add_subparsers(
         dest="hub_command", required=True
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             return _render(args.path)
         if args.command == "hub":
             return _hub_pull(args.folder, args.hub_url)
-        return _run(args.path, args.input, verbose=args.verbose)
+        return _run(args.path, args.input, verbose=args.verbose, mode=args.mode)
     except BrokenPipeError:  # validate / render printing into ``| head``
         _silence_closed_output()
         return EXIT_OUTPUT_CLOSED
@@ -221,7 +228,7 @@ def render_dag(dag_id: str, dag: Any) -> str:
     return "\n".join(lines)
 
 
-def _run(path: Path, input_json: str, *, verbose: bool = False) -> int:
+def _run(path: Path, input_json: str, *, verbose: bool = False, mode: str | None = None) -> int:
     try:
         inputs = json.loads(input_json, parse_constant=_no_constant)
     except ValueError as exc:  # a JSONDecodeError, or NaN / Infinity (which json.loads would accept)
@@ -235,7 +242,7 @@ def _run(path: Path, input_json: str, *, verbose: bool = False) -> int:
 
     try:
         with _OutputGuard():
-            code = _run_and_print(path, inputs, verbose=verbose)
+            code = _run_and_print(path, inputs, verbose=verbose, mode=mode)
     except (_OutputClosed, BrokenPipeError):
         code = EXIT_OUTPUT_CLOSED
     except KeyboardInterrupt:
@@ -248,11 +255,13 @@ def _run(path: Path, input_json: str, *, verbose: bool = False) -> int:
     return code
 
 
-def _run_and_print(path: Path, inputs: dict[str, Any], *, verbose: bool = False) -> int:
+def _run_and_print(
+    path: Path, inputs: dict[str, Any], *, verbose: bool = False, mode: str | None = None
+) -> int:
     """stdout: the result JSON only. stderr: one line per step as it ends (``run_view.py``); Airflow's
     own logs go to a file (its path is printed first), or to stderr too with ``verbose``."""
     from airflow_openflow.run_view import StepView, failure_lines
-    from airflow_openflow.runner import FlowInputError, run_flow
+    from airflow_openflow.runner import FlowInputError, RunModeError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
     own_home = not os.environ.get("AIRFLOW_HOME")  # then the runner's home is removed at its end
@@ -263,8 +272,8 @@ def _run_and_print(path: Path, inputs: dict[str, Any], *, verbose: bool = False)
     try:
         with _logs_to(log_path) as stderr:
             view.out = stderr
-            outcome = run_flow(path, inputs, observer=view)
-    except (FlowDocumentError, FlowInputError) as exc:
+            outcome = run_flow(path, inputs, observer=view, mode=mode)
+    except (FlowDocumentError, FlowInputError, RunModeError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(outcome.result, ensure_ascii=False, indent=2, default=str))

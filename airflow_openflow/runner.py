@@ -1,10 +1,21 @@
 """``run_flow``: run one OpenFlow document as a real Airflow DAG run and return its outcome.
 
 The run goes through Airflow itself: the flow is compiled to a DAG, written as a DAG file into a
-dags folder of the runner's own, and executed with ``DAG.test(use_executor=True)``: Airflow's
-scheduling loop, a LocalExecutor (several task instances at once), task processes that talk to an
-Execution API server. That API server and a triggerer (for deferred tasks) are started once per
-process, the server on a free loopback port, and stopped by their pids when the process exits.
+dags folder of the runner's own, and executed with ``DAG.test``, in one of two modes (see
+``run_flow``'s ``mode``):
+
+- ``executor``: ``DAG.test(use_executor=True)``: Airflow's scheduling loop, a LocalExecutor
+  (several task instances at once), task processes that talk to an Execution API server. That API
+  server and a triggerer (for deferred tasks) are started once per process, when the first run in
+  this mode starts, the server on a free loopback port, and stopped by their pids when the process
+  exits.
+- ``in_process``: ``DAG.test()``: the same scheduling loop runs each task in the calling process
+  (one at a time, through Airflow's in-process Execution API), as Airflow's own ``dag.test()`` does;
+  several times faster per task. Only for flows whose tasks never wait for another task instance,
+  DAG run or a human (see ``executor_reason``), and only on the main thread (step timeouts use a
+  signal timer).
+
+``auto`` (the default, or ``OPENFLOW_RUN_MODE``) picks ``in_process`` when the flow allows it.
 
 Configuration: the metadata database is the one of ``AIRFLOW_HOME`` (a temporary home is created
 when ``AIRFLOW_HOME`` is not set); the dags folder, the executor and the Execution API address are
@@ -48,6 +59,10 @@ _SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
 #: ``run_flow(observer=...)``: given the DAG, a context manager entered while the run runs.
 RunObserver = Callable[[Any], contextlib.AbstractContextManager[Any]]
 
+#: ``run_flow``'s modes; ``OPENFLOW_RUN_MODE`` sets the default (``auto``).
+RUN_MODES = ("auto", "executor", "in_process")
+RUN_MODE_ENV = "OPENFLOW_RUN_MODE"
+
 
 @dataclass(frozen=True, slots=True)
 class FlowOutcome:
@@ -60,6 +75,7 @@ class FlowOutcome:
     run_id: str
     task_states: dict[str, str] = field(default_factory=dict)
     skipped: bool = False  # the flow stopped early with skip_if_stopped
+    mode: str = "executor"  # how the run's tasks ran: "executor" or "in_process"
 
 
 def run_flow(
@@ -67,9 +83,19 @@ def run_flow(
     inputs: Mapping[str, Any] | None = None,
     *,
     observer: RunObserver | None = None,
+    mode: str | None = None,
 ) -> FlowOutcome:
     """Run ``flow`` (a parsed document, or the path of a flow file or git-sync flow folder) once
     with ``inputs`` as its arguments, and wait for the DAG run to finish.
+
+    ``mode`` (default: ``OPENFLOW_RUN_MODE``, else ``"auto"``): ``"executor"`` runs every task in a
+    task process of its own through a LocalExecutor, an Execution API server and a triggerer, as a
+    deployment does; ``"in_process"`` runs the tasks one at a time in this process (Airflow's
+    ``dag.test()``), several times faster; ``"auto"`` takes ``in_process`` unless the flow needs
+    the executor (approvals, sub-flow runs, loop iterations or branches that wait for each other;
+    see ``executor_reason``). ``in_process`` for such a flow raises ``ValueError``. The result and
+    the task states are the same in both modes; in ``in_process`` a script that kills its own
+    process (or crashes the interpreter) ends the caller too.
 
     Raises ``FlowDocumentError`` when the document is invalid or uses what this release cannot
     run, ``FlowInputError`` when the inputs do not match the flow's schema (a required input
@@ -85,9 +111,76 @@ def run_flow(
     errors = [p for p in check_supported(loaded.flow) if p.severity == "error"]
     if errors:
         raise FlowDocumentError(errors)
+    requested = _requested_mode(mode)
     with _lock:
         runner = _get_runner()
-        return runner.run(flow, loaded.flow, dict(inputs or {}), observer)
+        return runner.run(flow, loaded.flow, dict(inputs or {}), observer, requested)
+
+
+def _requested_mode(mode: str | None) -> str:
+    chosen = mode if mode is not None else (os.environ.get(RUN_MODE_ENV) or "auto")
+    if chosen not in RUN_MODES:
+        source = "mode" if mode is not None else RUN_MODE_ENV
+        raise RunModeError(f"{source} must be one of {', '.join(RUN_MODES)}, not {chosen!r}")
+    return chosen
+
+
+def planned_mode(flow: Mapping[str, Any] | str | os.PathLike[str], mode: str | None = None) -> str:
+    """The mode (``"executor"`` or ``"in_process"``) in which ``run_flow(flow, mode=mode)`` would run
+    ``flow`` now; builds its DAG without running it (the document must be valid)."""
+    from airflow_openflow.compile import dag_id_for_document
+    from airflow_openflow.dag_factory import load_openflow_dags
+    from airflow_openflow.spec import load_flow
+
+    requested = _requested_mode(mode)
+    if requested == "executor":
+        return "executor"
+    with tempfile.TemporaryDirectory(prefix="openflow-plan-") as folder:
+        if isinstance(flow, Mapping):
+            parsed = load_flow(dict(flow)).flow
+            target = Path(folder) / f"{dag_id_for_document(parsed.summary, parsed.content_hash)}.json"
+            target.write_text(json.dumps(flow, ensure_ascii=False), encoding="utf-8")
+        else:
+            target = Path(flow).resolve()
+        (dag,) = load_openflow_dags(target, {}, strict=True).values()
+    reason = executor_reason(dag)
+    if requested == "in_process" and reason is not None:
+        raise RunModeError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
+    return "executor" if reason is not None else "in_process"
+
+
+def executor_reason(dag: Any) -> str | None:
+    """Why the tasks of ``dag`` must run through the executor (task processes running at the same
+    time, a triggerer, an API server), or None when ``in_process`` runs it the same way.
+
+    In process, tasks run one at a time and a deferred task's trigger runs inline, at once; so a
+    task that waits for another task instance (a sequential loop's next iteration, a later branch
+    of a sequential branchall, a parallel loop with a ``parallelism`` window), for a child DAG run
+    (a sub-flow of its own DAG: nothing would run it) or for a person (an approval, answered
+    through the API server) needs the executor. Sleeps run inline (same wait, same order). So does
+    a task that runs parallel branches or iterations in threads of its own: Airflow's in-process
+    supervisor channel serves one thread at a time (it hides ``SUPERVISOR_COMMS`` while it answers
+    a request, and answers from one shared queue)."""
+    from airflow_openflow.operators.approval import StepApprovalOperator
+    from airflow_openflow.operators.body import BodyStepOperator
+    from airflow_openflow.operators.subflow import SubFlowRunOperator
+    from airflow_openflow.spec.model import FlowModule, iter_modules
+
+    for task in dag.tasks:
+        if isinstance(task, StepApprovalOperator):
+            return f"task {task.task_id} is an approval"
+        if isinstance(task, SubFlowRunOperator):
+            return f"task {task.task_id} runs a sub-flow as a DAG run of its own"
+        if isinstance(task, BodyStepOperator) and (task.loop_gate is not None or task.after_branch):
+            return f"task {task.task_id} waits for an earlier loop iteration or branch"
+        module = getattr(task, "module", None)
+        if isinstance(module, FlowModule) and any(
+            getattr(inner.value, "parallel", False) for inner in iter_modules([module])
+        ):
+            return f"task {task.task_id} may run parallel branches or iterations in threads"
+    if threading.current_thread() is not threading.main_thread():
+        return "run_flow is called outside the main thread (step timeouts need the signal timer)"
+    return None
 
 
 def _get_runner() -> _Runner:
@@ -139,6 +232,15 @@ class _Runner:
         self._stop_servers_on_sigterm()
         try:
             self._init_db()
+        except BaseException:
+            self.close()
+            raise
+
+    def _ensure_servers(self) -> None:
+        """The API server and triggerer the executor mode needs, started once (on first use)."""
+        if self._processes:
+            return
+        try:
             self._start_api_server()
             self._start_triggerer()
         except BaseException:  # e.g. KeyboardInterrupt while the API server starts
@@ -159,6 +261,9 @@ class _Runner:
             "AIRFLOW__CORE__PARALLELISM": "4",  # >= 2: branches and parallel loops overlap
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # A task's supervisor notices its task process has exited only when it next looks, every
+            # min_heartbeat_interval (5 s by default), and holds its executor worker until then.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         }
         os.environ.update(settings)
         for key, value in defaults.items():
@@ -259,7 +364,12 @@ class _Runner:
     # -- one run ----------------------------------------------------------------------------------
 
     def run(
-        self, source: Any, flow: Any, inputs: dict[str, Any], observer: RunObserver | None = None
+        self,
+        source: Any,
+        flow: Any,
+        inputs: dict[str, Any],
+        observer: RunObserver | None = None,
+        requested: str = "auto",
     ) -> FlowOutcome:
         from airflow_openflow.compile import dag_id_for_document
         from airflow_openflow.dag_factory import load_openflow_dags
@@ -282,18 +392,24 @@ class _Runner:
         dags = load_openflow_dags(target, namespace, strict=True)
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
+        reason = executor_reason(dag) if requested != "executor" else "requested"
+        if requested == "in_process" and reason is not None:
+            raise RunModeError(f"flow {dag.dag_id!r} cannot run in process: {reason}")
+        mode = "executor" if reason is not None else "in_process"
+        if mode == "executor":
+            self._ensure_servers()
         watching = observer(dag) if observer is not None else contextlib.nullcontext()
         with _quiet(), _approval_timeouts(dag), watching:
             try:
-                dag_run = dag.test(run_conf=inputs, use_executor=True)
+                dag_run = dag.test(run_conf=inputs, use_executor=mode == "executor")
             except BaseException:
                 # DAG.test ends its executor only when the run finishes: stop the workers (and the
                 # tasks they run) of a run that is abandoned, or they wait for work forever.
                 _abort_executors()
                 raise
-        return self._outcome(dag, dag_run)
+        return self._outcome(dag, dag_run, mode)
 
-    def _outcome(self, dag: Any, dag_run: Any) -> FlowOutcome:
+    def _outcome(self, dag: Any, dag_run: Any, mode: str = "executor") -> FlowOutcome:
         from airflow_openflow.runtime.plan import STATUS_KEY
 
         final_id = dag.leaves[0].task_id if len(dag.leaves) == 1 else "flow_result"
@@ -302,9 +418,14 @@ class _Runner:
         )
         run_state = str(dag_run.state)
         if STATUS_KEY not in values:
+            where = (
+                f"the task logs under {self.home / 'logs'}"
+                if mode == "executor"
+                else "the errors logged above (tasks ran in process), or run it with mode='executor'"
+            )
             raise RuntimeError(
                 f"DAG run {dag_run.run_id} of {dag.dag_id} ended {run_state} without a flow result "
-                f"(task states: {states}); see the task logs under {self.home / 'logs'}"
+                f"(task states: {states}); see {where}"
             )
         status = "success" if run_state == "success" and values[STATUS_KEY] == "success" else "failure"
         return FlowOutcome(
@@ -314,7 +435,12 @@ class _Runner:
             run_id=dag_run.run_id,
             task_states=states,
             skipped=states.get(final_id) == "skipped",
+            mode=mode,
         )
+
+
+class RunModeError(ValueError):
+    """An unknown mode, or ``in_process`` for a flow that needs the executor."""
 
 
 class FlowInputError(ValueError):

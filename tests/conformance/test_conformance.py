@@ -4,6 +4,9 @@ Cases live in ``../shared/conformance/cases`` and ``cases-typescript`` beside it
 ``OPENFLOW_CONFORMANCE_DIR``); their format and the runner contract are in those folders' READMEs.
 Cases that need constructs a later issue implements are marked expected-to-fail (strict: they turn
 red once they pass, so the mark must then be removed), never skipped.
+
+Each run of a case runs in both modes of ``run_flow`` when the flow can run in process (``-in_process``
+and ``-executor``), else through the executor only: results must not depend on the mode.
 """
 
 from __future__ import annotations
@@ -40,15 +43,29 @@ def _cases() -> list[Any]:
 def _folder_cases(folder: str) -> list[Any]:
     files = case_files(folder)
     if not files:
-        return [pytest.param(None, folder, id=f"{folder}-missing")]
+        return [pytest.param(None, folder, "auto", id=f"{folder}-missing")]
     params = []
     for path in files:
         case = json.loads(path.read_text(encoding="utf-8"))
         pending = sorted({PENDING[c] for c in _constructs(case["flow"]) if c in PENDING})
         marks = [pytest.mark.xfail(reason="; ".join(pending), strict=True)] if pending else []
+        modes = _modes(case["flow"])
         for index, run in enumerate(case["runs"]):
-            params.append(pytest.param(case, run, id=f"{path.stem}[{index}]", marks=marks))
+            for mode in modes:
+                params.append(pytest.param(case, run, mode, id=f"{path.stem}[{index}]-{mode}", marks=marks))
     return params
+
+
+def _modes(document: dict[str, Any]) -> list[str]:
+    """Both modes when ``run_flow`` can run the flow in process, else the executor only (a case
+    whose document is refused: the run says why)."""
+    from airflow_openflow.runner import planned_mode
+
+    try:
+        in_process = planned_mode(document) == "in_process"
+    except Exception:
+        return ["auto"]
+    return ["in_process", "executor"] if in_process else ["executor"]
 
 
 def _constructs(flow: dict[str, Any]) -> set[str]:
@@ -82,13 +99,15 @@ def _with_tmpdir(value: Any, tmpdir: str) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("case", "run"), _cases())
-def test_case(case: dict[str, Any] | None, run: dict[str, Any] | str) -> None:
+@pytest.mark.parametrize(("case", "run", "mode"), _cases())
+def test_case(case: dict[str, Any] | None, run: dict[str, Any] | str, mode: str) -> None:
     if case is None or isinstance(run, str):
         pytest.fail(missing_message(str(run)))
     import airflow_openflow
 
     with tempfile.TemporaryDirectory(prefix="openflow-case-") as tmpdir:
         inputs = _with_tmpdir(copy.deepcopy(run["input"]), tmpdir)
-        outcome = airflow_openflow.run_flow(case["flow"], inputs)
+        outcome = airflow_openflow.run_flow(case["flow"], inputs, mode=mode)
     check_expectation(outcome.status, outcome.result, run["expect"])
+    if mode != "auto":
+        assert outcome.mode == mode

@@ -20,9 +20,12 @@ _START_S = 300  # Airflow's start (database, API server) and a task on two busy 
 _END_S = 60  # from the closed pipe to the exit of the command
 
 
-def _cli(document: Path, home: Path, **streams: int | IO[bytes]) -> subprocess.Popen[bytes]:
+def _cli(
+    document: Path, home: Path, mode: str = "executor", **streams: int | IO[bytes]
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env["AIRFLOW_HOME"] = str(home)  # its own metadata database: the abandoned run stays there
+    env["OPENFLOW_RUN_MODE"] = mode  # executor: the processes it starts are what these tests stop
     home.mkdir()
     return subprocess.Popen(
         [sys.executable, "-m", "airflow_openflow.cli", "run", str(document)],
@@ -123,6 +126,33 @@ def test_run_whose_stdout_closes_while_it_prints_the_result(tmp_path: Path) -> N
         assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors[-3000:]
     finally:
         log.close()
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(timeout=10)
+
+
+def test_an_in_process_run_into_a_pipe_closed_mid_run_exits_141(tmp_path: Path) -> None:
+    marker = tmp_path / "step-started"
+    body = (
+        f"import os, pathlib, time\npathlib.Path({str(marker)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(600)"
+    )
+    document = tmp_path / "slow.json"
+    document.write_text(json.dumps(flow(py("a", body))))
+    cli = _cli(document, tmp_path / "home", "in_process", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert cli.stdout is not None
+        seen = _drain_until(cli.stdout, marker.exists, _START_S)
+        assert marker.exists(), (
+            f"the step never started; the command printed:\n{seen.decode(errors='replace')}"
+        )
+        time.sleep(1)  # the step is in its sleep
+        assert int(marker.read_text()) == cli.pid  # the step runs in the command's own process
+        closed_at = time.monotonic()
+        cli.stdout.close()
+        assert cli.wait(timeout=_END_S) == 141
+        assert time.monotonic() - closed_at < _END_S
+    finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait(timeout=10)

@@ -170,7 +170,8 @@ def test_a_loop_task_killed_mid_way_resumes_after_its_finished_iterations(tmp_pa
         "stop_after_if": {"expr": "result == 3"},
         "retry": {"constant": {"attempts": 1, "seconds": 0}},
     }
-    outcome = airflow_openflow.run_flow(flow(loop), {})
+    # The executor: in process, the killed process would be the caller's.
+    outcome = airflow_openflow.run_flow(flow(loop), {}, mode="executor")
     assert (outcome.status, outcome.result) == ("success", [0, 1, 2, 3])
     assert log.read_text() == "01223"  # 0 and 1 ran once; 2 ran again after the crash, then 3
 

@@ -163,7 +163,8 @@ def main():
 
 
 def test_variables_and_resources_are_airflow_variables_and_connections(secrets_in_environment: None) -> None:
-    run = airflow_openflow.run_flow(flow(script("use", VARIABLES_AND_RESOURCES)), {})
+    # The executor: only task processes write task log files.
+    run = airflow_openflow.run_flow(flow(script("use", VARIABLES_AND_RESOURCES)), {}, mode="executor")
     assert run.status == "success", run.result
     assert run.result == {
         "greeting": "hello",
@@ -273,7 +274,8 @@ def test_workflow_as_code_replays_finished_sub_tasks_after_the_task_process_is_k
     calls, killed = tmp_path / "calls.txt", tmp_path / "killed"
     step = script("etl", WORKFLOW.format(calls=str(calls), killed=str(killed)))
     step["retry"] = {"constant": {"attempts": 1, "seconds": 1}}
-    run = airflow_openflow.run_flow(flow(step), {})
+    # The executor: in process, the killed process would be the caller's.
+    run = airflow_openflow.run_flow(flow(step), {}, mode="executor")
     assert (run.status, run.result) == ("success", 60)
     # fetch finished before the kill: replayed from its checkpoint, not run again. transform died
     # mid-call, so it ran twice; load ran once.

@@ -198,6 +198,11 @@ def test_metadata_apply_live_config_and_create_db() -> None:
         "metadata.apply_live_config", hasattr(airflow_settings, "DAGS_FOLDER"), "airflow.settings.DAGS_FOLDER"
     )
     _require("metadata.create_metadata_db", callable(db.initdb), "airflow.utils.db.initdb")
+    _require(
+        "metadata.create_metadata_db",
+        isinstance(getattr(airflow_settings, "SQL_ALCHEMY_CONN", None), str),
+        "airflow.settings.SQL_ALCHEMY_CONN (the configured database URL)",
+    )
 
 
 def test_metadata_run_outcome_rows() -> None:

@@ -109,18 +109,38 @@ def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
     flows, note = _flow_dags(documents) if build else (None, None)
     if note and not quiet:
         print(note)
+    # the schedule files of each folder they are read from (the built flows' own when built)
+    indexes: dict[Path, Any] = flows.indexes if flows is not None else {}
     invalid = 0
-    for document, problems in _check_documents(documents, flows):
+    for document, problems in _check_documents(documents, flows, indexes, syntax):
         errors = [p for p in problems if p.severity == "error"]
         invalid += bool(errors)
-        for problem in problems:
-            if problem.severity == "error" or not quiet:
-                print(problem.format(), file=sys.stderr if problem.severity == "error" else sys.stdout)
+        _print_problems(problems, quiet=quiet)
         if not errors and not quiet:
             print(f"{document}: ok")
+    # schedule files no flow gets: broken ones (errors: the DAG file logs them) and ones naming
+    # no flow found (warnings: the DAG file leaves them out without a word)
+    from airflow_openflow.spec.schedules import orphan_problems, unresolved_problems
+
+    searched = {root for _, root, found_in_root in documents if found_in_root}
+    leftovers = [
+        problem
+        for folder, index in sorted(indexes.items())
+        if folder in searched
+        for problem in (*orphan_problems(index), *unresolved_problems(index))
+    ]
+    broken_schedules = len({p.file for p in leftovers if p.severity == "error"})
+    _print_problems(leftovers, quiet=quiet)
     if len(documents) > 1 and not quiet:
-        print(f"{len(documents) - invalid} valid, {invalid} invalid")
-    return EXIT_INVALID if invalid else EXIT_OK
+        schedules_note = f", {broken_schedules} invalid schedule file(s)" if broken_schedules else ""
+        print(f"{len(documents) - invalid} valid, {invalid} invalid{schedules_note}")
+    return EXIT_INVALID if invalid or broken_schedules else EXIT_OK
+
+
+def _print_problems(problems: list[Any], *, quiet: bool) -> None:
+    for problem in problems:
+        if problem.severity == "error" or not quiet:
+            print(problem.format(), file=sys.stderr if problem.severity == "error" else sys.stdout)
 
 
 def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | None]:
@@ -135,19 +155,31 @@ def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | Non
 
 
 def _check_documents(
-    documents: list[tuple[Path, Path, bool]], flows: Any
+    documents: list[tuple[Path, Path, bool]],
+    flows: Any,
+    indexes: dict[Path, Any] | None = None,
+    ignore_syntax: str | None = "glob",
 ) -> Iterator[tuple[Path, list[Any]]]:
     """(document, its problems, errors first) for each document. The sequence is the DAG file's
-    (``dag_factory``); a failure of any kind is a problem of that document, never the end of the
-    check."""
+    (``dag_factory``), its schedule files included (``indexes``: the schedule files read so far,
+    by folder; when not building, the check of them is done here); a failure of any kind is a
+    problem of that document, never the end of the check."""
     from airflow_openflow.dag_factory import prepare_document
     from airflow_openflow.spec.errors import FlowDocumentError, Problem
+    from airflow_openflow.spec.schedules import choose_schedule, index_schedules, schedule_folder
 
+    indexes = {} if indexes is None else indexes
     for index, (document, root, found_in_root) in enumerate(documents):
         problems: list[Problem]
         try:
             if flows is None:
                 _, problems = prepare_document(document, root if found_in_root else None)
+                folder, recursive = schedule_folder(document, root, found_in_root=found_in_root)
+                if folder not in indexes:
+                    indexes[folder] = index_schedules(
+                        folder, recursive=recursive, ignore_syntax=ignore_syntax
+                    )
+                problems.extend(choose_schedule(indexes[folder].for_flow(document))[1])
             else:
                 located = flows.located[index]
                 clash = flows.clash_message(located.dag_id)

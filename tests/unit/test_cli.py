@@ -211,3 +211,50 @@ def test_run_guard_ignores_a_broken_pipe_that_is_not_stdout_or_stderr() -> None:
     proc = _guarded(body)
     out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (0, b"EPIPE\nstill running\n", b"")
+
+
+def _schedule(folder: Path, name: str, script_path: str, cron: str = "0 0 9 * * *", tz: str = "UTC") -> None:
+    text = f"schedule: {cron}\ntimezone: {tz}\nscript_path: {script_path}\nis_flow: true\n"
+    (folder / f"{name}.schedule.yaml").write_text(text)
+
+
+@pytest.mark.parametrize("build", [True, False])
+def test_validate_checks_the_schedule_files_as_the_loader_does(
+    build: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cron, timezone and the flow a schedule file points at (issue 13, item 4), with and without
+    building the DAGs."""
+    folder = tmp_path / "f" / "demo"
+    folder.mkdir(parents=True)
+    for name in ("good", "badcron", "badtz"):
+        (folder / f"{name}.json").write_text(json.dumps({"summary": name, "value": {"modules": []}}))
+    _schedule(folder, "good", "f/demo/good")
+    _schedule(folder, "badcron", "f/demo/badcron", cron="61 * * * * *")
+    _schedule(folder, "badtz", "f/demo/badtz", tz="Mars/Olympus")
+    _schedule(folder, "ghost", "f/demo/missing")  # valid, but no such flow
+    (folder / "lost.schedule.yaml").write_text("schedule: [unclosed\n")  # broken, no flow named lost
+    argv = ["validate", str(tmp_path)] if build else ["validate", "--no-build", str(tmp_path)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "good.json: ok" in captured.out
+    assert f"{folder / 'badcron.schedule.yaml'}:1 at schedule: error:" in captured.err
+    assert f"{folder / 'badtz.schedule.yaml'}:2 at timezone: error: " in captured.err
+    assert "Mars/Olympus" in captured.err
+    assert f"{folder / 'lost.schedule.yaml'}:2: error: invalid YAML" in captured.err
+    assert (
+        f"{folder / 'ghost.schedule.yaml'}:3 at script_path: warning: this schedule runs the flow "
+        "'f/demo/missing', but no flow with that path is found" in captured.out
+    )
+    assert "1 valid, 2 invalid, 1 invalid schedule file(s)" in captured.out
+
+    # what validate calls ok is what the DAG file builds without a placeholder
+    for name in ("badcron", "badtz", "lost", "ghost"):
+        (folder / f"{name}.schedule.yaml").unlink()
+    (folder / "badcron.json").unlink()
+    (folder / "badtz.json").unlink()
+    assert main(argv) == 0, capsys.readouterr().err
+    if build:
+        from airflow_openflow.dag_factory import load_openflow_dags
+
+        dags = load_openflow_dags(tmp_path, strict=True)
+        assert [dag.timetable.expression for dag in dags.values()] == ["0 9 * * *"]

@@ -1,11 +1,13 @@
 """``airflow-openflow``: validate, render and run OpenFlow documents from the command line.
 
+``check`` reports which flows of a Windmill workspace run here (``migration_report.py``).
 ``validate`` does what the DAG file does with each document (``dag_factory``): load, check, prepare,
 build the DAG; where Airflow is not installed (e.g. a pre-commit hook) or with ``--no-build`` it stops
 before the build. ``render`` prints the DAG; ``run`` executes one DAG run through Airflow
 (see ``runner.py``); ``hub pull`` vendors the Windmill Hub scripts flows use (``hub_pull.py``).
 
-Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored), 2 invalid
+Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored; ``check``:
+a flow does not run here or a schedule file is broken), 2 invalid
 document or input, 130 interrupted (Ctrl-C), 141 (128 + SIGPIPE, what a shell shows for a command
 killed by SIGPIPE) when the reader of stdout or stderr went away (``| head``): ``run`` then abandons
 the flow run and stops every process it started before exiting.
@@ -47,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         help="load and check the documents without building their DAGs (faster; no Airflow import)",
     )
 
+    check = commands.add_parser(
+        "check",
+        help="migration report: which flows of a Windmill git-sync workspace run here, and what "
+        "blocks the others; exit 0 if every flow runs, 1 if not",
+    )
+    check.add_argument("folder", type=Path, help="the workspace folder (a wmill sync pull)")
+    check.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
     render = commands.add_parser("render", help="print the Airflow DAG a flow becomes")
     render.add_argument("path", type=Path)
 
@@ -75,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args.paths, quiet=args.quiet, build=args.build)
+        if args.command == "check":
+            return _check(args.folder, args.format)
         if args.command == "render":
             return _render(args.path)
         if args.command == "hub":
@@ -201,6 +213,21 @@ def _check_documents(
             ]
         errors = [p for p in problems if p.severity == "error"]
         yield document, errors + [p for p in problems if p.severity != "error"]
+
+
+def _check(folder: Path, output_format: str) -> int:
+    from airflow_openflow.dag_factory import ignore_file_syntax
+    from airflow_openflow.migration_report import build_report, to_json, to_markdown
+
+    if not folder.is_dir():
+        print(f"{folder}: error: no such folder", file=sys.stderr)
+        return EXIT_INVALID
+    report = build_report(folder, ignore_syntax=ignore_file_syntax(use_airflow=False))
+    if not report.flows:
+        print(f"no flow documents found under {folder}", file=sys.stderr)
+        return EXIT_INVALID
+    print(to_json(report) if output_format == "json" else to_markdown(report))
+    return EXIT_OK if report.ok else EXIT_FLOW_FAILED
 
 
 def _hub_pull(folder: Path, hub_url: str | None) -> int:

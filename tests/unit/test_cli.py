@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,114 @@ def test_validate_checks_the_schedule_files_as_the_loader_does(
 
         dags = load_openflow_dags(tmp_path, strict=True)
         assert [dag.timetable.expression for dag in dags.values()] == ["0 9 * * *"]
+
+
+def _workspace_to_migrate(root: Path) -> Path:
+    """A Windmill git-sync workspace mixing flows that run here and flows that do not."""
+    import yaml
+
+    folder = root / "f" / "mig"
+    folder.mkdir(parents=True)
+    (root / "wmill.yaml").write_text("defaultTs: bun\n")
+
+    def flow(name: str, *modules: dict[str, Any]) -> None:
+        document = {"summary": name, "value": {"modules": list(modules)}}
+        (folder / f"{name}.flow").mkdir()
+        (folder / f"{name}.flow" / "flow.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def raw(step_id: str, language: str, content: str) -> dict[str, Any]:
+        return {
+            "id": step_id,
+            "value": {"type": "rawscript", "language": language, "content": content, "input_transforms": {}},
+        }
+
+    flow("py", raw("a", "python3", "def main():\n    return 1\n"))
+    flow("deno", raw("a", "deno", "export function main() { return 1 }\n"))
+    (folder / "shell.nu").write_text("def main [] { 1 }\n")
+    flow("nu", {"id": "a", "value": {"type": "script", "path": "f/mig/shell", "input_transforms": {}}})
+    flow("agent", {"id": "a", "value": {"type": "aiagent", "tools": [], "input_transforms": {}}})
+    flow(
+        "hub", {"id": "a", "value": {"type": "script", "path": "hub/101/demo/double", "input_transforms": {}}}
+    )
+    flow("gone", {"id": "a", "value": {"type": "script", "path": "f/mig/nothing", "input_transforms": {}}})
+    approval = {"id": "b", "value": {"type": "identity"}, "suspend": {"required_events": 1}}
+    loop = {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1]"}, "modules": [approval]}
+    flow("approval", {"id": "l", "value": {**loop, "skip_failures": False}})
+    (folder / "broken.flow").mkdir()
+    (folder / "broken.flow" / "flow.yaml").write_text("summary: broken\nvalue:\n  modules: [\n")
+    return folder
+
+
+def test_check_reports_what_of_a_workspace_runs_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_openflow.spec.languages import missing_runtime
+
+    folder = _workspace_to_migrate(tmp_path)
+    deno_runs = missing_runtime("deno") is None
+
+    assert main(["check", str(tmp_path), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    flows = {flow["path"]: flow for flow in report["flows"]}
+    names = ("agent", "approval", "broken", "deno", "gone", "hub", "nu", "py")
+    assert sorted(flows) == [f"f/mig/{n}" for n in names]
+    assert flows["f/mig/py"]["runs"] and not flows["f/mig/py"]["blockers"]
+    assert flows["f/mig/hub"]["runs"]  # downloaded when the step runs: a note, not a blocker
+    [note] = flows["f/mig/hub"]["notes"]
+    assert note["file"] == "f/mig/hub.flow/flow.yaml" and note["line"] is not None
+    assert "hub script 'hub/101/demo/double' is not vendored" in note["message"]
+    assert flows["f/mig/deno"]["runs"] is deno_runs
+
+    def blocker(path: str) -> dict[str, Any]:
+        assert not flows[path]["runs"]
+        found = flows[path]["blockers"][0]
+        assert found["file"] == f"{path}.flow/flow.yaml" and isinstance(found["line"], int), found
+        return found
+
+    nu = blocker("f/mig/nu")
+    assert nu["kind"] == "language not supported" and "'nu'" in nu["message"]
+    assert nu["json_path"] == "value.modules[0].value.path"
+    agent = blocker("f/mig/agent")
+    assert agent["kind"] == "unsupported module kind" and "AI agent" in agent["message"]
+    gone = blocker("f/mig/gone")
+    assert gone["kind"] == "missing script" and "'f/mig/nothing' not found" in gone["message"]
+    approval = blocker("f/mig/approval")
+    assert approval["kind"] == "approval in an unsupported place"
+    assert approval["json_path"] == "value.modules[0].value.modules[0].suspend"
+    broken = blocker("f/mig/broken")
+    assert broken["kind"] == "invalid document" and "YAML" in broken["message"]
+    totals = report["totals"]
+    assert totals["flows"] == 8 and totals["run"] == 2 + deno_runs
+    assert totals["blocked"] == 6 - deno_runs
+    assert totals["blockers"]["language not supported"] == 1
+    assert totals["blockers"]["unsupported module kind"] == 1
+    assert totals["hub_scripts_not_vendored"] == 1
+
+    assert main(["check", str(tmp_path)]) == 1
+    markdown = capsys.readouterr().out
+    assert "| flow | file | runs here | blockers | notes |" in markdown
+    assert "| f/mig/py | f/mig/py.flow/flow.yaml | yes |  |  |" in markdown
+    nu_line = (
+        f"language not supported: `f/mig/nu.flow/flow.yaml:{nu['line']}` script 'f/mig/shell' (shell.nu)"
+    )
+    assert nu_line in markdown
+    assert f"**Totals**: 8 flows, {2 + deno_runs} run here, {6 - deno_runs} blocked." in markdown
+
+    # every flow runs: exit 0
+    for name in ("agent", "approval", "broken", "gone", "nu", *([] if deno_runs else ["deno"])):
+        shutil.rmtree(folder / f"{name}.flow")
+    assert main(["check", str(tmp_path)]) == 0
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+
+
+def test_check_does_not_import_airflow(tmp_path: Path) -> None:
+    _workspace_to_migrate(tmp_path)
+    code = (
+        "import sys; from airflow_openflow.cli import main; "
+        "rc = main(['check', '--format', 'json', sys.argv[1]]); "
+        "assert not any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules), 'airflow'; "
+        "sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["totals"]["flows"] == 8

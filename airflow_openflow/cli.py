@@ -132,9 +132,11 @@ def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
             print(f"{document}: ok")
     # schedule files no flow gets: broken ones (errors: the DAG file logs them) and ones naming
     # no flow found (warnings: the DAG file leaves them out without a word)
-    from airflow_openflow.spec.schedules import orphan_problems, unresolved_problems
+    from airflow_openflow.spec.schedules import index_schedules, orphan_problems, unresolved_problems
 
     searched = {root for _, root, found_in_root in documents if found_in_root}
+    for root in searched - set(indexes):  # none of its flows loaded far enough to read them
+        indexes[root] = index_schedules(root, recursive=True, ignore_syntax=syntax)
     leftovers = [
         problem
         for folder, index in sorted(indexes.items())

@@ -248,6 +248,15 @@ def test_validate_checks_the_schedule_files_as_the_loader_does(
     )
     assert "1 valid, 2 invalid, 1 invalid schedule file(s)" in captured.out
 
+    # also when no flow loads far enough for the DAG file to read the schedule files
+    for name in ("good", "badcron", "badtz"):
+        (folder / f"{name}.json").write_text(json.dumps({"summary": name, "value": {"modules": 1}}))
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert f"{folder / 'lost.schedule.yaml'}:2: error: invalid YAML" in captured.err
+    assert "0 valid, 3 invalid, 1 invalid schedule file(s)" in captured.out
+    (folder / "good.json").write_text(json.dumps({"summary": "good", "value": {"modules": []}}))
+
     # what validate calls ok is what the DAG file builds without a placeholder
     for name in ("badcron", "badtz", "lost", "ghost"):
         (folder / f"{name}.schedule.yaml").unlink()
@@ -289,6 +298,9 @@ def _workspace_to_migrate(root: Path) -> Path:
         "hub", {"id": "a", "value": {"type": "script", "path": "hub/101/demo/double", "input_transforms": {}}}
     )
     flow("gone", {"id": "a", "value": {"type": "script", "path": "f/mig/nothing", "input_transforms": {}}})
+    flow("timed", raw("a", "python3", "def main():\n    return 1\n"))
+    _schedule(folder, "timed", "f/mig/timed", tz="Mars/Olympus")
+    (folder / "lost.schedule.yaml").write_text("schedule: [unclosed\n")
     approval = {"id": "b", "value": {"type": "identity"}, "suspend": {"required_events": 1}}
     loop = {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1]"}, "modules": [approval]}
     flow("approval", {"id": "l", "value": {**loop, "skip_failures": False}})
@@ -308,7 +320,7 @@ def test_check_reports_what_of_a_workspace_runs_here(
     assert main(["check", str(tmp_path), "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
     flows = {flow["path"]: flow for flow in report["flows"]}
-    names = ("agent", "approval", "broken", "deno", "gone", "hub", "nu", "py")
+    names = ("agent", "approval", "broken", "deno", "gone", "hub", "nu", "py", "timed")
     assert sorted(flows) == [f"f/mig/{n}" for n in names]
     assert flows["f/mig/py"]["runs"] and not flows["f/mig/py"]["blockers"]
     assert flows["f/mig/hub"]["runs"]  # downloaded when the step runs: a note, not a blocker
@@ -320,7 +332,9 @@ def test_check_reports_what_of_a_workspace_runs_here(
     def blocker(path: str) -> dict[str, Any]:
         assert not flows[path]["runs"]
         found = flows[path]["blockers"][0]
-        assert found["file"] == f"{path}.flow/flow.yaml" and isinstance(found["line"], int), found
+        assert isinstance(found["line"], int), found
+        if found["kind"] != "schedule":
+            assert found["file"] == f"{path}.flow/flow.yaml", found
         return found
 
     nu = blocker("f/mig/nu")
@@ -333,11 +347,24 @@ def test_check_reports_what_of_a_workspace_runs_here(
     approval = blocker("f/mig/approval")
     assert approval["kind"] == "approval in an unsupported place"
     assert approval["json_path"] == "value.modules[0].value.modules[0].suspend"
+    timed = blocker("f/mig/timed")
+    assert timed == {
+        "kind": "schedule",
+        "file": "f/mig/timed.schedule.yaml",
+        "line": 2,
+        "json_path": "timezone",
+        "message": timed["message"],
+        "hint": timed["hint"],
+    }
+    assert "Mars/Olympus" in timed["message"]
+    [lost] = report["schedule_files"]
+    assert lost["file"] == "f/mig/lost.schedule.yaml" and lost["line"] == 2
     broken = blocker("f/mig/broken")
     assert broken["kind"] == "invalid document" and "YAML" in broken["message"]
     totals = report["totals"]
-    assert totals["flows"] == 8 and totals["run"] == 2 + deno_runs
-    assert totals["blocked"] == 6 - deno_runs
+    assert totals["flows"] == 9 and totals["run"] == 2 + deno_runs
+    assert totals["blocked"] == 7 - deno_runs
+    assert totals["broken_schedule_files"] == 1
     assert totals["blockers"]["language not supported"] == 1
     assert totals["blockers"]["unsupported module kind"] == 1
     assert totals["hub_scripts_not_vendored"] == 1
@@ -350,11 +377,14 @@ def test_check_reports_what_of_a_workspace_runs_here(
         f"language not supported: `f/mig/nu.flow/flow.yaml:{nu['line']}` script 'f/mig/shell' (shell.nu)"
     )
     assert nu_line in markdown
-    assert f"**Totals**: 8 flows, {2 + deno_runs} run here, {6 - deno_runs} blocked." in markdown
+    assert f"**Totals**: 9 flows, {2 + deno_runs} run here, {7 - deno_runs} blocked." in markdown
+    assert "- `f/mig/lost.schedule.yaml:2` invalid YAML" in markdown
 
     # every flow runs: exit 0
-    for name in ("agent", "approval", "broken", "gone", "nu", *([] if deno_runs else ["deno"])):
+    for name in ("agent", "approval", "broken", "gone", "nu", "timed", *([] if deno_runs else ["deno"])):
         shutil.rmtree(folder / f"{name}.flow")
+    for name in ("timed", "lost"):
+        (folder / f"{name}.schedule.yaml").unlink()
     assert main(["check", str(tmp_path)]) == 0
     assert main(["check", str(tmp_path / "nowhere")]) == 2
 
@@ -369,4 +399,4 @@ def test_check_does_not_import_airflow(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
-    assert json.loads(done.stdout)["totals"]["flows"] == 8
+    assert json.loads(done.stdout)["totals"]["flows"] == 9

@@ -2,7 +2,9 @@
 
 Reads every flow under the folder (``spec.discover.scan_flows``) as the DAG file does (load,
 prepare: scripts by path, sub-flows; what this release runs; the flow's schedule files), and
-reports per flow whether it loads and runs here and, when not, each blocker with its file:line.
+reports per flow whether it loads and runs here and, when not, each blocker with its file:line;
+also the Airflow Variables and Connections its steps read (``$var:``/``$res:``, ``variable()``/
+``resource()``), and whether the workspace has their Windmill files.
 Hub scripts that are not vendored are notes (the step downloads them when it runs). Schedule files
 that name no flow are reported on their own. The spec layer only: no Airflow import, and no DAG is
 built (``airflow-openflow validate`` builds them).
@@ -11,6 +13,7 @@ built (``airflow-openflow validate`` builds them).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,9 @@ class FlowReport:
     blockers: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)  # hub scripts downloaded when the step runs
     warnings: int = 0  # other warnings (settings ignored...): `validate` lists them
+    #: what the flow reads from Airflow: "Connection f__team__db" / "Variable f__team__key", with
+    #: whether the workspace has the Windmill resource / variable file of that path
+    needs: list[str] = field(default_factory=list)
 
     @property
     def runs(self) -> bool:
@@ -99,6 +105,7 @@ def build_report(folder: Path, *, ignore_syntax: str | None = "glob") -> Report:
         try:
             flow, problems = prepare_document(document, root)
             problems = [*problems, *_hub_notes(flow)]
+            flow_report.needs = _needs(flow, root)
         except FlowDocumentError as exc:
             problems = [*exc.problems, *exc.warnings]
         except Exception as exc:  # one document that cannot be checked is one blocker
@@ -144,6 +151,36 @@ def _hub_notes(flow: Any) -> list[Problem]:
     return with_lines_from_file(notes, flow.source.file)
 
 
+_REFERENCE = re.compile(r"""\b(variable|resource)\(\s*["'`]([^"'`]+)["'`]""")
+
+
+def _needs(flow: Any, root: Path) -> list[str]:
+    """The Airflow Variables and Connections the flow's steps read: static ``$var:`` / ``$res:``
+    arguments and ``variable("...")`` / ``resource("...")`` in expressions (docs/mapping.md,
+    Variables and resources), each with whether the workspace holds its Windmill file."""
+    from airflow_openflow.spec.model import iter_modules
+
+    value = flow.value
+    modules = [*value.modules, *(m for m in (value.failure_module, value.preprocessor_module) if m)]
+    found: dict[tuple[str, str], None] = {}
+    for module in iter_modules(modules):
+        for transform in (getattr(module.value, "input_transforms", None) or {}).values():
+            static = transform.value if transform.kind == "static" else None
+            if isinstance(static, str) and static.startswith(("$var:", "$res:")):
+                kind = "variable" if static.startswith("$var:") else "resource"
+                found[kind, static[5:]] = None
+            for kind, path in _REFERENCE.findall(transform.expr or ""):
+                found[kind, path] = None
+    needs = []
+    for kind, path in found:
+        key = path.strip("/").replace("/", "__")
+        airflow = "Variable" if kind == "variable" else "Connection"
+        files = [root / f"{path.strip('/')}.{kind}{suffix}" for suffix in (".yaml", ".yml", ".json")]
+        there = "in the workspace" if any(f.is_file() for f in files) else "not in the workspace"
+        needs.append(f"{airflow} {key} (Windmill {kind} {path}, {there})")
+    return needs
+
+
 def _relative(path: Path | str, root: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(root))
@@ -180,6 +217,7 @@ def to_json(report: Report) -> str:
             "blockers": [_problem_json(p, root, kind=blocker_kind(p)) for p in flow.blockers],
             "notes": [_problem_json(p, root) for p in flow.notes],
             "warnings": flow.warnings,
+            "needs": flow.needs,
         }
         for flow in report.flows
     ]
@@ -215,17 +253,18 @@ def to_markdown(report: Report) -> str:
     lines = [
         f"# Migration report: {report.folder}",
         "",
-        "| flow | file | runs here | blockers | notes |",
-        "|---|---|---|---|---|",
+        "| flow | file | runs here | blockers | notes | needs in Airflow |",
+        "|---|---|---|---|---|---|",
     ]
     for flow in report.flows:
         blockers = "<br>".join(
             _cell(f"{blocker_kind(p)}: `{_where(p, root)}` {p.message}") for p in flow.blockers
         )
         notes = "<br>".join(_cell(f"`{_where(p, root)}` {p.message}") for p in flow.notes)
+        needs = "<br>".join(_cell(need) for need in flow.needs)
         lines.append(
             f"| {_cell(flow.path)} | {_cell(flow.file)} | {'yes' if flow.runs else '**no**'} "
-            f"| {blockers} | {notes} |"
+            f"| {blockers} | {notes} | {needs} |"
         )
     if report.schedule_files:
         lines += ["", "Schedule files that name no flow and cannot be read:", ""]

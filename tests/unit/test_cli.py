@@ -289,7 +289,13 @@ def _workspace_to_migrate(root: Path) -> Path:
             "value": {"type": "rawscript", "language": language, "content": content, "input_transforms": {}},
         }
 
-    flow("py", raw("a", "python3", "def main():\n    return 1\n"))
+    py = raw("a", "python3", "def main(db, key):\n    return 1\n")
+    py["value"]["input_transforms"] = {
+        "db": {"type": "static", "value": "$res:f/mig/db"},
+        "key": {"type": "javascript", "expr": "variable('f/mig/key')"},
+    }
+    (folder / "db.resource.yaml").write_text("resource_type: postgresql\nvalue: {}\n")
+    flow("py", py)
     flow("deno", raw("a", "deno", "export function main() { return 1 }\n"))
     (folder / "shell.nu").write_text("def main [] { 1 }\n")
     flow("nu", {"id": "a", "value": {"type": "script", "path": "f/mig/shell", "input_transforms": {}}})
@@ -323,6 +329,10 @@ def test_check_reports_what_of_a_workspace_runs_here(
     names = ("agent", "approval", "broken", "deno", "gone", "hub", "nu", "py", "timed")
     assert sorted(flows) == [f"f/mig/{n}" for n in names]
     assert flows["f/mig/py"]["runs"] and not flows["f/mig/py"]["blockers"]
+    assert flows["f/mig/py"]["needs"] == [
+        "Connection f__mig__db (Windmill resource f/mig/db, in the workspace)",
+        "Variable f__mig__key (Windmill variable f/mig/key, not in the workspace)",
+    ]
     assert flows["f/mig/hub"]["runs"]  # downloaded when the step runs: a note, not a blocker
     [note] = flows["f/mig/hub"]["notes"]
     assert note["file"] == "f/mig/hub.flow/flow.yaml" and note["line"] is not None
@@ -371,8 +381,8 @@ def test_check_reports_what_of_a_workspace_runs_here(
 
     assert main(["check", str(tmp_path)]) == 1
     markdown = capsys.readouterr().out
-    assert "| flow | file | runs here | blockers | notes |" in markdown
-    assert "| f/mig/py | f/mig/py.flow/flow.yaml | yes |  |  |" in markdown
+    assert "| flow | file | runs here | blockers | notes | needs in Airflow |" in markdown
+    assert "| f/mig/py | f/mig/py.flow/flow.yaml | yes |  |  | Connection f__mig__db (" in markdown
     nu_line = (
         f"language not supported: `f/mig/nu.flow/flow.yaml:{nu['line']}` script 'f/mig/shell' (shell.nu)"
     )

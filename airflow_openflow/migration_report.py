@@ -94,18 +94,21 @@ def build_report(folder: Path, *, ignore_syntax: str | None = "glob") -> Report:
     from airflow_openflow.spec.errors import FlowDocumentError
     from airflow_openflow.spec.paths import workspace_path_for
     from airflow_openflow.spec.schedules import choose_schedule, index_schedules, orphan_problems
+    from airflow_openflow.spec.workspace import repository_root_within
 
     root = folder.resolve()
     report = Report(str(folder))
     schedules = index_schedules(root, recursive=True, ignore_syntax=ignore_syntax)
     report.schedule_files = list(orphan_problems(schedules))
     for document in scan_flows(root, ignore_syntax=ignore_syntax).flows:
-        flow_report = FlowReport(workspace_path_for(document, root), _relative(document, root))
+        # a git-sync repository kept in a sub-folder (its own wmill.yaml) is its flows' workspace
+        workspace = repository_root_within(document, root)
+        flow_report = FlowReport(workspace_path_for(document, workspace), _relative(document, root))
         problems: list[Problem]
         try:
-            flow, problems = prepare_document(document, root)
+            flow, problems = prepare_document(document, workspace)
             problems = [*problems, *_hub_notes(flow)]
-            flow_report.needs = _needs(flow, root)
+            flow_report.needs = _needs(flow, workspace)
         except FlowDocumentError as exc:
             problems = [*exc.problems, *exc.warnings]
         except Exception as exc:  # one document that cannot be checked is one blocker

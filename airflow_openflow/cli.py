@@ -1,11 +1,13 @@
 """``airflow-openflow``: validate, render and run OpenFlow documents from the command line.
 
+``check`` reports which flows of a Windmill workspace run here (``migration_report.py``).
 ``validate`` does what the DAG file does with each document (``dag_factory``): load, check, prepare,
 build the DAG; where Airflow is not installed (e.g. a pre-commit hook) or with ``--no-build`` it stops
 before the build. ``render`` prints the DAG; ``run`` executes one DAG run through Airflow
 (see ``runner.py``); ``hub pull`` vendors the Windmill Hub scripts flows use (``hub_pull.py``).
 
-Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored), 2 invalid
+Exit status: 0 success, 1 the flow failed (``hub pull``: a script could not be vendored; ``check``:
+a flow does not run here or a schedule file is broken), 2 invalid
 document or input, 130 interrupted (Ctrl-C), 141 (128 + SIGPIPE, what a shell shows for a command
 killed by SIGPIPE) when the reader of stdout or stderr went away (``| head``): ``run`` then abandons
 the flow run and stops every process it started before exiting.
@@ -47,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         help="load and check the documents without building their DAGs (faster; no Airflow import)",
     )
 
+    check = commands.add_parser(
+        "check",
+        help="migration report: which flows of a Windmill git-sync workspace run here, and what "
+        "blocks the others; exit 0 if every flow runs, 1 if not",
+    )
+    check.add_argument("folder", type=Path, help="the workspace folder (a wmill sync pull)")
+    check.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
     render = commands.add_parser("render", help="print the Airflow DAG a flow becomes")
     render.add_argument("path", type=Path)
 
@@ -82,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args.paths, quiet=args.quiet, build=args.build)
+        if args.command == "check":
+            return _check(args.folder, args.format)
         if args.command == "render":
             return _render(args.path)
         if args.command == "hub":
@@ -116,18 +128,40 @@ def _validate(paths: list[Path], *, quiet: bool, build: bool = True) -> int:
     flows, note = _flow_dags(documents) if build else (None, None)
     if note and not quiet:
         print(note)
+    # the schedule files of each folder they are read from (the built flows' own when built)
+    indexes: dict[Path, Any] = flows.indexes if flows is not None else {}
     invalid = 0
-    for document, problems in _check_documents(documents, flows):
+    for document, problems in _check_documents(documents, flows, indexes, syntax):
         errors = [p for p in problems if p.severity == "error"]
         invalid += bool(errors)
-        for problem in problems:
-            if problem.severity == "error" or not quiet:
-                print(problem.format(), file=sys.stderr if problem.severity == "error" else sys.stdout)
+        _print_problems(problems, quiet=quiet)
         if not errors and not quiet:
             print(f"{document}: ok")
+    # schedule files no flow gets: broken ones (errors: the DAG file logs them) and ones naming
+    # no flow found (warnings: the DAG file leaves them out without a word)
+    from airflow_openflow.spec.schedules import index_schedules, orphan_problems, unresolved_problems
+
+    searched = {root for _, root, found_in_root in documents if found_in_root}
+    for root in searched - set(indexes):  # none of its flows loaded far enough to read them
+        indexes[root] = index_schedules(root, recursive=True, ignore_syntax=syntax)
+    leftovers = [
+        problem
+        for folder, index in sorted(indexes.items())
+        if folder in searched
+        for problem in (*orphan_problems(index), *unresolved_problems(index))
+    ]
+    broken_schedules = len({p.file for p in leftovers if p.severity == "error"})
+    _print_problems(leftovers, quiet=quiet)
     if len(documents) > 1 and not quiet:
-        print(f"{len(documents) - invalid} valid, {invalid} invalid")
-    return EXIT_INVALID if invalid else EXIT_OK
+        schedules_note = f", {broken_schedules} invalid schedule file(s)" if broken_schedules else ""
+        print(f"{len(documents) - invalid} valid, {invalid} invalid{schedules_note}")
+    return EXIT_INVALID if invalid or broken_schedules else EXIT_OK
+
+
+def _print_problems(problems: list[Any], *, quiet: bool) -> None:
+    for problem in problems:
+        if problem.severity == "error" or not quiet:
+            print(problem.format(), file=sys.stderr if problem.severity == "error" else sys.stdout)
 
 
 def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | None]:
@@ -142,19 +176,31 @@ def _flow_dags(documents: list[tuple[Path, Path, bool]]) -> tuple[Any, str | Non
 
 
 def _check_documents(
-    documents: list[tuple[Path, Path, bool]], flows: Any
+    documents: list[tuple[Path, Path, bool]],
+    flows: Any,
+    indexes: dict[Path, Any] | None = None,
+    ignore_syntax: str | None = "glob",
 ) -> Iterator[tuple[Path, list[Any]]]:
     """(document, its problems, errors first) for each document. The sequence is the DAG file's
-    (``dag_factory``); a failure of any kind is a problem of that document, never the end of the
-    check."""
+    (``dag_factory``), its schedule files included (``indexes``: the schedule files read so far,
+    by folder; when not building, the check of them is done here); a failure of any kind is a
+    problem of that document, never the end of the check."""
     from airflow_openflow.dag_factory import prepare_document
     from airflow_openflow.spec.errors import FlowDocumentError, Problem
+    from airflow_openflow.spec.schedules import choose_schedule, index_schedules, schedule_folder
 
+    indexes = {} if indexes is None else indexes
     for index, (document, root, found_in_root) in enumerate(documents):
         problems: list[Problem]
         try:
             if flows is None:
                 _, problems = prepare_document(document, root if found_in_root else None)
+                folder, recursive = schedule_folder(document, root, found_in_root=found_in_root)
+                if folder not in indexes:
+                    indexes[folder] = index_schedules(
+                        folder, recursive=recursive, ignore_syntax=ignore_syntax
+                    )
+                problems.extend(choose_schedule(indexes[folder].for_flow(document))[1])
             else:
                 located = flows.located[index]
                 clash = flows.clash_message(located.dag_id)
@@ -176,6 +222,21 @@ def _check_documents(
             ]
         errors = [p for p in problems if p.severity == "error"]
         yield document, errors + [p for p in problems if p.severity != "error"]
+
+
+def _check(folder: Path, output_format: str) -> int:
+    from airflow_openflow.dag_factory import ignore_file_syntax
+    from airflow_openflow.migration_report import build_report, to_json, to_markdown
+
+    if not folder.is_dir():
+        print(f"{folder}: error: no such folder", file=sys.stderr)
+        return EXIT_INVALID
+    report = build_report(folder, ignore_syntax=ignore_file_syntax(use_airflow=False))
+    if not report.flows:
+        print(f"no flow documents found under {folder}", file=sys.stderr)
+        return EXIT_INVALID
+    print(to_json(report) if output_format == "json" else to_markdown(report))
+    return EXIT_OK if report.ok else EXIT_FLOW_FAILED
 
 
 def _hub_pull(folder: Path, hub_url: str | None) -> int:

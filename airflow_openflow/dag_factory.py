@@ -208,17 +208,13 @@ class FlowDags:
         (``spec.workspace.git_sync_root_of``), or when it has none from its own folder only, never
         from every folder under its parent."""
         from airflow_openflow.compile.schedule import dag_schedule
-        from airflow_openflow.spec.schedules import index_schedules
-        from airflow_openflow.spec.workspace import git_sync_root_of
+        from airflow_openflow.spec.schedules import index_schedules, schedule_folder
 
         schedules = self.schedules
         overridden = schedules is not None and flow_path in schedules
         if "schedule" in self.dag_kwargs and not overridden:
             return None, []  # the DAG keyword for every flow wins over the files
-        recursive = True
-        if not found_in_root:
-            git_sync_root = git_sync_root_of(path)
-            root, recursive = (git_sync_root, True) if git_sync_root else (root, False)
+        root, recursive = schedule_folder(path, root, found_in_root=found_in_root)
         if root not in self.indexes:
             self.indexes[root] = index_schedules(root, recursive=recursive, ignore_syntax=self.ignore_syntax)
         files = self.indexes[root].for_flow(path)

@@ -44,7 +44,9 @@ class AirflowWmillBackend:
     def workspace(self) -> str:
         from airflow.sdk import conf
 
-        return str(conf.get("openflow", "workspace", fallback="airflow"))
+        from airflow_openflow.provider import DEFAULT_WORKSPACE
+
+        return str(conf.get("openflow", "workspace", fallback=DEFAULT_WORKSPACE) or DEFAULT_WORKSPACE)
 
     @property
     def root_job_id(self) -> str:

@@ -324,6 +324,8 @@ class ScheduleIndex:
     by_flow: dict[Path, list[ScheduleFile]] = field(default_factory=dict)
     #: files with errors whose flow could not be told (reported on their own)
     orphans: list[ScheduleFile] = field(default_factory=list)
+    #: valid files whose ``script_path`` names no flow found: not used (``validate`` warns)
+    unresolved: list[ScheduleFile] = field(default_factory=list)
 
     def for_flow(self, path: Path) -> list[ScheduleFile]:
         return list(self.by_flow.get(flow_key(path), ()))
@@ -350,8 +352,7 @@ def index_schedules(
         if target is None and schedule.errors:
             target = _resolve_flow(_schedule_name(path), path, levels=1)
         if target is None:
-            if schedule.errors:
-                index.orphans.append(schedule)
+            (index.orphans if schedule.errors else index.unresolved).append(schedule)
             continue
         index.by_flow.setdefault(flow_key(target), []).append(schedule)
     return index
@@ -432,3 +433,34 @@ def orphan_problems(index: ScheduleIndex) -> Iterable[Problem]:
     """Errors of schedule files that could not be attached to a flow."""
     for schedule in index.orphans:
         yield from schedule.errors
+
+
+def unresolved_problems(index: ScheduleIndex) -> list[Problem]:
+    """A warning for each valid schedule file whose ``script_path`` names no flow found (the loader
+    leaves such a file out without a word: no DAG gets its schedule)."""
+    problems: list[Problem] = []
+    for schedule in index.unresolved:
+        problem = Problem(
+            f"this schedule runs the flow {schedule.script_path!r}, but no flow with that path is found "
+            "(looked for from the schedule file's folder and each folder above it), so no DAG gets "
+            "this schedule",
+            file=schedule.file,
+            json_path="script_path",
+            hint="fix script_path (the flow's Windmill path, e.g. f/folder/name), or remove the file",
+            severity="warning",
+        )
+        problems.extend(with_lines_from_file([problem], schedule.file))
+    return problems
+
+
+def schedule_folder(path: Path, root: Path, *, found_in_root: bool) -> tuple[Path, bool]:
+    """(folder, recursive): where a flow's schedule files are read from. A flow found by searching
+    ``root`` takes them from all of ``root``; a flow named on its own (``render``/``run`` of one
+    file) from its git-sync root (``spec.workspace.git_sync_root_of``), or when it has none from
+    its own folder only, never from every folder under its parent."""
+    from airflow_openflow.spec.workspace import git_sync_root_of
+
+    if found_in_root:
+        return root, True
+    git_sync_root = git_sync_root_of(path)
+    return (git_sync_root, True) if git_sync_root else (root, False)

@@ -49,8 +49,7 @@ def test_loading_the_plugin_does_not_import_the_api_server() -> None:
     """Every Airflow process loads plugins, a worker at each task start: the app is imported only
     when the API server asks for it."""
     code = (
-        "import sys, airflow_openflow.plugin\n"
-        "print(sorted(m for m in sys.modules if 'approvals_api' in m))"
+        "import sys, airflow_openflow.plugin\nprint(sorted(m for m in sys.modules if 'approvals_api' in m))"
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "[]"

@@ -113,8 +113,7 @@ def test_a_checkpoint_of_another_script_version_is_not_replayed_and_says_so(
 
 def test_a_result_that_is_not_json_cannot_be_checkpointed() -> None:
     script = (
-        "from wmill import task\n\n@task\ndef make():\n    return {1, 2}\n\n"
-        "def main():\n    return make()\n"
+        "from wmill import task\n\n@task\ndef make():\n    return {1, 2}\n\ndef main():\n    return make()\n"
     )
     session = WmillSession(Backend(), "step", script, store=DictStore())  # type: ignore[arg-type]
     namespace: dict[str, Any] = {}

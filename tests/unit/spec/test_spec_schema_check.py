@@ -50,7 +50,7 @@ def test_keyword_errors_name_the_path_inside_the_schema_and_the_line(tmp_path: P
         "schema.properties.z.minimum",
     }
     kind = found["schema.properties.x.type"]
-    assert kind.message == '"strnig" is not a JSON Schema type: did you mean '"'"'string'"'"'?'
+    assert kind.message == "\"strnig\" is not a JSON Schema type: did you mean 'string'?"
     assert kind.hint and "string, number, integer" in kind.hint
     assert kind.line == line(path, "x: {type: strnig}") and kind.file == str(path)
     pattern = found["schema.properties.y.pattern"]

@@ -301,9 +301,14 @@ def _run(path: Path, input_json: str, *, verbose: bool = False, mode: str | None
 
     from airflow_openflow.runner import close_runner
 
+    guard = _OutputGuard()
     try:
-        with _OutputGuard():
+        with guard:
             code = _run_and_print(path, inputs, verbose=verbose, mode=mode)
+        if guard.fired:
+            # Raised into a step that ran in this process, where Airflow's task runner took it for
+            # the step's failure: the run ended, but its reader is gone all the same.
+            code = EXIT_OUTPUT_CLOSED
     except (_OutputClosed, BrokenPipeError):
         code = EXIT_OUTPUT_CLOSED
     except KeyboardInterrupt:
@@ -344,7 +349,7 @@ def _run_and_print(
 
         folder = conf.get("logging", "base_log_folder", fallback=None)
         copy_to = (log_path or _full_log_path()) if own_home else None
-        for line in failure_lines(outcome, folder, copy_to):
+        for line in failure_lines(outcome, folder, copy_to, run_log=log_path):
             print(line, file=sys.stderr)
     print(f"flow {outcome.status}: DAG {outcome.dag_id}, run {outcome.run_id}", file=sys.stderr)
     sys.stderr.flush()
@@ -426,6 +431,8 @@ class _OutputGuard:
     Forked executor workers inherit the handler; in them it does nothing (EPIPE as usual).
     """
 
+    fired = False  # _OutputClosed was raised (it may have been caught on the way)
+
     def __enter__(self) -> _OutputGuard:
         self._owner = os.getpid()
         self._armed = True
@@ -448,6 +455,7 @@ class _OutputGuard:
             return
         if _silence_closed_output() and self._armed:
             self._armed = False
+            self.fired = True
             raise _OutputClosed
 
     def _watch(self) -> None:

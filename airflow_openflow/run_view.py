@@ -100,10 +100,13 @@ class StepView:
         return f"  {_SHOWN.get(worst, worst):<9}{span:>9}  {name} ({what})"
 
 
-def failure_lines(outcome: Any, log_folder: str | None, copy_to: Any = None) -> list[str]:
+def failure_lines(
+    outcome: Any, log_folder: str | None, copy_to: Any = None, *, run_log: Any = None
+) -> list[str]:
     """For a failed run: the failing step's error message and where its task log is. ``copy_to``
     (a path): append the task log there and name that file instead (for a run whose AIRFLOW_HOME,
-    and so the task logs, is removed when it ends)."""
+    and so the task logs, is removed when it ends). A run in process writes no task log files: its
+    tasks log into the run's own log (``run_log``, or stderr when that is None)."""
     result = outcome.result if isinstance(outcome.result, dict) else {}
     found = result.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -123,6 +126,9 @@ def failure_lines(outcome: Any, log_folder: str | None, copy_to: Any = None) -> 
         lines.append(f"its log: at the end of {copy_to} (the run's temporary AIRFLOW_HOME is removed)")
     elif path is not None:
         lines.append(f"its log: {path}")
+    elif task and getattr(outcome, "mode", None) == "in_process":
+        where = run_log if run_log is not None else "above"
+        lines.append(f"its log: {where} (the run ran in process: its tasks log into the run's log)")
     return lines
 
 

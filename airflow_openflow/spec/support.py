@@ -32,7 +32,10 @@ from airflow_openflow.spec.scripts import find_script
 from airflow_openflow.spec.suggest import language_suggestion
 from airflow_openflow.spec.workspace import UnsafePathError
 
-_APPROVALS = "move the approval to a top-level step of the flow, or wait for nested approvals (issue 4)"
+_APPROVALS = (
+    "move the approval to a top-level step of the flow: approvals run as Airflow human-in-the-loop "
+    "tasks, which exist only there today (docs/approvals.md)"
+)
 _SHARED_DIR = (
     "Windmill does not share ./shared between parallel jobs: make the loop or branchall sequential "
     "if its steps use ./shared (docs/mapping.md, The ./shared directory)"

@@ -25,7 +25,7 @@ from tests.corpus import case_files, missing_message
 PENDING: dict[str, str] = {
     # Approvals run, but nobody answers them under run_flow, and a step cannot approve itself
     # before its approval task waits (Windmill's pre-approval; see docs/approvals.md).
-    "suspend": "issue 4 (approvals): no approver under run_flow, no pre-approval",
+    "suspend": "approvals: no approver under run_flow, no pre-approval",
 }
 
 

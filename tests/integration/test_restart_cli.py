@@ -53,6 +53,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "needs_variable.json").write_text(json.dumps(FLOW))
     sequential = loop_flow(parallel=False, steps=("first", "second"))
     (dags / "flows" / "sequential_loop.json").write_text(json.dumps(sequential))
+    parallel = loop_flow(parallel=True, steps=("work",))
+    (dags / "flows" / "parallel_loop.json").write_text(json.dumps(parallel))
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     deployment = AirflowDeployment(base / "home", dags).start()
@@ -160,3 +162,24 @@ def test_iteration_of_a_sequential_loop_reruns_it_and_the_later_ones(
     assert deployment.wait_for_run(dag_id, run_id) == "success"
     assert log.read_text().splitlines() == order + order[2:]  # iteration 0 did not run again
     assert deployment.xcom(dag_id, run_id, "flow_result") == 63
+
+
+def test_iteration_of_a_parallel_loop_reruns_that_iteration(
+    deployment: AirflowDeployment, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dag_id = "parallel_loop"
+    deployment.wait_for_dag(dag_id)
+    log = tmp_path / "iterations.log"
+    run_id = deployment.trigger(dag_id, {"log": str(log)})
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+
+    code, out, err = restart(deployment, capsys, dag_id, run_id, "--from", "work", "--iteration", "1")
+    assert code == 0, err
+    cleared = sorted((line.split()[0], line.split()[1]) for line in out.splitlines()[2:])
+    assert cleared == [("flow_result", "-"), ("loop", "-"), ("loop_iterations.work", "1"), ("total", "-")]
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    assert sorted(log.read_text().splitlines()) == ["work 10", "work 20", "work 20", "work 30"]
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 63
+
+    code, _, err = restart(deployment, capsys, dag_id, run_id, "--from", "loop", "--iteration", "7")
+    assert code == 2 and "loop 'loop' has no iteration 7 in this run (iterations: 0..2)" in err

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import http.server
+import json
+import threading
+from typing import Any, ClassVar
 
 import pytest
 
+from airflow_openflow.cli import main
 from airflow_openflow.compile import build_dag
 from airflow_openflow.restart import (
     RestartError,
@@ -146,3 +150,78 @@ def test_the_printed_list() -> None:
     assert "b               -          failed" in text
     assert "l_iterations.s  2          none" in text
     assert "dry run" in text
+
+
+class _FakeApi(http.server.BaseHTTPRequestHandler):
+    """Just enough of Airflow's API: a simple auth manager that hands out tokens without
+    credentials (GET /auth/token), one DAG ``d`` with tasks a -> b, one run ``r``."""
+
+    requests: ClassVar[list[tuple[str, str, str | None, Any]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
+        if self.path == "/auth/token":
+            self._reply(201, {"access_token": "free"})
+        elif self.path in ("/api/v2/dags/d", "/api/v2/dags/d/dagRuns/r%3A1"):
+            self._reply(200, {})
+        elif self.path == "/api/v2/dags/d/tasks":
+            tasks = [
+                {"task_id": "a", "downstream_task_ids": ["b"]},
+                {"task_id": "b", "downstream_task_ids": ["flow_result"]},
+                {"task_id": "flow_result", "downstream_task_ids": []},
+            ]
+            self._reply(200, {"tasks": tasks, "total_entries": 3})
+        else:
+            self._reply(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(("POST", self.path, self.headers.get("Authorization"), body))
+        cleared = [{"task_id": t, "map_index": -1, "state": "success"} for t in ("b", "flow_result")]
+        self._reply(200, {"task_instances": cleared, "total_entries": 2})
+
+
+def test_the_rest_calls_with_a_token_handed_out_without_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AIRFLOW_API_TOKEN", raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeApi.requests.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["restart", "d", "r:1", "--from", "b", "--dry-run", "--api-url", url]) == 0
+        assert capsys.readouterr().out.startswith("Would clear 2 task instance(s) of run r:1 of d:")
+        assert main(["restart", "d", "r:1", "--from", "x", "--api-url", url]) == 2
+        assert "no step 'x' in this DAG; its steps: a, b" in capsys.readouterr().err
+        assert main(["restart", "d", "r:2", "--from", "b", "--api-url", url]) == 2
+        assert "run 'r:2' of DAG 'd' not found" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _FakeApi.requests[0][:3] == ("GET", "/auth/token", None)
+    posts = [r for r in _FakeApi.requests if r[0] == "POST"]
+    assert len(posts) == 1  # the unknown step never reached the clear call
+    _, path, auth, body = posts[0]
+    assert (path, auth) == ("/api/v2/dags/d/clearTaskInstances", "Bearer free")
+    assert body == {
+        "dag_run_id": "r:1",
+        "task_ids": ["b"],
+        "include_downstream": True,
+        "include_upstream": False,
+        "only_failed": False,
+        "dry_run": True,
+        "reset_dag_runs": True,
+    }

@@ -88,6 +88,26 @@ def main(argv: list[str] | None = None) -> int:
     pull.add_argument("folder", type=Path, help="the folder of flows (as given to load_openflow_dags)")
     pull.add_argument("--hub-url", help="the hub (default: [openflow] hub_url, else Windmill's public hub)")
 
+    restart = commands.add_parser(
+        "restart",
+        help="restart a DAG run of a flow from a step: clear the step and everything after it "
+        "through Airflow's REST API (docs/restart.md)",
+    )
+    restart.add_argument("dag_id")
+    restart.add_argument("run_id")
+    restart.add_argument("--from", dest="step", required=True, help="the Windmill step id to restart from")
+    restart.add_argument(
+        "--iteration",
+        type=int,
+        help="on a top-level for-loop (or a step of its body): a sequential loop re-runs iterations "
+        "N..end, a parallel loop iteration N, then what follows",
+    )
+    restart.add_argument("--dry-run", action="store_true", help="list what would be cleared; change nothing")
+    restart.add_argument("--api-url", help="the API server (default: Airflow's [api] base_url)")
+    restart.add_argument("--token", help="an API token (default: $AIRFLOW_API_TOKEN)")
+    restart.add_argument("--username", help="fetch a token with these credentials (POST /auth/token)")
+    restart.add_argument("--password")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "validate":
@@ -96,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args.folder, args.format)
         if args.command == "render":
             return _render(args.path)
+        if args.command == "restart":
+            return _restart(args)
         if args.command == "hub":
             return _hub_pull(args.folder, args.hub_url)
         return _run(args.path, args.input, verbose=args.verbose, mode=args.mode)
@@ -260,6 +282,28 @@ def _hub_pull(folder: Path, hub_url: str | None) -> int:
     else:
         print(counts, file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_FLOW_FAILED
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from airflow_openflow.restart import RestartError, format_instances, restart
+
+    try:
+        instances = restart(
+            args.dag_id,
+            args.run_id,
+            args.step,
+            iteration=args.iteration,
+            dry_run=args.dry_run,
+            api_url=args.api_url,
+            token=args.token,
+            username=args.username,
+            password=args.password,
+        )
+    except RestartError as exc:
+        print(f"airflow-openflow restart: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(format_instances(instances, dry_run=args.dry_run, dag_id=args.dag_id, run_id=args.run_id))
+    return EXIT_OK
 
 
 def _render(path: Path) -> int:

@@ -37,13 +37,15 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
     loop = module.value
     assert isinstance(loop, ForloopFlow)
     name = display_name(module)
+    mode = "parallel" if loop.parallel else "sequential"
     items = LoopItemsOperator(
         task_id=names.reserve(f"{module.id}_items"),
         task_display_name=helper_display_name(name, "items"),
         module=module,
         plan=plan,
         trigger_rule=trigger_rule,
-        doc_md=f"Evaluates the iterator of loop `{module.id}`.",
+        # "(sequential)" / "(parallel)": `airflow-openflow restart --iteration` reads it (restart.py).
+        doc_md=f"Evaluates the iterator of loop `{module.id}` ({mode}).",
     )
     group_id = names.reserve(f"{module.id}_iterations")
     width = _static_parallelism(loop) if loop.parallel else None

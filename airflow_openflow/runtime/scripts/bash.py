@@ -18,13 +18,11 @@ import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 from airflow_openflow.runtime.errors import StepError
-from airflow_openflow.runtime.scripts.child_process import Output, join_readers, kill_group
+from airflow_openflow.runtime.scripts.child_process import run_child
 
 __all__ = ["bash_argv", "bash_signature", "run_bash"]
 
@@ -86,38 +84,9 @@ def run_bash(
     child_env = dict(os.environ)
     if env:
         child_env.update(env)
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so a timeout kills its children too
-        )
-    except (OSError, ValueError) as exc:
-        raise StepError("ExecutionErr", f"could not start bash: {exc}", step_id=step_id) from exc
-
-    output = Output()
-    readers = output.start_readers(proc, sys.stdout, sys.stderr)
-    try:
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            join_readers(readers, proc)
-            raise StepError(
-                "ExecutionErr",
-                f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
-                f"last lines of output:\n{output.tail_text()}",
-                step_id=step_id,
-            ) from None
-    except BaseException:
-        # The task is being stopped (or the timeout above): leave no script running behind us.
-        kill_group(proc)
-        raise
-    join_readers(readers, proc)
+    code, output = run_child(
+        argv, workdir=workdir, env=child_env, step_id=step_id, what="bash", timeout_s=timeout_s
+    )
 
     if code != 0:
         raise StepError(

@@ -12,10 +12,23 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
+from collections.abc import Mapping, Sequence
 from typing import IO, Final
 
-__all__ = ["KILL_GRACE_S", "Output", "join_readers", "kill_group", "signal_group"]
+from airflow_openflow.runtime.errors import StepError
+
+__all__ = [
+    "KILL_GRACE_S",
+    "Output",
+    "join_readers",
+    "kill_group",
+    "run_child",
+    "signal_group",
+    "start_child",
+    "timeout_error",
+]
 
 TAIL_LINES: Final = 5
 KILL_GRACE_S: Final = 2.0  # SIGTERM first, then SIGKILL
@@ -94,3 +107,62 @@ def join_readers(readers: list[threading.Thread], proc: subprocess.Popen[bytes])
         signal_group(proc, signal.SIGKILL)
         for reader in readers:
             reader.join()
+
+
+def start_child(
+    argv: Sequence[str], *, workdir: os.PathLike[str] | str, env: Mapping[str, str], step_id: str, what: str
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a process group of its own (so a timeout kills its children too), stdin
+    closed, output piped; ``what`` names it in the error when it cannot start."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=workdir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise StepError("ExecutionErr", f"could not start {what}: {exc}", step_id=step_id) from exc
+
+
+def timeout_error(timeout_s: float | None, output: Output, step_id: str) -> StepError:
+    return StepError(
+        "ExecutionErr",
+        f"Timeout: the script ran longer than its {timeout_s or 0:g} s limit and was killed; "
+        f"last lines of output:\n{output.tail_text()}",
+        step_id=step_id,
+    )
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    workdir: os.PathLike[str] | str,
+    env: Mapping[str, str],
+    step_id: str,
+    what: str,
+    timeout_s: float | None,
+    wait_s: float | None = None,
+) -> tuple[int, Output]:
+    """Run ``argv`` to its end, its output copied to the task log; return (exit code, output).
+    After ``wait_s`` (default ``timeout_s``) its group is killed and the step's timeout error
+    raised; a stopped task (any ``BaseException``) kills it too."""
+    proc = start_child(argv, workdir=workdir, env=env, step_id=step_id, what=what)
+    output = Output()
+    readers = output.start_readers(proc, sys.stdout, sys.stderr)
+    try:
+        try:
+            code = proc.wait(timeout=timeout_s if wait_s is None else wait_s)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            join_readers(readers, proc)
+            raise timeout_error(timeout_s, output, step_id) from None
+    except BaseException:
+        # The task is being stopped (or the timeout above): leave no script running behind us.
+        kill_group(proc)
+        raise
+    join_readers(readers, proc)
+    return code, output

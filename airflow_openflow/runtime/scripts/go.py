@@ -24,15 +24,13 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from airflow_openflow.runtime.errors import StepError
-from airflow_openflow.runtime.scripts.child_process import Output, join_readers, kill_group
+from airflow_openflow.runtime.scripts.child_process import run_child
 
 __all__ = ["go_parameter_names", "run_go"]
 
@@ -244,36 +242,9 @@ def _process(
 ) -> None:
     """Run one command, its output to the task log; raise :class:`StepError` when it fails (the
     script's own failure is read from the outcome file by :func:`_outcome`)."""
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except (OSError, ValueError) as exc:
-        raise StepError("ExecutionErr", f"could not start {argv[0]}: {exc}", step_id=step_id) from exc
-    output = Output()
-    readers = output.start_readers(proc, sys.stdout, sys.stderr)
-    try:
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            join_readers(readers, proc)
-            raise StepError(
-                "ExecutionErr",
-                f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
-                f"last lines of output:\n{output.tail_text()}",
-                step_id=step_id,
-            ) from None
-    except BaseException:
-        kill_group(proc)
-        raise
-    join_readers(readers, proc)
+    code, output = run_child(
+        argv, workdir=workdir, env=env, step_id=step_id, what=argv[0], timeout_s=timeout_s, wait_s=timeout
+    )
     if code != 0 and phase is not None:
         raise StepError(
             "ExecutionErr",

@@ -25,13 +25,18 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 from airflow_openflow.runtime.errors import StepError
-from airflow_openflow.runtime.scripts.child_process import Output, join_readers, kill_group
+from airflow_openflow.runtime.scripts.child_process import (
+    Output,
+    join_readers,
+    kill_group,
+    start_child,
+    timeout_error,
+)
 from airflow_openflow.runtime.wmill_bridge import bridge_for_step
 
 __all__ = ["find_runtime", "rewrite_client_imports", "run_bun", "run_deno", "run_nativets", "run_typescript"]
@@ -165,19 +170,13 @@ def run_typescript(
     result_file.unlink(missing_ok=True)
 
     with bridge_for_step() as bridge:
-        try:
-            proc = subprocess.Popen(
-                _command(runtime, binary),
-                cwd=workdir,
-                env=_environment(runtime, bridge.environment),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # its own process group, so a timeout kills its children too
-            )
-        except (OSError, ValueError) as exc:
-            message = f"could not start {runtime} ({binary}): {exc}"
-            raise StepError("ExecutionErr", message, step_id=step_id) from None
+        proc = start_child(
+            _command(runtime, binary),
+            workdir=workdir,
+            env=_environment(runtime, bridge.environment),
+            step_id=step_id,
+            what=f"{runtime} ({binary})",
+        )
         output = Output()
         readers = output.start_readers(proc, sys.stdout, sys.stderr)
         try:
@@ -189,12 +188,7 @@ def run_typescript(
         if code is None:
             kill_group(proc)
             join_readers(readers, proc)
-            raise StepError(
-                "ExecutionErr",
-                f"Timeout: the script ran longer than its {timeout_s:g} s limit and was killed; "
-                f"last lines of output:\n{output.tail_text()}",
-                step_id=step_id,
-            )
+            raise timeout_error(timeout_s, output, step_id)
         kill_group(proc)  # children it left behind (the wrapper exits explicitly)
         join_readers(readers, proc)
     return _result(result_file, code, output, runtime, step_id)

@@ -370,8 +370,9 @@ def _run_and_print(
 ) -> int:
     """stdout: the result JSON only. stderr: one line per step as it ends (``run_view.py``); Airflow's
     own logs go to a file (its path is printed first), or to stderr too with ``verbose``."""
+    from airflow_openflow.run_modes import RunModeError
     from airflow_openflow.run_view import StepView, failure_lines
-    from airflow_openflow.runner import FlowInputError, RunModeError, run_flow
+    from airflow_openflow.runner import FlowInputError, run_flow
     from airflow_openflow.spec.errors import FlowDocumentError
 
     own_home = not os.environ.get("AIRFLOW_HOME")  # then the runner's home is removed at its end

@@ -59,7 +59,7 @@ def _folder_cases(folder: str) -> list[Any]:
 def _modes(document: dict[str, Any]) -> list[str]:
     """Both modes when ``run_flow`` can run the flow in process, else the executor only (a case
     whose document is refused: the run says why)."""
-    from airflow_openflow.runner import planned_mode
+    from airflow_openflow.run_modes import planned_mode
 
     try:
         in_process = planned_mode(document) == "in_process"

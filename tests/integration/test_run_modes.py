@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import airflow_openflow
-from airflow_openflow.runner import planned_mode
+from airflow_openflow.run_modes import planned_mode
 from tests.flows import counting, flow, py
 
 

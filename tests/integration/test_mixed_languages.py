@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,22 +15,11 @@ import pytest
 import airflow_openflow
 from tests.flows import flow, py
 from tests.integration.test_sql_steps import pg, sql
+from tests.integration.test_typescript_steps import ts as _step
 
 __all__ = ["pg"]  # the fixture, imported for this module's tests
 
 HOSTILE_NAME = "x'); DROP TABLE people; --"
-
-
-def _step(step_id: str, language: str, content: str, **transforms: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": language,
-            "content": textwrap.dedent(content),
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
 
 
 @pytest.fixture

@@ -174,7 +174,7 @@ def _guarded(body: str) -> subprocess.Popen[bytes]:
     """A process that runs ``body`` under ``run``'s output guard: exit 141 on _OutputClosed."""
     code = (
         "import os, sys, time\n"
-        "from airflow_openflow.cli import _OutputClosed, _OutputGuard\n"
+        "from airflow_openflow.cli_output import OutputClosed as _OutputClosed, OutputGuard as _OutputGuard\n"
         "try:\n"
         "    with _OutputGuard():\n"
         + "".join(f"        {line}\n" for line in body.splitlines())

@@ -1,12 +1,17 @@
-"""A real Airflow deployment for tests: API server, scheduler, DAG processor and triggerer as processes of
-their own, on loopback, in a temporary AIRFLOW_HOME, driven over the REST API as the UI drives it.
+"""A real, production-shaped Airflow deployment for tests: a PostgreSQL metadata database of its own
+(created and dropped), CeleryExecutor with a Redis database number of its own as the broker, and API
+server, scheduler, DAG processor, triggerer and one Celery worker as processes of their own, on
+loopback, in a temporary AIRFLOW_HOME, driven over the REST API as the UI drives it.
 
-Every process is started in a session of its own and stopped by its pid (process group).
+PostgreSQL (127.0.0.1:5432, trust) and Redis (127.0.0.1:6379) are this machine's services; the
+fixture only creates what it needs in them. Every process is started in a session of its own and
+stopped by its pid (process group), also when a test fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -21,6 +26,69 @@ from typing import Any
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-test-password"
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+#: Celery worker slots: as many task processes at once as a small production worker.
+WORKER_CONCURRENCY = 4
+
+
+class PostgresDatabase:
+    """A metadata database of the deployment's own on the machine's PostgreSQL, dropped at the end."""
+
+    def __init__(self) -> None:
+        self.name = f"openflow_test_{os.getpid()}_{os.urandom(4).hex()}"
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg2://')}/{self.name}"
+
+    @property
+    def celery_result_backend(self) -> str:
+        return f"db+{POSTGRES}/{self.name}"
+
+    def drop(self) -> None:
+        # WITH (FORCE): a process killed mid-test may leave a connection behind.
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    @staticmethod
+    def _admin(statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=10) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]  # names made above, not user input
+
+
+class RedisDatabase:
+    """A Redis database number (1-15) held by this deployment alone: a lock file per number, so
+    parallel test workers never share a broker queue; emptied when taken and when released."""
+
+    def __init__(self) -> None:
+        for number in range(1, 16):
+            handle = open(f"/tmp/airflow-openflow-test-redis-{number}.lock", "w")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self.number, self._lock = number, handle
+            self._flush()
+            return
+        raise RuntimeError("all Redis databases 1-15 are held by other test deployments")
+
+    @property
+    def url(self) -> str:
+        return f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.number}"
+
+    def release(self) -> None:
+        self._flush()
+        self._lock.close()
+
+    def _flush(self) -> None:
+        import redis
+
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.number, socket_timeout=10).flushdb()
 
 
 class AirflowDeployment:
@@ -39,14 +107,23 @@ class AirflowDeployment:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.database: PostgresDatabase | None = None
+        self.broker: RedisDatabase | None = None
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         self.env.update(
             {
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(WORKER_CONCURRENCY),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+                # Small pools: several deployments share the machine's PostgreSQL (100 connections).
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "2",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "4",
+                # The worker's and the triggerer's log servers, on ports of their own.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base}/execution/",
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -69,8 +146,26 @@ class AirflowDeployment:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> AirflowDeployment:
+        """Creates the database and broker, starts every component; stops what it started when a
+        step fails."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({name: password(name) for name in self.roles}))
+        self.database = PostgresDatabase()
+        self.broker = RedisDatabase()
+        self.env.update(
+            {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database.sqlalchemy_url,
+                "AIRFLOW__CELERY__BROKER_URL": self.broker.url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": self.database.celery_result_backend,
+            }
+        )
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=self.env,
@@ -85,13 +180,26 @@ class AirflowDeployment:
         self._spawn("scheduler", "scheduler")
         self._spawn("dag-processor", "dag-processor")
         self._spawn("triggerer", "triggerer")  # deferred tasks: sleeps, sequential loop iterations
+        self.start_worker()
         return self
+
+    def start_worker(self) -> None:
+        """The Celery worker (again, after a test stopped or killed it)."""
+        self._spawn(
+            "celery-worker",
+            "celery",
+            "worker",
+            "--concurrency",
+            str(WORKER_CONCURRENCY),
+            "--without-mingle",
+            "--without-gossip",
+        )
 
     def stop(self) -> None:
         for proc in self.processes.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+            # Also when the leader has exited: its children (task processes) may still run.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for proc in self.processes.values():
             try:
@@ -101,6 +209,12 @@ class AirflowDeployment:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
         self.processes.clear()
+        if self.database is not None:
+            self.database.drop()
+            self.database = None
+        if self.broker is not None:
+            self.broker.release()
+            self.broker = None
 
     def _spawn(self, name: str, *args: str) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process

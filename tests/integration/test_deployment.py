@@ -1,4 +1,5 @@
-"""A real deployment (API server, scheduler, DAG processor) running the DAG file users copy.
+"""A real deployment (PostgreSQL, CeleryExecutor with Redis, API server, scheduler, DAG processor,
+triggerer, a Celery worker) running the DAG file users copy, with the project's example flows.
 
 - A folder with one broken flow: the others load, the broken one is a DAG that shows the error.
 - Restart = Airflow's clear: clearing step 2 (with downstream) of a finished run re-runs steps 2
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,6 +204,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "child_flow.json").write_text(json.dumps(CHILD_FLOW))
     (dags / "flows" / "parent_flow.json").write_text(json.dumps(PARENT_FLOW))
     (dags / "flows" / "state_demo.json").write_text(json.dumps(STATE_FLOW))
+    shutil.copytree(REPO / "dags" / "flows" / "f", dags / "flows" / "f")  # the shipped examples
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -361,3 +364,36 @@ def test_clearing_a_step_drops_its_flow_user_state_and_reruns_its_workflow_tasks
     assert seen == [None, "a", "b"]
     # A cleared step re-runs its workflow-as-code tasks from scratch; a is not run again.
     assert log.read_text().split() == ["a", "b", "c", "b", "c"]
+
+
+def test_the_example_flows_run_to_their_results_on_the_celery_worker(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    """The flows shipped in dags/flows/, triggered over REST as the UI does: each task ran on the
+    Celery worker, and each flow's result is what its steps compute."""
+    order = "f__examples__order_summary"
+    deployment.wait_for_dag(order)
+    items = [{"name": "tea", "price": 4.5, "qty": 2}, {"name": "cake", "price": 3, "qty": 1}]
+    run_id = deployment.trigger(order, {"customer": "Ada", "items": items})
+    assert deployment.wait_for_run(order, run_id) == "success", deployment.describe_task(order, run_id, "total")
+    # 2 x 4.50 + 3 = 12.00, less the step's 10 % discount.
+    assert deployment.xcom(order, run_id, "flow_result") == {
+        "customer": "Ada",
+        "receipt": "Ada pays 10.80 EUR",
+        "total": 10.8,
+        "lines": 2,
+    }
+    worker_log = (deployment.home / "celery-worker.log").read_text(errors="replace")
+    assert run_id in worker_log, "the steps did not run on the Celery worker"
+
+    poll = "f__examples__poll_new_orders"
+    deployment.wait_for_dag(poll)
+    (tmp_path / "001.json").write_text('{"items": ["tea", "cake"]}')
+    (tmp_path / "002.json").write_text('{"items": ["jam"]}')
+    first = deployment.trigger(poll, {"inbox": str(tmp_path)})
+    assert deployment.wait_for_run(poll, first) == "success"
+    assert deployment.xcom(poll, first, "flow_result") == {"orders": 2, "items": 3}
+    # Trigger state (wmill.set_state) persisted in the metadata DB: nothing new, the flow stops early.
+    again = deployment.trigger(poll, {"inbox": str(tmp_path)})
+    assert deployment.wait_for_run(poll, again) == "success"
+    assert deployment.task_instances(poll, again)["count"]["state"] == "skipped"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from airflow_openflow.cli import main
 from tests.flows import flow, py
 from tests.integration.deployment import AirflowDeployment, password
 
@@ -247,9 +248,13 @@ def test_clearing_asks_again_for_the_approval_task_only(deployment: AirflowDeplo
     assert deployment.wait_for_run(dag_id, run_id) == "success"
     assert deployment.xcom(dag_id, run_id, "b")["ap"] == ["alice"]
 
-    # Clearing a step after the approval keeps the recorded approval.
-    assert ("b", -1) in deployment.clear_with_downstream(dag_id, run_id, ["b"])
+    # Restarting from the step after the approval (airflow-openflow restart) keeps the recorded
+    # approval: nobody is asked again.
+    credentials = ["--api-url", deployment.base, "--username", "admin", "--password", password("admin")]
+    assert main(["restart", dag_id, run_id, "--from", "b", *credentials]) == 0
     assert deployment.wait_for_run(dag_id, run_id) == "success"
+    tis = deployment.task_instances(dag_id, run_id)
+    assert tis["b"]["try_number"] == 2 and tis["a_approval"]["try_number"] == 1
     assert deployment.xcom(dag_id, run_id, "b")["ap"] == ["alice"]
 
     # Clearing the approval task asks for the approval again.

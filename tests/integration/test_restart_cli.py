@@ -3,7 +3,8 @@
 A flow whose middle step fails because a Variable is missing; the Variable is set; ``restart --from
 <step> --dry-run`` lists what it would clear and changes nothing; ``restart --from <step>`` clears
 it and what follows, the run completes with the right result, and the step before keeps its try.
-Unknown DAG, run and step exit 2 with a message; ``--iteration`` re-runs loop iterations.
+Unknown DAG, run and step exit 2 with a message; ``--iteration`` re-runs loop iterations; a step
+inside a branch restarts with the branch choice kept (after an approval: test_approvals.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,35 @@ FLOW = {
 }
 
 
+#: The chosen branch's step needs a Variable; the default branch does not run.
+BRANCH_FLOW = {
+    "summary": "a branch step needs the Variable f/restart/bonus",
+    "value": {
+        "modules": [
+            _py("a", "return 7"),
+            {
+                "id": "pick",
+                "value": {
+                    "type": "branchone",
+                    "branches": [
+                        {
+                            "expr": "results.a > 5",
+                            "modules": [
+                                _py(
+                                    "big", "return x + int(b)", x="results.a", b='variable("f/restart/bonus")'
+                                )
+                            ],
+                        }
+                    ],
+                    "default": [_py("small", "return 0")],
+                },
+            },
+            _py("c", "return x * 10", x="results.pick"),
+        ]
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
     base = tmp_path_factory.mktemp("restart_cli")
@@ -55,6 +85,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "sequential_loop.json").write_text(json.dumps(sequential))
     parallel = loop_flow(parallel=True, steps=("work",))
     (dags / "flows" / "parallel_loop.json").write_text(json.dumps(parallel))
+    (dags / "flows" / "branch_needs_variable.json").write_text(json.dumps(BRANCH_FLOW))
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     deployment = AirflowDeployment(base / "home", dags).start()
@@ -183,3 +214,28 @@ def test_iteration_of_a_parallel_loop_reruns_that_iteration(
 
     code, _, err = restart(deployment, capsys, dag_id, run_id, "--from", "loop", "--iteration", "7")
     assert code == 2 and "loop 'loop' has no iteration 7 in this run (iterations: 0..2)" in err
+
+
+def test_restart_from_a_step_inside_a_branch(
+    deployment: AirflowDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag_id = "branch_needs_variable"
+    deployment.wait_for_dag(dag_id)
+    run_id = deployment.trigger(dag_id)
+    assert deployment.wait_for_run(dag_id, run_id) == "failed"
+    before = deployment.task_instances(dag_id, run_id)
+    assert before["pick_branch_0.big"]["state"] == "failed"
+    assert before["pick_default.small"]["state"] == "skipped"
+
+    deployment.api("POST", "/variables", {"key": "f__restart__bonus", "value": "3"})
+    code, out, err = restart(deployment, capsys, dag_id, run_id, "--from", "big")
+    assert code == 0, err
+    cleared = sorted(line.split()[0] for line in out.splitlines()[2:])
+    # The branch step and what follows it; not the chooser, which keeps its choice.
+    assert cleared == ["c", "flow_result", "pick", "pick_branch_0.big"]
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    assert deployment.xcom(dag_id, run_id, "flow_result") == 100  # (7 + 3) * 10
+    after = deployment.task_instances(dag_id, run_id)
+    assert after["a"]["try_number"] == after["pick_choose"]["try_number"] == 1
+    assert after["pick_branch_0.big"]["try_number"] == 2
+    assert after["pick_default.small"]["state"] == "skipped"

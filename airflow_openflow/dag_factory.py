@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from airflow_openflow.spec import OpenFlow, Problem
+    from airflow_openflow.spec.parse_cache import ParseCache
     from airflow_openflow.spec.schedules import ScheduleIndex
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def load_openflow_dags(
         fileloc=dag_file,
         dag_kwargs=dag_kwargs,
         ignore_syntax=syntax,
+        parse_cache=configured_parse_cache(),
     )
     dags: dict[str, Any] = {}
     for located in flows.located:
@@ -111,6 +113,19 @@ def ignore_file_syntax(*, use_airflow: bool = True) -> str:
     return str(conf.get("core", "dag_ignore_file_syntax", fallback="glob") or "glob")
 
 
+def configured_parse_cache() -> ParseCache | None:
+    """``[openflow] parse_cache`` / ``parse_cache_dir`` (docs/configuration.md): the cache of flow
+    load results, or None when it is turned off."""
+    from airflow.sdk import conf
+
+    from airflow_openflow.spec.parse_cache import ParseCache, default_cache_dir
+
+    if not conf.getboolean("openflow", "parse_cache", fallback=True):
+        return None
+    directory = str(conf.get("openflow", "parse_cache_dir", fallback="") or "").strip()
+    return ParseCache(directory or default_cache_dir())
+
+
 def prepare_document(path: Path, root: Path | None) -> tuple[OpenFlow, list[Problem]]:
     """Load one flow document and prepare it for compiling (``spec.prepare_flow``: scripts by path
     inlined, sub-flows loaded, what this release runs checked). Returns the flow and every problem
@@ -152,6 +167,7 @@ class FlowDags:
         fileloc: str | None = None,
         dag_kwargs: Mapping[str, Any] | None = None,
         ignore_syntax: str | None = "glob",
+        parse_cache: ParseCache | None = None,
     ) -> None:
         from airflow_openflow.compile import dag_id_for_path
         from airflow_openflow.spec.paths import workspace_path_for
@@ -168,6 +184,7 @@ class FlowDags:
         self.fileloc = fileloc
         self.dag_kwargs = dict(dag_kwargs or {})
         self.ignore_syntax = ignore_syntax
+        self.parse_cache = parse_cache
         # the schedule files under each searched root (or around a flow named on its own), read once
         self.indexes: dict[Path, ScheduleIndex] = {}
 
@@ -229,7 +246,13 @@ class FlowDags:
         from airflow_openflow.spec import FlowDocumentError
 
         path, root, flow_path, dag_id, found_in_root = located
-        flow, problems = prepare_document(path, located.workspace_root)
+        root_of_workspace = located.workspace_root
+        if self.parse_cache is None:
+            flow, problems = prepare_document(path, root_of_workspace)
+        else:
+            flow, problems = self.parse_cache.load(
+                path, root_of_workspace, functools.partial(prepare_document, path, root_of_workspace)
+            )
         schedule, schedule_problems = self.flow_schedule(path, root, flow_path, found_in_root=found_in_root)
         problems = [*problems, *schedule_problems]
         errors = [p for p in problems if p.severity == "error"]

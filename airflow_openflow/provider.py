@@ -65,6 +65,21 @@ CONFIG: dict[str, Any] = {
                 example="/var/cache/airflow-openflow/hub",
                 default="",
             ),
+            "parse_cache": _option(
+                "Whether ``load_openflow_dags`` keeps each flow's load result on disk and reuses it "
+                "while none of the files it read changed (the DAG processor re-parses every flow "
+                "every ``min_file_process_interval``). ``False``: every parse loads every flow.\n",
+                example="False",
+                default="True",
+            ),
+            "parse_cache_dir": _option(
+                "Where the parse cache keeps its entries (pickles: a folder only the user Airflow "
+                "runs as may write to; created with mode 0700). Several DAG processors may share "
+                "it. Empty: ``$XDG_CACHE_HOME/airflow-openflow/parse``, else "
+                "``~/.cache/airflow-openflow/parse``.\n",
+                example="/var/cache/airflow-openflow/parse",
+                default="",
+            ),
         },
     }
 }

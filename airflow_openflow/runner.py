@@ -64,7 +64,6 @@ _SERVER_STOP_SECONDS = 5.0  # then SIGKILL to the server's process group
 RunObserver = Callable[[Any], contextlib.AbstractContextManager[Any]]
 
 
-
 @dataclass(frozen=True, slots=True)
 class FlowOutcome:
     """How a flow run ended: ``status`` is ``"success"`` or ``"failure"``; ``result`` is the flow

@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="openflow-bench-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-HAND_WRITTEN = '''\
+HAND_WRITTEN = """\
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, chain
 
@@ -42,7 +42,7 @@ with DAG(dag_id="bench_hand_written_{steps}", schedule=None, params={{"x": 0}}) 
         previous = {{"previous": f"s{{i - 1}}"}}
         tasks.append(PythonOperator(task_id=f"s{{i}}", python_callable=step, op_kwargs=previous))
     chain(*tasks)
-'''
+"""
 
 
 def flow_document(steps: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ for _key in [k for k in os.environ if k.startswith("AIRFLOW__") or k == "AIRFLOW
     del os.environ[_key]  # never the developer's own Airflow settings
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__OPENFLOW__PARSE_CACHE_DIR"] = str(_HOME / "parse-cache")  # gone with the home
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent

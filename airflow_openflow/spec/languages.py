@@ -121,6 +121,14 @@ def missing_runtime(language: str) -> str | None:
     return _missing_tool(language) or _missing_requirement(language)
 
 
+def runtime_fingerprint() -> str:
+    """Which languages this release runs can run here (the load-time checks' answers): a flow's
+    load result cached on disk is valid only where the answers are the same (spec/parse_cache.py)."""
+    return ",".join(
+        f"{entry.name}:{int(missing_runtime(entry.name) is None)}" for entry in LANGUAGES if entry.runs
+    )
+
+
 def _missing_tool(language: str) -> str | None:
     entry = BY_NAME.get(language)
     if entry is None or not entry.tool or shutil.which(entry.tool) is not None:

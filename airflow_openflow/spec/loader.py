@@ -24,6 +24,7 @@ from airflow_openflow.spec.meaning_check import check_meaning
 from airflow_openflow.spec.model import FlowSource, OpenFlow
 from airflow_openflow.spec.parse import ParseResult, parse_document
 from airflow_openflow.spec.paths import FLOW_FILE_NAMES, workspace_path_for
+from airflow_openflow.spec.read_log import note_folder
 from airflow_openflow.spec.schema_check import check_schemas
 from airflow_openflow.spec.syntax_check import check_result_references, check_syntax
 from airflow_openflow.spec.workspace import (
@@ -262,6 +263,7 @@ def _duplicate_key_lines(text: str, key: str) -> tuple[int | None, int | None]:
 def _locate_document(path: Path) -> Path | LoadResult:
     """The document file (``flow.yaml`` inside a flow folder), or an error result."""
     path = Path(os.path.abspath(path))
+    note_folder(path if path.is_dir() else path.parent)  # which flow file a folder holds matters
     if path.is_dir():
         for name in FLOW_FILE_NAMES:
             candidate = path / name

@@ -25,6 +25,7 @@ from airflow_openflow.spec.hub import check_hub_path, is_hub_path
 from airflow_openflow.spec.languages import BY_NAME, DEFAULT_TS, language_of_file
 from airflow_openflow.spec.meaning_check import workspace_path_problem
 from airflow_openflow.spec.model import FlowModule, OpenFlow, PathScript, RawScript, all_modules, map_steps
+from airflow_openflow.spec.read_log import note_file, note_folder
 from airflow_openflow.spec.workspace import (
     UnsafePathError,
     is_inside_workspace,
@@ -77,6 +78,7 @@ def find_script_in(root: Path, workspace_path: str) -> ScriptFile | None:
     """:func:`find_script` in the workspace ``root`` (a real path)."""
     check_workspace_path(workspace_path)
     base = resolve_in_workspace(root, workspace_path)
+    note_folder(base.parent)  # a script file added or removed there changes what is found
     if not base.parent.is_dir():
         return None
     found: list[ScriptFile] = []
@@ -96,6 +98,8 @@ def workspace_default_ts(root: Path) -> str:
     """The language of a plain ``.ts`` script in the workspace at ``root``: ``defaultTs`` of its
     ``wmill.yaml`` (read once per version of the file, bounded, safe YAML), else ``bun``."""
     marker = root / "wmill.yaml"
+    note_folder(root)
+    note_file(marker)  # read once per version below: the parse cache must still see a change
     try:
         info = marker.stat()
     except (OSError, ValueError):

@@ -19,6 +19,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from airflow_openflow.spec.read_log import note_folder, note_read
+
 #: The largest file a document may name (an ``!inline`` script, a workspace script, a sub-flow)
 #: and the largest flow document read. Windmill scripts are a few kB; this is a guard, not a quota.
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -134,13 +136,16 @@ def read_regular_file(path: str | os.PathLike[str], *, limit: int = MAX_FILE_BYT
             remaining -= len(chunk)
         if remaining <= 0:  # it grew while being read (or st_size lied, as for /proc files)
             raise UnsafePathError(f"{os.fspath(path)} is over the limit of {limit} bytes")
-        return b"".join(chunks)
+        data = b"".join(chunks)
+        note_read(path, data)
+        return data
     finally:
         os.close(fd)
 
 
 def is_regular_file(path: str | os.PathLike[str]) -> bool:
     """``os.path.isfile`` without blocking: stat only (a FIFO or device is not a regular file)."""
+    note_folder(os.path.dirname(os.path.abspath(path)))  # found or not, the answer is cached
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):

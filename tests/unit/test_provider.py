@@ -35,7 +35,7 @@ def test_every_option_the_package_reads_is_declared() -> None:
     read: set[str] = set()
     for source in Path(airflow_openflow.__file__).parent.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
-        read |= set(re.findall(r'conf\.get\(\s*"openflow",\s*"(\w+)"', text))
+        read |= set(re.findall(r'conf\.get(?:boolean)?\(\s*"openflow",\s*"(\w+)"', text))
         read |= set(re.findall(r'_config\("(\w+)"\)', text))  # runtime/hub.py
         read |= set(re.findall(r'^CONFIG_OPTION = "(\w+)"', text, re.M))  # runtime/shared_dir.py
     assert read == set(_declared())

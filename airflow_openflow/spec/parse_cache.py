@@ -149,7 +149,12 @@ def _still_valid(entry: _Entry) -> bool:
 
 
 def _entry_key(path: Path, root: Path | None) -> str:
-    text = "\0".join((os.path.realpath(path), str(root), _environment()))
+    from airflow_openflow.spec.workspace import workspace_root_for
+
+    # The workspace as the load finds it: a flow loaded on its own (root None) gets the git-sync
+    # root around it, which a wmill.yaml added above it changes.
+    workspace = workspace_root_for(path, root)
+    text = "\0".join((os.path.realpath(path), str(workspace), _environment()))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

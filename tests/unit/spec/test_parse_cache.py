@@ -203,3 +203,25 @@ def test_a_file_added_that_takes_precedence_loads_the_flow_again(repo: Path, tmp
     (repo / "f/app/child.flow/flow.yaml").write_text(CHILD)
     after = load(cache, repo)
     assert after != before and cache.hits == 0
+
+
+def test_a_flow_loaded_on_its_own_gets_a_new_entry_when_its_workspace_changes(tmp_path: Path) -> None:
+    """``run_flow`` of one file: its workspace is the git-sync root around it; a wmill.yaml added
+    higher up makes another folder the workspace, where the script by path is another file."""
+    outer = tmp_path / "outer"
+    inner = outer / "team"
+    for root, says in ((outer, "outer"), (inner, "inner")):
+        (root / "f/app").mkdir(parents=True)
+        (root / "f/app/helper.py").write_text(f"def main():\n    return '{says}'\n")
+    flow = inner / "f/app/uses_helper.yaml"
+    flow.write_text(
+        "summary: s\nvalue:\n  modules:\n    - id: b\n      value:\n        type: script\n"
+        "        path: f/app/helper\n        input_transforms: {}\n"
+    )
+    (outer / "wmill.yaml").write_text("defaultTs: bun\n")
+    cache = ParseCache(tmp_path / "cache")
+    first, _ = cache.load(flow, None, lambda: prepare_document(flow, None))
+    assert "outer" in repr(first)
+    (inner / "wmill.yaml").write_text("defaultTs: bun\n")  # the nearer root wins now
+    second, _ = cache.load(flow, None, lambda: prepare_document(flow, None))
+    assert "inner" in repr(second) and second == prepare_document(flow, None)[0]

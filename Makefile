@@ -54,6 +54,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/parse_time.py
 	$(BIN)/python bench/run_flow_time.py
+	$(BIN)/python bench/expression_time.py
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME_DIR)

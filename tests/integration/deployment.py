@@ -208,6 +208,14 @@ class AirflowDeployment:
                 os.killpg(proc.pid, signal.SIGKILL)
             return proc.wait(timeout=5)
 
+    def kill_component(self, name: str) -> int:
+        """SIGKILL to one component's process group (a crash: nothing runs its shutdown), and forgets
+        it; returns its exit code. Processes that left the group (task processes) are not hit."""
+        proc = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=30)
+
     def start_component(self, name: str) -> None:
         """Starts a component again after ``stop_component`` (its log file is appended to)."""
         if name == "celery-worker":

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,31 @@ def test_a_killed_celery_pool_process_is_retried_and_the_flow_completes(
         assert deployment.xcom("kill_demo", run_id, "flow_result") == {"c": 22}
     finally:
         kill_if_alive(task_pid)  # the orphaned first try, if it outlived its supervisor
+
+
+def test_a_killed_celery_worker_is_detected_by_the_heartbeat_timeout_and_retried(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    """SIGKILL of the whole Celery worker (its process group: the main process and its pool), then
+    a new worker: nobody reports b's try, so the scheduler fails it when its heartbeats have been
+    missing for ``task_instance_heartbeat_timeout`` s, and the new worker runs b's retry."""
+    run_id, task_pid = run_the_kill_flow(deployment, tmp_path)
+    try:
+        assert deployment.task_instances("kill_demo", run_id)["a"]["state"] == "success"
+        deployment.kill_component("celery-worker")
+        killed = time.monotonic()
+        deployment.start_worker()
+        check_the_flow_recovered(deployment, run_id, tmp_path)
+        recovered = time.monotonic() - killed
+        assert HEARTBEAT_TIMEOUT <= recovered < HEARTBEAT_TIMEOUT + 60, f"recovery took {recovered:.0f} s"
+        # Airflow's audit log (Browse > Audit Log in the UI) shows why the try failed.
+        query = urllib.parse.urlencode(
+            {"dag_id": "kill_demo", "run_id": run_id, "event": "heartbeat timeout"}
+        )
+        timed_out = deployment.api("GET", f"/eventLogs?{query}")
+        assert timed_out["total_entries"] == 1, (timed_out, deployment.log_tail("scheduler"))
+    finally:
+        kill_if_alive(task_pid)  # the task process has a process group of its own: it outlives the worker
 
 
 def test_a_killed_task_process_is_retried_and_the_flow_completes(

@@ -113,6 +113,15 @@ KILL_FLOW = {
     },
 }
 
+# The same flow without b's retry: a killed try is b's last.
+KILL_WITHOUT_RETRY_FLOW = {
+    **KILL_FLOW,
+    "summary": "a -> b (not retried; sleeps until killed) -> c",
+    "value": {
+        "modules": [{k: v for k, v in m.items() if k != "retry"} for m in KILL_FLOW["value"]["modules"]]
+    },
+}
+
 ITERATION = """\
 import time
 
@@ -169,6 +178,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     dags = base / "dags"
     (dags / "flows").mkdir(parents=True)
     (dags / "flows" / "kill_demo.json").write_text(json.dumps(KILL_FLOW))
+    (dags / "flows" / "kill_without_retry_demo.json").write_text(json.dumps(KILL_WITHOUT_RETRY_FLOW))
     (dags / "flows" / "scheduler_restart_demo.json").write_text(json.dumps(LOOP_FLOW))
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -238,10 +248,11 @@ def describe_iterations(deployment: AirflowDeployment, dag_id: str, run_id: str,
     return "\n".join(summary + details)
 
 
-def run_the_kill_flow(deployment: AirflowDeployment, work: Path) -> tuple[str, int]:
-    """Triggers kill_demo and waits until b's first try sleeps; returns the run id and the pid of
+def run_the_kill_flow(
+    deployment: AirflowDeployment, work: Path, dag_id: str = "kill_demo"
+) -> tuple[str, int]:
+    """Triggers the flow and waits until b's first try sleeps; returns the run id and the pid of
     b's task process."""
-    dag_id = "kill_demo"
     deployment.wait_for_dag(dag_id)
     run_id = deployment.trigger(dag_id, {"work": str(work)})
     pid_file = work / "b.pid"
@@ -403,3 +414,19 @@ def test_a_scheduler_restart_in_a_sequential_loop_runs_every_iteration_once(
     iterations = mapped_instances(deployment, dag_id, run_id, "loop_iterations.work")
     tries = {ti["map_index"]: ti["try_number"] for ti in iterations}
     assert tries == {0: 1, 1: 1, 2: 1, 3: 1}, explained
+
+
+def test_a_killed_step_without_retry_fails_the_flow(deployment: AirflowDeployment, tmp_path: Path) -> None:
+    """Without a ``retry`` the killed try is the step's last: the flow fails with an error naming
+    the step, and the steps after it do not run."""
+    dag_id = "kill_without_retry_demo"
+    run_id, task_pid = run_the_kill_flow(deployment, tmp_path, dag_id)
+    os.kill(task_pid, signal.SIGKILL)
+    state = deployment.wait_for_run(dag_id, run_id, timeout=120)
+    explained = deployment.describe_task(dag_id, run_id, "b")
+    assert state == "failed", explained
+    tis = deployment.task_instances(dag_id, run_id)
+    assert (tis["b"]["state"], tis["c"]["state"]) == ("failed", "upstream_failed"), explained
+    assert (tmp_path / "runs.log").read_text().split() == ["a", "b"]
+    error = deployment.xcom(dag_id, run_id, "flow_result")["error"]
+    assert (error["name"], error["step_id"]) == ("StepDidNotComplete", "b"), error

@@ -294,6 +294,7 @@ def test_a_killed_celery_pool_process_is_retried_and_the_flow_completes(
         # The pool process is a child of the Celery worker, running Airflow's task supervisor.
         assert parent_pid(pool_pid) == worker.pid, command_line(pool_pid)
         assert "airflow supervisor" in command_line(pool_pid), command_line(pool_pid)
+        assert command_line(task_pid).startswith("airflow worker -- "), command_line(task_pid)
         assert deployment.task_instances("kill_demo", run_id)["a"]["state"] == "success"
         os.kill(pool_pid, signal.SIGKILL)
         killed = time.monotonic()

@@ -122,6 +122,38 @@ KILL_WITHOUT_RETRY_FLOW = {
     },
 }
 
+# A bash step: its script runs in a child of the task process.
+KILLED_BASH_STEP = """\
+w="$1"
+echo b >> "$w/runs.log"
+if [ ! -e "$w/b.first_try" ]; then
+  touch "$w/b.first_try"
+  echo $$ > "$w/b.pid.tmp" && mv "$w/b.pid.tmp" "$w/b.pid"
+  sleep 30
+  echo "the first try went on" > "$w/late"
+fi
+echo "retried"
+"""
+
+KILL_BASH_FLOW = {
+    "summary": "a retried bash step whose first try sleeps until killed",
+    "schema": {"type": "object", "properties": {"work": {"type": "string"}}, "required": ["work"]},
+    "value": {
+        "modules": [
+            {
+                "id": "b",
+                "value": {
+                    "type": "rawscript",
+                    "language": "bash",
+                    "content": KILLED_BASH_STEP,
+                    "input_transforms": {"w": {"type": "javascript", "expr": "flow_input.work"}},
+                },
+                "retry": {"constant": {"attempts": 1, "seconds": 1}},
+            }
+        ]
+    },
+}
+
 ITERATION = """\
 import time
 
@@ -179,6 +211,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows").mkdir(parents=True)
     (dags / "flows" / "kill_demo.json").write_text(json.dumps(KILL_FLOW))
     (dags / "flows" / "kill_without_retry_demo.json").write_text(json.dumps(KILL_WITHOUT_RETRY_FLOW))
+    (dags / "flows" / "kill_bash_demo.json").write_text(json.dumps(KILL_BASH_FLOW))
     (dags / "flows" / "scheduler_restart_demo.json").write_text(json.dumps(LOOP_FLOW))
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
@@ -415,6 +448,29 @@ def test_a_scheduler_restart_in_a_sequential_loop_runs_every_iteration_once(
     iterations = mapped_instances(deployment, dag_id, run_id, "loop_iterations.work")
     tries = {ti["map_index"]: ti["try_number"] for ti in iterations}
     assert tries == {0: 1, 1: 1, 2: 1, 3: 1}, explained
+
+
+def test_a_killed_task_process_takes_its_bash_script_with_it(
+    deployment: AirflowDeployment, tmp_path: Path
+) -> None:
+    """SIGKILL of the task process of a bash step: the script (a child of the task process, in a
+    session of its own) is killed with it instead of going on beside the retry."""
+    dag_id = "kill_bash_demo"
+    run_id, script_pid = run_the_kill_flow(deployment, tmp_path, dag_id)
+    try:
+        task_pid = parent_pid(script_pid)
+        assert command_line(task_pid).startswith("airflow worker -- "), command_line(task_pid)
+        os.kill(task_pid, signal.SIGKILL)
+        wait_for("the script ended", lambda: not alive(script_pid), 10, lambda: command_line(script_pid))
+        state = deployment.wait_for_run(dag_id, run_id, timeout=120)
+        explained = deployment.describe_task(dag_id, run_id, "b")
+        assert state == "success", explained
+        assert deployment.xcom(dag_id, run_id, "flow_result") == "retried", explained
+        assert (tmp_path / "runs.log").read_text().split() == ["b", "b"], explained
+        assert not (tmp_path / "late").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script_pid, signal.SIGKILL)  # the script's session: its `sleep` may go on
 
 
 def test_a_killed_step_without_retry_fails_the_flow(deployment: AirflowDeployment, tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """Faults on a real deployment (PostgreSQL, CeleryExecutor with Redis, one Celery worker):
 
 - SIGKILL of the Celery pool process that runs a step (the ``airflow supervisor`` process: it
-  supervises the task process and sends its heartbeats), and SIGKILL of the step's task process
-  itself: the step's Windmill ``retry`` (Airflow retries) runs it again, the flow completes with
-  the right result, the steps before it do not run again and the ones after it run once.
+  supervises the task process and sends its heartbeats), of the whole Celery worker (detected by
+  the heartbeat timeout; a new worker is started), and of the step's task process itself: the
+  step's Windmill ``retry`` (Airflow retries) runs it again, the flow completes with the right
+  result, the steps before it do not run again and the ones after it run once. A bash step's
+  script dies with its killed task process. Without a ``retry`` the flow fails.
 - The scheduler stopped and started again in the middle of a sequential for-loop: the run
   completes, every iteration ran exactly once and in order, and the loop's result is right.
 

@@ -367,7 +367,8 @@ def test_a_killed_celery_worker_is_detected_by_the_heartbeat_timeout_and_retried
         deployment.start_worker()
         check_the_flow_recovered(deployment, run_id, tmp_path)
         recovered = time.monotonic() - killed
-        assert HEARTBEAT_TIMEOUT <= recovered < HEARTBEAT_TIMEOUT + 60, f"recovery took {recovered:.0f} s"
+        # The supervisor heartbeated at most 2 s before the kill.
+        assert HEARTBEAT_TIMEOUT - 3 <= recovered < HEARTBEAT_TIMEOUT + 60, f"recovery took {recovered:.0f} s"
         # Airflow's audit log (Browse > Audit Log in the UI) shows why the try failed.
         query = urllib.parse.urlencode(
             {"dag_id": "kill_demo", "run_id": run_id, "event": "heartbeat timeout"}

@@ -195,6 +195,36 @@ class AirflowDeployment:
             "--without-gossip",
         )
 
+    def stop_component(self, name: str, timeout: float = 30) -> int:
+        """Stops one component as ``stop`` does (SIGTERM to its process group, SIGKILL after
+        ``timeout`` s) and forgets it; returns its exit code. The rest keeps running."""
+        proc = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=5)
+
+    def kill_component(self, name: str) -> int:
+        """SIGKILL to one component's process group (a crash: nothing runs its shutdown), and forgets
+        it; returns its exit code. Processes that left the group (task processes) are not hit."""
+        proc = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=30)
+
+    def start_component(self, name: str) -> None:
+        """Starts a component again after ``stop_component`` (its log file is appended to)."""
+        if name == "celery-worker":
+            self.start_worker()
+        elif name in ("scheduler", "dag-processor", "triggerer"):
+            self._spawn(name, name)
+        else:
+            raise ValueError(f"no component {name!r} to start (the API server is started by start())")
+
     def stop(self) -> None:
         for proc in self.processes.values():
             # Also when the leader has exited: its children (task processes) may still run.
@@ -331,13 +361,16 @@ class AirflowDeployment:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
-    def describe_task(self, dag_id: str, run_id: str, task_id: str) -> str:
+    def describe_task(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> str:
         """A task instance's state and the events of its latest try's log, plus the triggerer's log
-        tail: what an assertion about that task shows when it fails (CI keeps no files)."""
-        ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        tail: what an assertion about that task shows when it fails (CI keeps no files).
+        ``map_index``: that task instance of a mapped task."""
+        mapped = "" if map_index is None else f"/{map_index}"
+        ti = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{mapped}")
         tries = ti.get("try_number") or 1
+        query = "full_content=true" if map_index is None else f"full_content=true&map_index={map_index}"
         _, log = self.api_status(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{tries}?full_content=true"
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{tries}?{query}"
         )
         content = log.get("content") if isinstance(log, dict) else log
         events = [
@@ -345,7 +378,7 @@ class AirflowDeployment:
             for entry in (content if isinstance(content, list) else [content])
         ]
         return (
-            f"task {task_id} of {dag_id}/{run_id}: state {ti.get('state')}, try {tries}\n"
+            f"task {task_id}{mapped} of {dag_id}/{run_id}: state {ti.get('state')}, try {tries}\n"
             + "\n".join(events[-40:])
             + f"\n--- triggerer log tail:\n{self.log_tail('triggerer', 20)}"
         )

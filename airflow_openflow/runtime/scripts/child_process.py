@@ -1,6 +1,7 @@
 """What every script runner that starts a child process shares (bash, deno, bun): copying its
 output to the task log while keeping the last lines for errors, and stopping its whole process
-group on a timeout or when the task is stopped.
+group on a timeout or when the task is stopped; on Linux the child also dies with the task process
+when that is killed outright (SIGKILL: nothing of ours runs then).
 
 This module imports neither Airflow nor a JavaScript engine.
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Final
 
 from airflow_openflow.runtime.errors import StepError
@@ -109,11 +111,37 @@ def join_readers(readers: list[threading.Thread], proc: subprocess.Popen[bytes])
             reader.join()
 
 
+_PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """Linux: the function the child runs before exec to be SIGKILLed when the thread that starts
+    it dies. A task process killed with SIGKILL (the OOM killer; a worker whose supervisor died
+    is not even told) runs none of our clean-up, and the script, in a session of its own, would go
+    on beside the step's retry. The callers wait for the child in the thread that started it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    option, sig = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL)
+
+    def preexec() -> None:  # in the forked child, before exec: a system call or two, no imports
+        prctl(option, sig)
+        if os.getppid() != parent:  # the parent died before the call
+            os._exit(128 + signal.SIGKILL)
+
+    return preexec
+
+
 def start_child(
     argv: Sequence[str], *, workdir: os.PathLike[str] | str, env: Mapping[str, str], step_id: str, what: str
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a process group of its own (so a timeout kills its children too), stdin
-    closed, output piped; ``what`` names it in the error when it cannot start."""
+    closed, output piped, killed if the process starting it dies (Linux); ``what`` names it in the
+    error when it cannot start."""
     try:
         return subprocess.Popen(
             list(argv),
@@ -123,6 +151,7 @@ def start_child(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_dies_with_parent(),
         )
     except (OSError, ValueError) as exc:
         raise StepError("ExecutionErr", f"could not start {what}: {exc}", step_id=step_id) from exc

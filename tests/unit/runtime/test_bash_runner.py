@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pathlib
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from typing import Any
@@ -163,3 +166,40 @@ def test_timeout_kills_the_process_group(tmp_path: pathlib.Path) -> None:
     assert info.value.name == "ExecutionErr"
     assert info.value.message.startswith("Timeout")
     assert "started" in info.value.message
+
+
+# The step runs in a thread of the task process, as parallel branches do; the process is then
+# killed outright, as the OOM killer does.
+KILLED_TASK = """\
+import os, pathlib, signal, sys, threading
+from airflow_openflow.runtime.scripts.bash import run_bash
+
+work = pathlib.Path(sys.argv[1])
+script = f"echo $$ > {work}/pid.tmp && mv {work}/pid.tmp {work}/pid\\nsleep 30\\necho late > {work}/late\\n"
+step = {"step_id": "b", "workdir": work}
+threading.Thread(target=run_bash, args=(script, {}), kwargs=step, daemon=True).start()
+while not (work / "pid").exists():
+    pass
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_the_script_dies_with_a_killed_task_process(tmp_path: pathlib.Path) -> None:
+    """SIGKILL of the process running the step (no clean-up of ours runs) also ends the script: it
+    does not go on beside the step's retry."""
+    task = subprocess.run([sys.executable, "-c", KILLED_TASK, str(tmp_path)], timeout=60, check=False)
+    assert task.returncode == -signal.SIGKILL
+    pid = int((tmp_path / "pid").read_text())
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid), "the bash script outlived the killed task process"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended (its new parent may not reap it at once)

@@ -1,4 +1,5 @@
-"""The LocalExecutor ``run_flow`` uses, with a shutdown that cannot hang (checked on Airflow 3.3.2).
+"""The LocalExecutor ``run_flow`` uses: a shutdown that cannot hang, and the scheduler's
+concurrency limits kept under ``DAG.test`` (checked on Airflow 3.3.2).
 
 It lives in compat/ because it overrides ``LocalExecutor.end`` and reads its internals
 (``workers``, ``activity_queue``, ``result_queue``, ``_read_results``). Public replacement: a

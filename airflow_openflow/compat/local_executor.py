@@ -17,10 +17,11 @@ it ignores a task's ``max_active_tis_per_dagrun`` / ``max_active_tis_per_dag`` a
 ``max_active_tasks``. So this executor holds back a queued task instance until its limits allow it
 (``honour_limits``), counting what the scheduler counts (``ti_deps/dependencies_states.py``): task
 instances it sent to a worker and not yet heard back from, and those running, deferred or awaiting
-input in the metadata database. It overrides ``order_queued_tasks_by_priority`` (the order in which
-``BaseExecutor`` sends queued work), ``_process_workloads`` and ``change_state``, and reads the
-``task_instance`` table. Public replacement: ``DAG.test`` honouring those limits (or ``run_flow``
-running a scheduler of its own).
+input in the metadata database. A task instance held back that has finished meanwhile (skipped by
+the end of a loop) is dropped, not started. It overrides ``order_queued_tasks_by_priority`` (the
+order in which ``BaseExecutor`` sends queued work), ``_process_workloads`` and ``change_state``,
+and reads the ``task_instance`` table. Public replacement: ``DAG.test`` honouring those limits
+(or ``run_flow`` running a scheduler of its own).
 """
 
 from __future__ import annotations
@@ -122,19 +123,27 @@ def admit(
     return admitted
 
 
-def _in_flight_rows(dag_ids: Sequence[str]) -> list[tuple[Primary, str]]:
+#: Task instance states counted against the limits once a task instance left the executor.
+_ACTIVE = ("running", "deferred", "awaiting_input")
+#: A held-back task instance in one of these states never needs to run (skipped by another task).
+_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
+
+
+def _task_instance_rows(dag_ids: Sequence[str], run_ids: Sequence[str]) -> list[tuple[Primary, str]]:
     """(task instance, state) of the task instances of ``dag_ids`` that are running, deferred or
-    awaiting input in the metadata database, read on a connection of its own (``DAG.test`` holds
-    the thread's scoped session)."""
+    awaiting input, and of those of ``run_ids`` that have finished, in the metadata database; read
+    on a connection of its own (``DAG.test`` holds the thread's scoped session)."""
     from airflow import settings
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
+    from sqlalchemy import and_, or_, select
 
     table = TaskInstance.__table__
-    states = [TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED, TaskInstanceState.AWAITING_INPUT]
     query = select(table.c.dag_id, table.c.task_id, table.c.run_id, table.c.map_index, table.c.state).where(
-        table.c.dag_id.in_(list(dag_ids)), table.c.state.in_([str(s.value) for s in states])
+        table.c.dag_id.in_(list(dag_ids)),
+        or_(
+            table.c.state.in_(_ACTIVE),
+            and_(table.c.run_id.in_(list(run_ids)), table.c.state.in_(_DONE)),
+        ),
     )
     assert settings.engine is not None
     with settings.engine.connect() as connection:
@@ -161,9 +170,14 @@ class RunnerLocalExecutor(LocalExecutor):
         dag_ids = sorted({key.dag_id for key, _ in ordered if key.dag_id in _limits})
         if not dag_ids:
             return ordered
-        rows = _in_flight_rows(dag_ids)
-        active = self._sent | {primary for primary, _ in rows}
-        running = self._sent | {primary for primary, state in rows if state == "running"}
+        run_ids = sorted({key.run_id for key, _ in ordered if key.dag_id in _limits})
+        states = dict(_task_instance_rows(dag_ids, run_ids))
+        done = [key for key, _ in ordered if states.get(key.primary) in _DONE]
+        for key in done:  # e.g. later iterations a loop's end skipped while they waited here
+            self.queued_tasks.pop(key, None)
+        ordered = [(key, workload) for key, workload in ordered if key not in done]
+        active = self._sent | {primary for primary, state in states.items() if state in _ACTIVE}
+        running = self._sent | {primary for primary, state in states.items() if state == "running"}
         return admit(ordered, active, running)
 
     def _process_workloads(self, workload_list: Any) -> None:

@@ -296,9 +296,10 @@ def test_local_executor_holds_back_work_through_its_queue_order() -> None:
     _require(what, {"workload_items"} <= _params(BaseExecutor._process_workloads), "_process_workloads")
     key = TaskInstanceKey("d", "t", "r", 1, 3)
     _require(what, key.primary == ("d", "t", "r", 3), "TaskInstanceKey.primary")
-    counted = {TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED, TaskInstanceState.AWAITING_INPUT}
-    _require(
-        what, counted | {TaskInstanceState.QUEUED} == set(ACTIVE_STATES), f"ACTIVE_STATES {ACTIVE_STATES}"
-    )
+    from airflow_openflow.compat.local_executor import _ACTIVE, _DONE
+
+    counted = {TaskInstanceState(state) for state in _ACTIVE} | {TaskInstanceState.QUEUED}
+    _require(what, counted == set(ACTIVE_STATES), f"the scheduler counts {sorted(ACTIVE_STATES)}")
+    _require(what, all(TaskInstanceState(state) for state in _DONE), "finished states")
     columns = set(TaskInstance.__table__.c.keys())
     _require(what, {"dag_id", "task_id", "run_id", "map_index", "state"} <= columns, "task_instance columns")

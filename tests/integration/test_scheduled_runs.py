@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ def test_the_scheduler_starts_a_run_with_the_schedule_args_as_inputs(deployment:
     run = _first_scheduled_run(deployment, timeout=100)
     run_id = run["dag_run_id"]
     assert run["run_type"] == "scheduled" and run_id.startswith("scheduled__")
+    fired = datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
+    assert (fired.second, fired.microsecond) == (0, 0), run["logical_date"]  # a cron time
     assert deployment.wait_for_run(DAG_ID, run_id, timeout=90) == "success"
     assert deployment.xcom(DAG_ID, run_id, "a") == "hello scheduler x3"
     assert deployment.xcom(DAG_ID, run_id, "flow_result") == "hello scheduler x3"

@@ -5,7 +5,8 @@ dags folder of the runner's own, and executed with ``DAG.test``, in one of two m
 ``run_flow``'s ``mode``):
 
 - ``executor``: ``DAG.test(use_executor=True)``: Airflow's scheduling loop, a LocalExecutor
-  (several task instances at once), task processes that talk to an Execution API server. That API
+  (several task instances at once, within the limits the scheduler keeps: ``max_active_tis_per_dagrun``
+  and the like), task processes that talk to an Execution API server. That API
   server and a triggerer (for deferred tasks) are started once per process, when the first run in
   this mode starts, the server on a free loopback port, and stopped by their pids when the process
   exits.
@@ -327,10 +328,14 @@ class _Runner:
         (dag,) = dags.values()
         _check_inputs(dag, inputs)
         mode = choose_mode(dag, requested)
-        if mode == "executor":
+        limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if mode == "executor":  # DAG.test ignores max_active_tis_per_dagrun; our executor does not
+            from airflow_openflow.compat.local_executor import honour_limits
+
             self._ensure_servers()
+            limits = honour_limits(dag)
         watching = observer(dag) if observer is not None else contextlib.nullcontext()
-        with _quiet(), _approval_timeouts(dag), watching:
+        with _quiet(), _approval_timeouts(dag), limits, watching:
             try:
                 dag_run = dag.test(run_conf=inputs, use_executor=mode == "executor")
             except BaseException:

@@ -1,4 +1,5 @@
-"""The LocalExecutor ``run_flow`` uses, with a shutdown that cannot hang (checked on Airflow 3.3.2).
+"""The LocalExecutor ``run_flow`` uses: a shutdown that cannot hang, and the scheduler's
+concurrency limits kept under ``DAG.test`` (checked on Airflow 3.3.2).
 
 It lives in compat/ because it overrides ``LocalExecutor.end`` and reads its internals
 (``workers``, ``activity_queue``, ``result_queue``, ``_read_results``). Public replacement: a
@@ -10,12 +11,26 @@ wait for a stop message that never comes, and the caller hangs after the run has
 in our test suite). Here every worker gets a stop message, joins are bounded, and a worker that
 does not stop is terminated (then killed) by its pid. A run that is abandoned before it ends
 (``abort``) stops the workers and everything they started at once.
+
+``DAG.test`` sends every task instance that is ready to the executor at once: unlike the scheduler,
+it ignores a task's ``max_active_tis_per_dagrun`` / ``max_active_tis_per_dag`` and the DAG's
+``max_active_tasks``. So this executor holds back a queued task instance until its limits allow it
+(``honour_limits``), counting what the scheduler counts (``ti_deps/dependencies_states.py``): task
+instances it sent to a worker and not yet heard back from, and those running, deferred or awaiting
+input in the metadata database. A task instance held back that has finished meanwhile (skipped by
+the end of a loop) is dropped, not started. It overrides ``order_queued_tasks_by_priority`` (the
+order in which ``BaseExecutor`` sends queued work), ``_process_workloads`` and ``change_state``,
+and reads the ``task_instance`` table. Public replacement: ``DAG.test`` honouring those limits
+(or ``run_flow`` running a scheduler of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
 import weakref
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.executors.local_executor import LocalExecutor
@@ -35,10 +50,148 @@ def abort_all() -> None:
         executor.abort()
 
 
+@dataclass(frozen=True, slots=True)
+class DagLimits:
+    """A DAG's concurrency limits, as the scheduler reads them from its tasks."""
+
+    max_active_tasks: int | None = None  # task instances of one run in the running or queued state
+    per_dagrun: dict[str, int] = field(default_factory=dict)  # task id -> max_active_tis_per_dagrun
+    per_dag: dict[str, int] = field(default_factory=dict)  # task id -> max_active_tis_per_dag
+
+    @classmethod
+    def of(cls, dag: Any) -> DagLimits:
+        def limit(value: Any) -> int | None:
+            return value if isinstance(value, int) and value >= 1 else None
+
+        per_dagrun = {t.task_id: n for t in dag.tasks if (n := limit(t.max_active_tis_per_dagrun))}
+        per_dag = {t.task_id: n for t in dag.tasks if (n := limit(t.max_active_tis_per_dag))}
+        return cls(limit(getattr(dag, "max_active_tasks", None)), per_dagrun, per_dag)
+
+
+#: dag id -> its limits, while ``honour_limits`` is entered for it.
+_limits: dict[str, DagLimits] = {}
+
+# One task instance: (dag_id, task_id, run_id, map_index), as TaskInstanceKey.primary.
+Primary = tuple[str, str, str, int]
+
+
+@contextlib.contextmanager
+def honour_limits(dag: Any) -> Iterator[None]:
+    """While entered, ``RunnerLocalExecutor`` starts the task instances of ``dag`` within the
+    DAG's and its tasks' concurrency limits, as the scheduler would."""
+    _limits[dag.dag_id] = DagLimits.of(dag)
+    try:
+        yield
+    finally:
+        _limits.pop(dag.dag_id, None)
+
+
+def admit(
+    queued: Sequence[tuple[Any, Any]], active: Iterable[Primary], running: Iterable[Primary]
+) -> list[tuple[Any, Any]]:
+    """The queued (key, workload) items that may start now, in order: ``active`` are the task
+    instances counted against task-level limits (sent, running, deferred, awaiting input),
+    ``running`` those counted against the DAG's ``max_active_tasks`` (sent, running). A key is a
+    ``TaskInstanceKey``; DAGs without limits registered are never held back."""
+    per_dagrun: Counter[tuple[str, str, str]] = Counter()
+    per_dag: Counter[tuple[str, str]] = Counter()
+    per_run: Counter[tuple[str, str]] = Counter()
+    for dag_id, task_id, run_id, _ in set(active):
+        per_dagrun[(dag_id, run_id, task_id)] += 1
+        per_dag[(dag_id, task_id)] += 1
+    for dag_id, _, run_id, _ in set(running):
+        per_run[(dag_id, run_id)] += 1
+    admitted = []
+    for key, workload in queued:
+        limits = _limits.get(getattr(key, "dag_id", ""))
+        if limits is not None:
+            run_limit = limits.per_dagrun.get(key.task_id)
+            dag_limit = limits.per_dag.get(key.task_id)
+            if (
+                (run_limit is not None and per_dagrun[(key.dag_id, key.run_id, key.task_id)] >= run_limit)
+                or (dag_limit is not None and per_dag[(key.dag_id, key.task_id)] >= dag_limit)
+                or (
+                    limits.max_active_tasks is not None
+                    and per_run[(key.dag_id, key.run_id)] >= limits.max_active_tasks
+                )
+            ):
+                continue
+            per_dagrun[(key.dag_id, key.run_id, key.task_id)] += 1
+            per_dag[(key.dag_id, key.task_id)] += 1
+            per_run[(key.dag_id, key.run_id)] += 1
+        admitted.append((key, workload))
+    return admitted
+
+
+#: Task instance states counted against the limits once a task instance left the executor.
+_ACTIVE = ("running", "deferred", "awaiting_input")
+#: A held-back task instance in one of these states never needs to run (skipped by another task).
+_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
+
+
+def _task_instance_rows(dag_ids: Sequence[str], run_ids: Sequence[str]) -> list[tuple[Primary, str]]:
+    """(task instance, state) of the task instances of ``dag_ids`` that are running, deferred or
+    awaiting input, and of those of ``run_ids`` that have finished, in the metadata database; read
+    on a connection of its own (``DAG.test`` holds the thread's scoped session)."""
+    from airflow import settings
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import and_, or_, select
+
+    table = TaskInstance.__table__
+    query = select(table.c.dag_id, table.c.task_id, table.c.run_id, table.c.map_index, table.c.state).where(
+        table.c.dag_id.in_(list(dag_ids)),
+        or_(
+            table.c.state.in_(_ACTIVE),
+            and_(table.c.run_id.in_(list(run_ids)), table.c.state.in_(_DONE)),
+        ),
+    )
+    assert settings.engine is not None
+    with settings.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [((r[0], r[1], r[2], int(r[3])), str(r[4])) for r in rows]
+
+
 class RunnerLocalExecutor(LocalExecutor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sent: set[Primary] = set()  # task instances sent to a worker, not yet heard back from
+
     def start(self) -> None:
         super().start()
         _running.add(self)
+
+    def order_queued_tasks_by_priority(self) -> list[tuple[Any, Any]]:
+        """The queued task instances that may start now (``admit``), highest priority first, then
+        by map index (a loop's iterations start in order)."""
+        ordered = sorted(
+            super().order_queued_tasks_by_priority(),
+            key=lambda item: (-(item[1].ti.priority_weight or 0), item[0].map_index),
+        )
+        dag_ids = sorted({key.dag_id for key, _ in ordered if key.dag_id in _limits})
+        if not dag_ids:
+            return ordered
+        run_ids = sorted({key.run_id for key, _ in ordered if key.dag_id in _limits})
+        states = dict(_task_instance_rows(dag_ids, run_ids))
+        done = [key for key, _ in ordered if states.get(key.primary) in _DONE]
+        for key in done:  # e.g. later iterations a loop's end skipped while they waited here
+            self.queued_tasks.pop(key, None)
+        ordered = [(key, workload) for key, workload in ordered if key not in done]
+        active = self._sent | {primary for primary, state in states.items() if state in _ACTIVE}
+        running = self._sent | {primary for primary, state in states.items() if state == "running"}
+        return admit(ordered, active, running)
+
+    def _process_workloads(self, workload_list: Any) -> None:
+        for workload in workload_list:
+            key: Any = getattr(workload, "key", None)
+            if hasattr(key, "primary"):
+                self._sent.add(key.primary)
+        super()._process_workloads(workload_list)
+
+    def change_state(self, key: Any, state: Any, info: Any = None, remove_running: bool = True) -> None:
+        # A worker reports "running" when it takes a task instance, then how its process ended.
+        if hasattr(key, "primary") and str(state) not in ("running", "queued"):
+            self._sent.discard(key.primary)
+        super().change_state(key, state, info, remove_running=remove_running)
 
     def abort(self) -> None:
         """Stop every worker and what it runs (task supervisors, task processes, their

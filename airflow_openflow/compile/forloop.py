@@ -4,6 +4,10 @@
 step per iteration (``map_index`` = iteration index); the task ``<id>`` collects the array. (Those
 names get a ``_`` appended when a step already has them: naming.TaskIds.)
 
+A parallel loop's ``parallelism`` caps the iterations under way: a static one is the body steps'
+``max_active_tis_per_dagrun``, and for an expression, or a body of several steps, iteration i
+also waits (deferred) until iteration i - parallelism has finished.
+
 A sequential loop (``parallel`` false or absent) uses the same tasks, but Airflow would interleave
 the steps of a mapped group across iterations: the first step of iteration i defers until the
 last step of iteration i - 1 has finished (no worker slot held), and skips itself when the loop
@@ -91,10 +95,14 @@ def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskI
 
 def _gated(loop: ForloopFlow) -> bool:
     """Iterations wait for earlier ones: all of a sequential loop's, and those of a parallel loop
-    whose ``parallelism`` is an expression (a static one is ``max_active_tis_per_dagrun``)."""
+    with a ``parallelism``, unless it is static and the body has one step (then the step's
+    ``max_active_tis_per_dagrun`` is the cap; with more steps it caps each step's task instances,
+    not the iterations under way: iteration 2 would start while 0 runs its second step)."""
     if not loop.parallel:
         return True
-    return loop.parallelism is not None and loop.parallelism.kind != "static"
+    if loop.parallelism is None:
+        return False
+    return loop.parallelism.kind != "static" or len(loop.modules) > 1
 
 
 def _static_parallelism(loop: ForloopFlow) -> int | None:

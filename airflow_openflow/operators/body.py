@@ -22,8 +22,9 @@ class BodyStepOperator(OpenFlowStepOperator):
     (``cut``), as Airflow's own skipping does nothing inside mapped groups in 3.3.
 
     The first step of an iteration that waits for an earlier one (a sequential loop; a parallel
-    loop with an expression ``parallelism``) defers on ``TaskFinishedTrigger`` until that iteration
-    has finished, and in a sequential loop skips the rest of the loop when the loop ended there.
+    loop with an expression ``parallelism``, or a static one and several steps) defers on
+    ``TaskFinishedTrigger`` until that iteration has finished, and in a sequential loop skips the
+    rest of the loop when the loop ended there.
 
     Takes the arguments of ``OpenFlowStepOperator`` (``module``, ``plan``) and:
 
@@ -39,7 +40,7 @@ class BodyStepOperator(OpenFlowStepOperator):
         self.iteration = iteration
         #: on the first step of a loop body whose iterations wait for earlier ones: the loop module
         #: and all the body's task ids. Sequential loop: iteration i starts once iteration i - 1 has
-        #: finished and not ended the loop. Parallel loop with an expression ``parallelism`` w:
+        #: finished and not ended the loop. Parallel loop with a gated ``parallelism`` w:
         #: iteration i starts once iteration i - w has finished (at most w run at once).
         self.loop_gate: FlowModule | None = None
         self.items_task_id: str | None = None

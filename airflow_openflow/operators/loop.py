@@ -21,9 +21,10 @@ from airflow_openflow.spec.model import ForloopFlow
 class LoopItemsOperator(OpenFlowStepOperator):
     """Evaluates a for-loop's iterator: its ``return_value`` (the items) is what the group maps over.
 
-    The task ``<loop>_items``. A parallel loop whose ``parallelism`` is an expression also gets
-    that width evaluated here (XCom ``openflow_parallelism``): the iterations' first steps wait on
-    it. An iterator or a width that throws fails the loop.
+    The task ``<loop>_items``. A parallel loop with a ``parallelism`` also gets that width
+    evaluated here (XCom ``openflow_parallelism``): the iterations' first steps wait on it when
+    the loop is gated (an expression, or a body of several steps). An iterator or a width that
+    throws fails the loop.
 
     Takes the arguments of ``OpenFlowStepOperator`` (``module``: the loop) and no others.
     """
@@ -46,8 +47,8 @@ class LoopItemsOperator(OpenFlowStepOperator):
             return self.finish(context, items)
         self.log.info("loop %s: %d iteration(s)", self.plan.step_id, len(items))
         transform = loop.parallelism
-        if loop.parallel and transform is not None and transform.kind != "static":
-            # An expression parallelism: the iterations' first steps wait on this width.
+        if loop.parallel and transform is not None:
+            # The iterations' first steps wait on this width (compile/forloop.py: when gated).
             try:
                 width = loop_width(transform, step_scope(ctx, result=previous), len(items))
             except ExpressionError as exc:

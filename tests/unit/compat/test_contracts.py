@@ -269,3 +269,37 @@ def test_local_executor_internals() -> None:
             name in dir(executor) or name in LocalExecutor.__annotations__,
             name,
         )
+
+
+def test_local_executor_holds_back_work_through_its_queue_order() -> None:
+    """``RunnerLocalExecutor`` holds task instances back by leaving them out of
+    ``order_queued_tasks_by_priority`` (what ``_get_workloads_to_schedule`` sends), tracks what it
+    sent in ``_process_workloads`` and what came back in ``change_state``, and reads the
+    ``task_instance`` table's states."""
+    from airflow.executors.base_executor import BaseExecutor
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.ti_deps.dependencies_states import ACTIVE_STATES
+    from airflow.utils.state import TaskInstanceState
+
+    what = "local_executor.RunnerLocalExecutor"
+    _require(
+        what,
+        "order_queued_tasks_by_priority" in inspect.getsource(BaseExecutor._get_workloads_to_schedule),
+        "_get_workloads_to_schedule no longer takes its tasks from order_queued_tasks_by_priority",
+    )
+    _require(
+        what,
+        {"key", "state", "info", "remove_running"} <= _params(BaseExecutor.change_state),
+        "change_state",
+    )
+    _require(what, {"workload_items"} <= _params(BaseExecutor._process_workloads), "_process_workloads")
+    key = TaskInstanceKey("d", "t", "r", 1, 3)
+    _require(what, key.primary == ("d", "t", "r", 3), "TaskInstanceKey.primary")
+    from airflow_openflow.compat.local_executor import _ACTIVE, _DONE
+
+    counted = {TaskInstanceState(state) for state in _ACTIVE} | {TaskInstanceState.QUEUED}
+    _require(what, counted == set(ACTIVE_STATES), f"the scheduler counts {sorted(ACTIVE_STATES)}")
+    _require(what, all(TaskInstanceState(state) for state in _DONE), "finished states")
+    columns = set(TaskInstance.__table__.c.keys())
+    _require(what, {"dag_id", "task_id", "run_id", "map_index", "state"} <= columns, "task_instance columns")

@@ -181,6 +181,35 @@ def test_parallel_loops_and_branchall_run_on_tasks() -> None:
     assert sorted(build_dag(flow, dag_id="x").task_ids) == ["flow_result", "s", "s_branch_0.q"]
 
 
+@pytest.mark.parametrize(
+    ("parallelism", "steps", "gated"),
+    [
+        ({"type": "static", "value": 2}, 1, False),  # max_active_tis_per_dagrun is the cap
+        ({"type": "static", "value": 2}, 2, True),  # a per-step cap would not cap iterations
+        ({"type": "javascript", "expr": "1 + 1"}, 1, True),
+        (None, 2, False),
+    ],
+)
+def test_a_parallel_loops_parallelism_caps_iterations(parallelism: Any, steps: int, gated: bool) -> None:
+    """Static: every body step gets ``max_active_tis_per_dagrun``; an expression, or a body of
+    several steps: the first step also waits for the iteration ``parallelism`` earlier."""
+    value: dict[str, Any] = {
+        "type": "forloopflow",
+        "parallel": True,
+        "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+        "modules": [step(f"b{i}") for i in range(steps)],
+    }
+    if parallelism is not None:
+        value["parallelism"] = parallelism
+    flow = load_flow({"summary": "S", "value": {"modules": [{"id": "l", "value": value}]}}).flow
+    dag = build_dag(flow, dag_id="x")
+    first = dag.task_dict["l_iterations.b0"]
+    assert (first.loop_gate is not None) is gated
+    static = parallelism is not None and parallelism["type"] == "static"
+    limits = {dag.task_dict[f"l_iterations.b{i}"].max_active_tis_per_dagrun for i in range(steps)}
+    assert limits == ({2} if static else {None})
+
+
 def test_branchone_runs_on_a_chooser_groups_and_a_collector() -> None:
     choice = {
         "id": "c",

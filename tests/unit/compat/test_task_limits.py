@@ -1,0 +1,49 @@
+"""Which queued task instances ``RunnerLocalExecutor`` starts: the limits the scheduler keeps
+(``max_active_tis_per_dagrun``, ``max_active_tis_per_dag``, ``max_active_tasks``), which
+``DAG.test`` alone ignores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.models.taskinstancekey import TaskInstanceKey
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+from airflow_openflow.compat.local_executor import admit, honour_limits
+
+
+def _queued(*keys: tuple[str, str, int]) -> list[tuple[Any, Any]]:
+    return [(TaskInstanceKey("d", task, run, 1, index), None) for task, run, index in keys]
+
+
+def _dag() -> DAG:
+    with DAG("d", schedule=None, max_active_tasks=3) as dag:
+        EmptyOperator(task_id="capped", max_active_tis_per_dagrun=2)
+        EmptyOperator(task_id="per_dag", max_active_tis_per_dag=1)
+        EmptyOperator(task_id="free")
+    return dag
+
+
+def test_a_per_run_limit_counts_what_is_active_and_what_it_admits() -> None:
+    queued = _queued(("capped", "r1", 1), ("capped", "r1", 2), ("capped", "r1", 3), ("capped", "r2", 0))
+    with honour_limits(_dag()):
+        admitted = admit(queued, active=[("d", "capped", "r1", 0)], running=[])
+    indexes = [(key.run_id, key.map_index) for key, _ in admitted]
+    assert indexes == [("r1", 1), ("r2", 0)]  # r1 had one active: one more; r2 is another run
+
+
+def test_a_per_dag_limit_and_the_dags_max_active_tasks() -> None:
+    queued = _queued(("per_dag", "r2", 0), ("free", "r1", 0), ("free", "r1", 1), ("free", "r1", 2))
+    with honour_limits(_dag()):
+        admitted = admit(queued, active=[("d", "per_dag", "r1", 0)], running=[("d", "x", "r1", -1)])
+    # per_dag is busy in run r1; run r1 has one running task and room for two more.
+    assert [(key.task_id, key.map_index) for key, _ in admitted] == [("free", 0), ("free", 1)]
+
+
+def test_dags_without_registered_limits_are_never_held_back() -> None:
+    queued = _queued(("capped", "r1", 1), ("capped", "r1", 2), ("capped", "r1", 3))
+    assert admit(queued, active=[("d", "capped", "r1", 0)] * 3, running=[]) == queued
+    with honour_limits(_dag()):
+        pass
+    assert admit(queued, active=[("d", "capped", "r1", 0)], running=[]) == queued  # unregistered on exit

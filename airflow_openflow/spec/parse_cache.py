@@ -70,10 +70,15 @@ class ParseCache:
         self.hits = 0
         self.misses = 0
         self._writable = True
+        self._trusted: bool | None = None  # checked once, on first use
 
     def load(self, path: Path, root: Path | None, prepare: Callable[[], Prepared]) -> Prepared:
         """The cached load result of the flow at ``path``, or ``prepare()``'s (kept when it has no
         error). ``prepare`` may raise; nothing is kept then."""
+        if self._trusted is None:
+            self._trusted = self._check_folder()
+        if not self._trusted:
+            return prepare()
         entry_file = self.directory / f"{_entry_key(path, root)}.pickle"
         cached = _read_entry(entry_file)
         if cached is not None and _still_valid(cached):
@@ -85,6 +90,29 @@ class ParseCache:
         if self._writable and not any(p.severity == "error" for p in prepared[1]):
             self._write(entry_file, _Entry(dict(reads.files), dict(reads.folders), prepared))
         return prepared
+
+    def _check_folder(self) -> bool:
+        """Whether the folder is safe to unpickle from: missing (it will be created 0700), or owned
+        by this user and writable by nobody else. Anyone else who could write there could make the
+        DAG processor run code of theirs."""
+        try:
+            info = self.directory.stat()
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            log.warning("the OpenFlow parse cache in %s is not used: %s", self.directory, exc)
+            return False
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            log.warning(
+                "the OpenFlow parse cache in %s is not used: the folder is %s; it must belong to the "
+                "user Airflow runs as and be writable by that user only (chmod 700)",
+                self.directory,
+                "another user's"
+                if info.st_uid != os.getuid()
+                else f"writable by others (mode {info.st_mode & 0o777:o})",
+            )
+            return False
+        return True
 
     def _write(self, entry_file: Path, entry: _Entry) -> None:
         try:

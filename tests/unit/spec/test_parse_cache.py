@@ -225,3 +225,19 @@ def test_a_flow_loaded_on_its_own_gets_a_new_entry_when_its_workspace_changes(tm
     (inner / "wmill.yaml").write_text("defaultTs: bun\n")  # the nearer root wins now
     second, _ = cache.load(flow, None, lambda: prepare_document(flow, None))
     assert "inner" in repr(second) and second == prepare_document(flow, None)[0]
+
+
+def test_a_folder_others_can_write_to_is_not_trusted(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entries are pickles: whoever can write the folder could make the DAG processor run code."""
+    folder = tmp_path / "cache"
+    load(ParseCache(folder), repo)  # a valid entry is there
+    folder.chmod(0o777)
+    cache = ParseCache(folder)
+    with caplog.at_level(logging.WARNING):
+        load(cache, repo)
+        load(cache, repo)
+    assert cache.hits == 0 and cache.misses == 0  # neither read nor written
+    warnings = [r.getMessage() for r in caplog.records if "parse cache" in r.getMessage()]
+    assert len(warnings) == 1 and "writable by others (mode 777)" in warnings[0]

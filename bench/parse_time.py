@@ -59,14 +59,15 @@ def hand_written(flows: int, steps: int) -> float:
     """The same flows written by hand: a PythonOperator per step, as a DAG author writes a python
     step (what ``airflow-openflow`` compiles a step to is an operator subclass too)."""
     from airflow.providers.standard.operators.python import PythonOperator
-    from airflow.sdk import DAG, chain
+    from airflow.sdk import DAG, Param, chain
 
     def step(x: int | None = None) -> int:
         return (x or 0) + 1
 
     start = time.perf_counter()
     for f in range(flows):
-        with DAG(dag_id=f"hand_written_{f}", schedule=None, params={"x": 1}):
+        # The flows' schema as a trigger form: x, an integer defaulting to 1.
+        with DAG(dag_id=f"hand_written_{f}", schedule=None, params={"x": Param(1, type="integer")}):
             chain(*[PythonOperator(task_id=f"s{s}", python_callable=step) for s in range(steps + 1)])
     return time.perf_counter() - start
 
@@ -130,7 +131,7 @@ def long_flows(steps: int) -> None:
 
 HAND_WRITTEN_FILE = """\
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, chain
+from airflow.sdk import DAG, Param, chain
 
 
 def step(x=None):
@@ -138,7 +139,7 @@ def step(x=None):
 
 
 for f in range({flows}):
-    with DAG(dag_id=f"hand_written_{{f}}", schedule=None, params={{"x": 1}}) as dag:
+    with DAG(dag_id=f"hand_written_{{f}}", schedule=None, params={{"x": Param(1, type="integer")}}) as dag:
         chain(*[PythonOperator(task_id=f"s{{s}}", python_callable=step) for s in range({steps} + 1)])
     globals()[f"dag_{{f}}"] = dag
 """

@@ -375,7 +375,8 @@ def test_the_example_flows_run_to_their_results_on_the_celery_worker(
     deployment.wait_for_dag(order)
     items = [{"name": "tea", "price": 4.5, "qty": 2}, {"name": "cake", "price": 3, "qty": 1}]
     run_id = deployment.trigger(order, {"customer": "Ada", "items": items})
-    assert deployment.wait_for_run(order, run_id) == "success", deployment.describe_task(order, run_id, "total")
+    state = deployment.wait_for_run(order, run_id)
+    assert state == "success", deployment.describe_task(order, run_id, "total")
     # 2 x 4.50 + 3 = 12.00, less the step's 10 % discount.
     assert deployment.xcom(order, run_id, "flow_result") == {
         "customer": "Ada",

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.test-installed-stamp
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow_home
 
-.PHONY: install system-packages demo test fuzz lint ui bench clean lock
+.PHONY: install system-packages demo test fuzz lint ui bench bench-deployment clean lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/parse_time.py
 	$(BIN)/python bench/run_flow_time.py
 	$(BIN)/python bench/expression_time.py
+
+# Load on a real deployment (PostgreSQL, CeleryExecutor with Redis, one Celery worker with 4 slots):
+# RUNS concurrent runs of a flow against the same DAG written by hand (bench/deployment_load.py).
+# Takes many minutes (docs/performance.md): not part of `make bench` nor `make test`.
+RUNS ?= 50
+BODY ?= 1
+bench-deployment: $(STAMP)
+	$(BIN)/python bench/deployment_load.py $(RUNS) $(BODY)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME_DIR)

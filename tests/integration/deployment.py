@@ -138,6 +138,8 @@ class AirflowDeployment:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # The parse cache of this deployment's flows goes with its home, not the user's.
+                "AIRFLOW__OPENFLOW__PARSE_CACHE_DIR": str(home / "parse-cache"),
             }
         )
         self.env.update(extra_env or {})

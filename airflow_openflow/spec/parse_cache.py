@@ -13,6 +13,8 @@ load result (the prepared :class:`OpenFlow` and its warnings) in a file of its o
   scripts or sub-flows, adding a script file or a ``wmill.yaml``, all reload it.
 - **Only flows without errors** are kept: a broken flow is loaded again each time, so its error is
   reported afresh.
+- **Entries not used for a week are deleted** (a flow renamed, moved or deleted), in a pass at most
+  once a day; a used entry's mtime says when it was last used.
 - **Several DAG processors** can share the folder: an entry is written to a temporary file and
   renamed into place, and an entry that cannot be read (partly written, another version) is a miss.
   A folder that cannot be written to turns the cache off for that parse, with one warning.
@@ -23,6 +25,7 @@ created with mode 0700). ``[openflow] parse_cache_dir`` chooses it (docs/configu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -32,6 +35,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +81,15 @@ class ParseCache:
         error). ``prepare`` may raise; nothing is kept then."""
         if self._trusted is None:
             self._trusted = self._check_folder()
+            if self._trusted:
+                _prune(self.directory)
         if not self._trusted:
             return prepare()
         entry_file = self.directory / f"{_entry_key(path, root)}.pickle"
         cached = _read_entry(entry_file)
         if cached is not None and _still_valid(cached):
             self.hits += 1
+            _mark_used(entry_file)
             return cached.prepared
         self.misses += 1
         with ReadLog() as reads:
@@ -156,6 +163,44 @@ def _dumps(value: object) -> bytes:
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     return buffer.getvalue()
+
+
+#: An entry not used for this long is deleted (its flow was renamed, moved or deleted).
+UNUSED_ENTRY_S = 7 * 86400
+#: How often an entry's use is recorded (its mtime), and how often the folder is pruned.
+_DAY_S = 86400
+_PRUNED_MARKER = ".pruned"
+
+
+def _mark_used(entry_file: Path) -> None:
+    """Record that the entry is still used: its mtime, at most once a day (a stat per hit)."""
+    with contextlib.suppress(OSError):
+        if time.time() - entry_file.stat().st_mtime > _DAY_S:
+            os.utime(entry_file)
+
+
+def _prune(directory: Path) -> None:
+    """At most once a day: delete the entries unused for UNUSED_ENTRY_S and temporary files a
+    crashed writer left. Several processes may prune at once: a file already gone is fine."""
+    marker = directory / _PRUNED_MARKER
+    now = time.time()
+    try:
+        if now - marker.stat().st_mtime < _DAY_S:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                old_after = UNUSED_ENTRY_S if entry.name.endswith(".pickle") else _DAY_S
+                if entry.name != _PRUNED_MARKER and now - entry.stat().st_mtime > old_after:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        marker.touch()
+    except OSError as exc:  # read-only, or gone: the cache works without pruning
+        log.debug("parse cache %s not pruned: %s", directory, exc)
 
 
 def _read_entry(entry_file: Path) -> _Entry | None:

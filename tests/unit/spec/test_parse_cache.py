@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,30 @@ def test_a_folder_others_can_write_to_is_not_trusted(
     assert cache.hits == 0 and cache.misses == 0  # neither read nor written
     warnings = [r.getMessage() for r in caplog.records if "parse cache" in r.getMessage()]
     assert len(warnings) == 1 and "writable by others (mode 777)" in warnings[0]
+
+
+def test_entries_unused_for_a_week_are_deleted_once_a_day(repo: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    load(ParseCache(folder), repo)
+    (used,) = folder.glob("*.pickle")
+    week_and_a_day = time.time() - parse_cache_module.UNUSED_ENTRY_S - 86400
+    gone = folder / ("0" * 64 + ".pickle")  # the entry of a flow that was renamed
+    gone.write_bytes(b"")
+    leftover = folder / ".abc.tmp"  # a writer that crashed
+    leftover.write_bytes(b"")
+    for path in (gone, leftover):
+        os.utime(path, (week_and_a_day, week_and_a_day))
+    two_days = time.time() - 2 * 86400
+    os.utime(used, (two_days, two_days))  # last used two days ago: kept
+
+    cache = ParseCache(folder)
+    load(cache, repo)
+    assert cache.hits == 1
+    assert time.time() - used.stat().st_mtime < 60  # marked as used today
+    assert not gone.exists() and not leftover.exists()
+
+    again = folder / ("1" * 64 + ".pickle")
+    again.write_bytes(b"")
+    os.utime(again, (week_and_a_day, week_and_a_day))
+    load(ParseCache(folder), repo)
+    assert again.exists()  # pruned today already

@@ -4,12 +4,11 @@ The run goes through Airflow itself: the flow is compiled to a DAG, written as a
 dags folder of the runner's own, and executed with ``DAG.test``, in one of two modes (see
 ``run_flow``'s ``mode``):
 
-- ``executor``: ``DAG.test(use_executor=True)``: Airflow's scheduling loop, a LocalExecutor
-  (several task instances at once, within the limits the scheduler keeps: ``max_active_tis_per_dagrun``
-  and the like), task processes that talk to an Execution API server. That API
-  server and a triggerer (for deferred tasks) are started once per process, when the first run in
-  this mode starts, the server on a free loopback port, and stopped by their pids when the process
-  exits.
+- ``executor``: ``DAG.test(use_executor=True)``: Airflow's scheduling loop, a LocalExecutor (several
+  task instances at once, within the scheduler's limits such as ``max_active_tis_per_dagrun``), task
+  processes that talk to an Execution API server. That API server and a triggerer (for deferred
+  tasks) start with the first run in this mode, the server on a free loopback port, and are stopped
+  by their pids when the process exits.
 - ``in_process``: ``DAG.test()``: the same scheduling loop runs each task in the calling process
   (one at a time, through Airflow's in-process Execution API), as Airflow's own ``dag.test()`` does;
   several times faster per task. Only for flows whose tasks never wait for another task instance,
@@ -323,9 +322,7 @@ class _Runner:
             f"load_openflow_dags({str(target)!r}, namespace=globals(), strict=True)\n",
             encoding="utf-8",
         )
-        namespace: dict[str, Any] = {"__file__": str(dag_file)}
-        dags = load_openflow_dags(target, namespace, strict=True)
-        (dag,) = dags.values()
+        (dag,) = load_openflow_dags(target, {"__file__": str(dag_file)}, strict=True).values()
         _check_inputs(dag, inputs)
         mode = choose_mode(dag, requested)
         limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.flows import script
 from tests.integration.deployment import AirflowDeployment
 
 pytestmark = pytest.mark.xdist_group("faults")
@@ -42,20 +43,6 @@ FAULT_ENV = {
     # The supervisor heartbeats at least this often (default 5 s): well inside the timeout.
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
 }
-
-
-def _step(step: str, content: str, **transforms: str) -> dict[str, object]:
-    return {
-        "id": step,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": content,
-            "input_transforms": {
-                name: {"type": "javascript", "expr": expr} for name, expr in transforms.items()
-            },
-        },
-    }
 
 
 # b's first try records its pid (written whole: a temporary file renamed) and sleeps 60 s, or until
@@ -90,7 +77,7 @@ KILL_FLOW = {
     "schema": {"type": "object", "properties": {"work": {"type": "string"}}, "required": ["work"]},
     "value": {
         "modules": [
-            _step(
+            script(
                 "a",
                 "def main(work):\n"
                 "    with open(work + '/runs.log', 'a') as f:\n"
@@ -99,10 +86,10 @@ KILL_FLOW = {
                 work="flow_input.work",
             ),
             {
-                **_step("b", KILLED_STEP, work="flow_input.work", x="previous_result"),
+                **script("b", KILLED_STEP, work="flow_input.work", x="previous_result"),
                 "retry": {"constant": {"attempts": 1, "seconds": 1}},
             },
-            _step(
+            script(
                 "c",
                 "def main(work, y):\n"
                 "    with open(work + '/runs.log', 'a') as f:\n"
@@ -186,7 +173,7 @@ LOOP_FLOW = {
                     "skip_failures": False,
                     "iterator": {"type": "javascript", "expr": "[0, 1, 2, 3]"},
                     "modules": [
-                        _step(
+                        script(
                             "work",
                             ITERATION,
                             work="flow_input.work",
@@ -196,7 +183,7 @@ LOOP_FLOW = {
                     ],
                 },
             },
-            _step(
+            script(
                 "after",
                 "def main(xs):\n    return {'items': xs, 'sum': sum(xs)}\n",
                 xs="results.loop",

@@ -16,31 +16,20 @@ from pathlib import Path
 import pytest
 
 from airflow_openflow.cli import main
+from tests.flows import py
 from tests.integration.deployment import ADMIN, ADMIN_PASSWORD, AirflowDeployment
 from tests.integration.test_deployment import loop_flow
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _py(step: str, body: str, **transforms: str) -> dict[str, object]:
-    return {
-        "id": step,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": f"def main({', '.join(transforms)}):\n    {body}\n",
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
-
-
 FLOW = {
     "summary": "b needs the Variable f/restart/factor",
     "value": {
         "modules": [
-            _py("a", "return 2"),
-            _py("b", "return x * int(factor)", x="results.a", factor='variable("f/restart/factor")'),
-            _py("c", "return x + 1", x="results.b"),
+            py("a", "return 2"),
+            py("b", "return x * int(factor)", x="results.a", factor='variable("f/restart/factor")'),
+            py("c", "return x + 1", x="results.b"),
         ]
     },
 }
@@ -51,7 +40,7 @@ BRANCH_FLOW = {
     "summary": "a branch step needs the Variable f/restart/bonus",
     "value": {
         "modules": [
-            _py("a", "return 7"),
+            py("a", "return 7"),
             {
                 "id": "pick",
                 "value": {
@@ -60,16 +49,14 @@ BRANCH_FLOW = {
                         {
                             "expr": "results.a > 5",
                             "modules": [
-                                _py(
-                                    "big", "return x + int(b)", x="results.a", b='variable("f/restart/bonus")'
-                                )
+                                py("big", "return x + int(b)", x="results.a", b='variable("f/restart/bonus")')
                             ],
                         }
                     ],
-                    "default": [_py("small", "return 0")],
+                    "default": [py("small", "return 0")],
                 },
             },
-            _py("c", "return x * 10", x="results.pick"),
+            py("c", "return x * 10", x="results.pick"),
         ]
     },
 }

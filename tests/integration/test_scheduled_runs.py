@@ -3,6 +3,7 @@ runs, and each runs the flow with the schedule's ``args`` as its inputs (docs/sc
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,30 +13,13 @@ from typing import Any
 import pytest
 
 from tests.integration.deployment import AirflowDeployment
+from tests.integration.test_schedules import FLOW  # the same flow, run by the real scheduler
 
 pytestmark = pytest.mark.xdist_group("test_scheduled_runs")
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "f__examples__tick"
 
-FLOW = """\
-summary: tick
-value:
-  modules:
-    - id: a
-      value:
-        type: rawscript
-        language: python3
-        content: "def main(who, n):\\n    return f'hello {who} x{n}'\\n"
-        input_transforms:
-          who: {type: javascript, expr: flow_input.who}
-          n: {type: javascript, expr: flow_input.n}
-schema:
-  type: object
-  properties:
-    who: {type: string, default: nobody}
-    n: {type: integer, default: 1}
-"""
 
 # Every minute, at second 0 (Windmill's cron has a leading seconds field).
 SCHEDULE = """\
@@ -56,7 +40,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     dags = base / "dags"
     folder = dags / "flows" / "f" / "examples"  # a Windmill git-sync checkout as the flows folder
     (folder / "tick.flow").mkdir(parents=True)
-    (folder / "tick.flow" / "flow.yaml").write_text(FLOW)
+    (folder / "tick.flow" / "flow.yaml").write_text(textwrap.dedent(FLOW).lstrip())
     (folder / "tick.schedule.yaml").write_text(SCHEDULE)
     (dags / "flows" / "wmill.yaml").write_text("defaultTs: bun\nincludes: ['f/**']\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())

@@ -12,6 +12,13 @@ in our test suite). Here every worker gets a stop message, joins are bounded, an
 does not stop is terminated (then killed) by its pid. A run that is abandoned before it ends
 (``abort``) stops the workers and everything they started at once.
 
+``DAG.test`` also runs a task that starts in the triggerer (``start_from_trigger``) in a worker
+instead, from ``execute``. So this executor starts such a task instance the way the scheduler does
+(``TaskInstance.defer_task``): it writes the trigger the task names and marks the task instance
+deferred, on a connection of its own, instead of sending it to a worker; the runner's triggerer
+then runs the trigger, and ``DAG.test`` sends the resumed task instance (``next_method`` set) here
+again, to a worker this time. Public replacement: ``DAG.test`` starting tasks from the triggerer.
+
 ``DAG.test`` sends every task instance that is ready to the executor at once: unlike the scheduler,
 it ignores a task's ``max_active_tis_per_dagrun`` / ``max_active_tis_per_dag`` and the DAG's
 ``max_active_tasks``. So this executor holds back a queued task instance until its limits allow it
@@ -27,6 +34,7 @@ and reads the ``task_instance`` table. Public replacement: ``DAG.test`` honourin
 from __future__ import annotations
 
 import contextlib
+import datetime
 import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,6 +65,8 @@ class DagLimits:
     max_active_tasks: int | None = None  # task instances of one run in the running or queued state
     per_dagrun: dict[str, int] = field(default_factory=dict)  # task id -> max_active_tis_per_dagrun
     per_dag: dict[str, int] = field(default_factory=dict)  # task id -> max_active_tis_per_dag
+    #: task id -> its ``start_trigger_args``, for the tasks that start in the triggerer
+    start_in_triggerer: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, dag: Any) -> DagLimits:
@@ -65,7 +75,12 @@ class DagLimits:
 
         per_dagrun = {t.task_id: n for t in dag.tasks if (n := limit(t.max_active_tis_per_dagrun))}
         per_dag = {t.task_id: n for t in dag.tasks if (n := limit(t.max_active_tis_per_dag))}
-        return cls(limit(getattr(dag, "max_active_tasks", None)), per_dagrun, per_dag)
+        start_in_triggerer = {
+            t.task_id: t.start_trigger_args
+            for t in dag.tasks
+            if getattr(t, "start_from_trigger", False) and getattr(t, "start_trigger_args", None)
+        }
+        return cls(limit(getattr(dag, "max_active_tasks", None)), per_dagrun, per_dag, start_in_triggerer)
 
 
 #: dag id -> its limits, while ``honour_limits`` is entered for it.
@@ -151,6 +166,45 @@ def _task_instance_rows(dag_ids: Sequence[str], run_ids: Sequence[str]) -> list[
     return [((r[0], r[1], r[2], int(r[3])), str(r[4])) for r in rows]
 
 
+def _start_in_triggerer(keys: Sequence[Any]) -> list[Any]:
+    """Of ``keys`` (queued task instances of tasks that start in the triggerer), mark deferred on
+    their task's trigger those that are not resuming from it (no ``next_method``), as the
+    scheduler's ``TaskInstance.defer_task`` does; returns the keys so deferred."""
+    from airflow import settings
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    assert settings.engine is not None
+    deferred = []
+    with Session(bind=settings.engine) as session:
+        for key in keys:
+            args = _limits[key.dag_id].start_in_triggerer[key.task_id]
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == key.dag_id,
+                    TaskInstance.task_id == key.task_id,
+                    TaskInstance.run_id == key.run_id,
+                    TaskInstance.map_index == key.map_index,
+                )
+            ).one_or_none()
+            if ti is None or ti.next_method is not None or str(ti.state) != "queued":
+                continue
+            trigger = Trigger(classpath=args.trigger_cls, kwargs=dict(args.trigger_kwargs or {}))
+            session.add(trigger)
+            session.flush()
+            ti.state = "deferred"
+            ti.trigger_id = trigger.id
+            ti.next_method = args.next_method
+            ti.next_kwargs = dict(args.next_kwargs or {})
+            ti.start_date = datetime.datetime.now(tz=datetime.UTC)
+            ti.trigger_timeout = ti.start_date + args.timeout if args.timeout else None
+            deferred.append(key)
+        session.commit()
+    return deferred
+
+
 class RunnerLocalExecutor(LocalExecutor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,6 +224,15 @@ class RunnerLocalExecutor(LocalExecutor):
         dag_ids = sorted({key.dag_id for key, _ in ordered if key.dag_id in _limits})
         if not dag_ids:
             return ordered
+        starting = [
+            key
+            for key, _ in ordered
+            if key.task_id in _limits.get(key.dag_id, DagLimits()).start_in_triggerer
+        ]
+        if starting:
+            for key in _start_in_triggerer(starting):
+                self.queued_tasks.pop(key, None)
+            ordered = [(key, workload) for key, workload in ordered if key in self.queued_tasks]
         run_ids = sorted({key.run_id for key, _ in ordered if key.dag_id in _limits})
         states = dict(_task_instance_rows(dag_ids, run_ids))
         done = [key for key, _ in ordered if states.get(key.primary) in _DONE]

@@ -25,6 +25,39 @@ def task_states(*, dag_id: str, run_id: str, task_id: str, map_index: int) -> st
     return str(state) if state is not None else None
 
 
+def mapped_task_states(*, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+    """The states of every mapped instance of one task in one run, by map index (the triggerer).
+
+    Why: the triggers of a loop's iterations wait for earlier iterations; one read of all of them
+    serves every trigger of the loop (triggers/waits.py). Same call as ``task_states``, without a
+    map index. Public replacement: a trigger-side task-state API (none in 3.3).
+    """
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = RuntimeTaskInstance.get_task_states(
+        dag_id=dag_id, map_index=None, task_ids=[task_id], run_ids=[run_id]
+    )
+    prefix = f"{task_id}_"
+    found: dict[int, str] = {}
+    for key, state in states.get(run_id, {}).items():
+        index = key[len(prefix) :] if key.startswith(prefix) else ""
+        if index.isdigit() and state is not None:
+            found[int(index)] = str(getattr(state, "value", state))
+    return found
+
+
+def xcom_value(*, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
+    """One XCom value, through the configured XCom backend (a worker or the triggerer).
+
+    Why: a trigger has no task instance to ``xcom_pull`` with (the iteration trigger reads a loop's
+    evaluated ``parallelism``). Public replacement: ``XCom.get_one`` exported by ``airflow.sdk``
+    (not in 3.3).
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_one(key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index)
+
+
 def dag_run_state(*, dag_id: str, run_id: str) -> str | None:
     """A DAG run's state (a worker or the triggerer).
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import TriggerRule
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.body import BodyStepOperator
 from airflow_openflow.runtime.plan import Prefix, StepPlan
 from airflow_openflow.spec.model import FlowModule
+from airflow_openflow.triggers.waits import EarlierIterationTrigger
 
 
 def body_chain(
@@ -34,8 +36,9 @@ def body_chain(
     # step id -> (position, task id) of the body's steps so far: each plan sees a prefix of it
     before: dict[str, tuple[int, str]] = {}
     for position, step in enumerate(modules):
-        # One waiting iteration at a time for a sequential loop, under the scheduler.
-        gate = loop_gate is not None and position == 0 and not getattr(loop_gate[0].value, "parallel", False)
+        # The first step of a gated body starts in the triggerer (``gate_on_earlier_iteration``):
+        # no cap on it, as its deferred instances would count against the cap and hold it.
+        gate = loop_gate is not None and position == 0
         step_plan = StepPlan(
             step_id=step.id,
             flow=plan.flow,
@@ -53,7 +56,7 @@ def body_chain(
             trigger_rule=first_rule if position == 0 else TriggerRule.NONE_FAILED,
             doc_md=f"**{display_name(step)}**: step `{step.id}` of {where}.",
             task_display_name=display_name(step),
-            **{**task_kwargs, **({"max_active_tis_per_dagrun": 1} if gate else {})},
+            **{**task_kwargs, **({"max_active_tis_per_dagrun": None} if gate else {})},
             **task_settings(step),
         )
         if tasks:
@@ -61,6 +64,30 @@ def body_chain(
         tasks.append(task)
         before[step.id] = (position, task.task_id)  # the task id is prefixed with the group id
     if loop_gate is not None and tasks:
-        tasks[0].loop_gate, tasks[0].items_task_id = loop_gate
-        tasks[0].body_task_ids = tuple(task.task_id for task in tasks)
+        gate_on_earlier_iteration(tasks[0], loop_gate, tuple(task.task_id for task in tasks))
     return tasks
+
+
+def gate_on_earlier_iteration(
+    first: BodyStepOperator, loop_gate: tuple[FlowModule, str], body_task_ids: tuple[str, ...]
+) -> None:
+    """Make the first step of a gated loop body start in the triggerer, on
+    ``EarlierIterationTrigger``, and run in a worker once the iteration it waits for has finished.
+
+    Starting there (rather than deferring from a worker) leaves no earlier workload of the try, so
+    the trigger may fire as soon as the earlier iteration ends: apache/airflow#72716 fails a resumed
+    task only when the exit of the workload that deferred it is processed after the resume."""
+    loop, items_task_id = loop_gate
+    first.loop_gate, first.items_task_id, first.body_task_ids = loop, items_task_id, body_task_ids
+    first.start_from_trigger = True
+    first.start_trigger_args = StartTriggerArgs(
+        trigger_cls=f"{EarlierIterationTrigger.__module__}.{EarlierIterationTrigger.__qualname__}",
+        trigger_kwargs={
+            "last_task_id": body_task_ids[-1],
+            "items_task_id": items_task_id,
+            "window": None if getattr(loop.value, "parallel", False) else 1,
+        },
+        next_method="after_previous_iteration",
+        next_kwargs=None,
+        timeout=None,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,9 @@ class BodyStepOperator(OpenFlowStepOperator):
     (``cut``), as Airflow's own skipping does nothing inside mapped groups in 3.3.
 
     The first step of an iteration that waits for an earlier one (a sequential loop; a parallel
-    loop with an expression ``parallelism``, or a static one and several steps) defers on
-    ``TaskFinishedTrigger`` until that iteration has finished, and in a sequential loop skips the
-    rest of the loop when the loop ended there.
+    loop with an expression ``parallelism``, or a static one and several steps) starts deferred on
+    ``EarlierIterationTrigger`` and runs once that iteration has finished, and in a sequential loop
+    skips the rest of the loop when the loop ended there.
 
     Takes the arguments of ``OpenFlowStepOperator`` (``module``, ``plan``) and:
 
@@ -51,34 +52,24 @@ class BodyStepOperator(OpenFlowStepOperator):
         self.later_branch_task_ids: Sequence[str] = ()
 
     def execute(self, context: Any) -> Any:
+        # A gated first step starts in the triggerer (compile/body.py) and resumes in
+        # ``after_previous_iteration``; it comes here only where Airflow does not start tasks from
+        # the triggerer (``airflow tasks test``, say): it then waits in the worker.
         ti = context["ti"]
         previous = ti.map_index - self._window(ti) if self.loop_gate is not None else -1
         if previous >= 0:
-            from airflow_openflow.triggers.waits import (
-                FINISHED_STATES,
-                TaskFinishedTrigger,
-                not_before,
-                task_state,
-                wait_in_worker,
-            )
+            from airflow_openflow.triggers.waits import FINISHED_STATES, task_state
 
             last = self.body_task_ids[-1]
-            if not wait_in_worker(
-                lambda: task_state(ti.dag_id, ti.run_id, last, previous) in FINISHED_STATES
-            ):
-                loop_id = self.loop_gate.id if self.loop_gate is not None else "?"
-                self.log.info("waiting (deferred) for iteration %d of loop %s to finish", previous, loop_id)
-                trigger = TaskFinishedTrigger(
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=last,
-                    map_index=previous,
-                    not_before=not_before(),
-                )
-                self.defer(trigger=trigger, method_name="after_previous_iteration")
+            self.log.info("waiting in the worker for iteration %d (task %s) to finish", previous, last)
+            while task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
+                time.sleep(0.5)
         return self._run(context)
 
     def after_previous_iteration(self, context: Any, event: Any = None) -> Any:
+        waited = event.get("previous") if isinstance(event, dict) else None
+        if waited is not None:
+            self.log.info("iteration %s ended (%s): this iteration starts", waited, event.get("state"))
         return self._run(context)
 
     def _window(self, ti: Any) -> int:
@@ -132,8 +123,9 @@ class BodyStepOperator(OpenFlowStepOperator):
         return self.finish(context, outcome)
 
     def _sleep_then_finish(self, context: Any, outcome: Any, seconds: float) -> None:
-        """The step's ``sleep``: its outcome is recorded now, then the task defers (no worker slot
-        held) and ends when the time is up, so the next step of the body starts after it."""
+        """The step's ``sleep``: its outcome and result are recorded now, then the task defers (no
+        worker slot held) and its trigger ends it when the time is up, so the next step of the body
+        starts after it."""
         from airflow_openflow.operators.sleep import sleep_or_defer
 
         result = self.finish(context, outcome)  # records the outcome; these kinds do not raise
@@ -143,6 +135,8 @@ class BodyStepOperator(OpenFlowStepOperator):
             self.defer(trigger=trigger, method_name="after_sleep")
 
     def after_sleep(self, context: Any, event: Any = None) -> Any:
+        # In process only (dag.test() resumes after an inline trigger), and for tasks deferred by
+        # an earlier release: a deployment's trigger ends the task itself.
         ti = context["ti"]
         return ti.xcom_pull(task_ids=self.task_id, key="return_value", map_indexes=ti.map_index)
 

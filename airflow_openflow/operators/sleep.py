@@ -13,34 +13,37 @@ from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import InputTransform
 
 
+#: Sleeps shorter than this are done in the worker: a deferral's round trip costs more.
+IN_WORKER_SLEEP_S = 1.0
+
+
 def sleep_or_defer(seconds: float, log: Any, step_id: str) -> Any:
     """The trigger a task defers on to wait ``seconds`` without holding a worker slot; or None
-    after a short sleep done in the worker (a deferral that ends sooner than ``SETTLE_S`` can
-    make Airflow 3.3.2 fail the resumed task, see triggers/waits.py)."""
+    after a sleep of under a second done in the worker.
+
+    The trigger ends the task itself when the time is up (``end_from_trigger``): no worker resumes
+    it, so the wait can be of any length. (A resumed task could be failed by Airflow 3.3.2 when its
+    trigger fires before the scheduler has processed the exit of the workload that deferred:
+    apache/airflow#72716.) What the task has to record, it records before deferring."""
     import time
 
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    from airflow_openflow.triggers.waits import SETTLE_S
-
-    if seconds <= SETTLE_S:
-        log.info(
-            "step %s: sleeping %g s (in the worker: a short wait) before the next step", step_id, seconds
-        )
+    if seconds < IN_WORKER_SLEEP_S:
+        log.info("step %s: sleeping %g s (in the worker) before the next step", step_id, seconds)
         time.sleep(seconds)
         return None
     log.info("step %s: sleeping %g s (deferred) before the next step", step_id, seconds)
     moment = datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=seconds)
-    return DateTimeTrigger(moment=moment)
+    return DateTimeTrigger(moment=moment, end_from_trigger=True)
 
 
 class FlowSleepOperator(BaseOperator):
     """Waits the step's ``sleep`` after the step, before the next step starts (spec 2).
 
     The task ``<step>_sleep``. Evaluates ``sleep`` (seconds; an expression sees ``result`` = the
-    step's result) and defers on a ``DateTimeTrigger`` until then, so no worker slot is held while
-    the flow waits; a wait of at most ``SETTLE_S`` seconds is done in the worker (a shorter
-    deferral can make Airflow 3.3.2 fail the resumed task, see triggers/waits.py).
+    step's result) and defers on a ``DateTimeTrigger`` that ends the task when the time is up, so no
+    worker slot is held while the flow waits (``sleep_or_defer``).
 
     :param sleep: The step's ``sleep`` (``spec.model.InputTransform``): a static number of seconds
         or an OpenFlow expression.
@@ -69,4 +72,6 @@ class FlowSleepOperator(BaseOperator):
             self.defer(trigger=trigger, method_name="resume")
 
     def resume(self, context: Any, event: Any = None) -> None:
+        # Reached in process (dag.test() runs the trigger inline, then resumes), and by tasks
+        # deferred by an earlier release; a deployment's trigger ends the task itself.
         self.log.info("step %s: sleep over", self.plan.step_id)

@@ -18,7 +18,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_openflow.compat.task_sdk import dag_run_state as compat_dag_run_state
+from airflow_openflow.compat.task_sdk import mapped_task_states as compat_mapped_task_states
 from airflow_openflow.compat.task_sdk import task_states as compat_task_state
+from airflow_openflow.compat.task_sdk import xcom_value as compat_xcom_value
 
 #: Task states after which a task instance will not run again without a clear.
 FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -27,6 +29,16 @@ FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", 
 def task_state(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
     """The state of one task instance (works in a worker and the triggerer)."""
     return compat_task_state(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
+
+
+def mapped_states(dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+    """The states of a mapped task's instances, by map index (works in the triggerer)."""
+    return compat_mapped_task_states(dag_id=dag_id, run_id=run_id, task_id=task_id)
+
+
+def xcom_value(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    """An XCom of an unmapped task (works in the triggerer)."""
+    return compat_xcom_value(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key)
 
 
 #: Seconds a deferral lasts at least, and a wait is done in the worker before deferring.
@@ -138,6 +150,116 @@ class TaskFinishedTrigger(_PollingTrigger):
     def read_state(self) -> str | None:
         i = self.identity
         return task_state(i["dag_id"], i["run_id"], i["task_id"], i["map_index"])
+
+
+class _MappedTaskStates:
+    """The states of one mapped task's instances in one run, read at most once per ``max_age``
+    seconds for all the triggers of this triggerer that wait on them (a loop of N iterations has
+    N - 1 waiting triggers, polling one request at a time rather than N)."""
+
+    _shared: dict[tuple[str, str, str], _MappedTaskStates] = {}
+
+    def __init__(self, dag_id: str, run_id: str, task_id: str) -> None:
+        self.key = (dag_id, run_id, task_id)
+        self.identity = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id}
+        self.states: dict[int, str] = {}
+        self.read_at = float("-inf")
+        self.users = 0
+        self.lock: asyncio.Lock | None = None
+
+    @classmethod
+    def of(cls, dag_id: str, run_id: str, task_id: str) -> _MappedTaskStates:
+        key = (dag_id, run_id, task_id)
+        shared = cls._shared.get(key)
+        if shared is None:
+            shared = cls._shared[key] = cls(dag_id, run_id, task_id)
+        return shared
+
+    async def wait_until_finished(self, map_index: int, poll_interval: float) -> str:
+        """The state of instance ``map_index`` once it is in one of ``FINISHED_STATES``."""
+        from asgiref.sync import sync_to_async
+
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        lock = self.lock
+        self.users += 1
+        try:
+            while True:
+                async with lock:  # one read in flight; the triggers queued behind it reuse it
+                    if time.monotonic() - self.read_at >= poll_interval:
+                        self.states = await sync_to_async(mapped_states)(**self.identity)
+                        self.read_at = time.monotonic()
+                    state = self.states.get(map_index)
+                if state in FINISHED_STATES:
+                    return state
+                await asyncio.sleep(poll_interval)
+        finally:
+            self.users -= 1
+            if not self.users:
+                self._shared.pop(self.key, None)
+
+
+class EarlierIterationTrigger(BaseTrigger):
+    """Fires once the loop iteration that this task instance's iteration waits for has finished.
+
+    What the first step of a gated loop body *starts* on (``start_from_trigger``, set by
+    ``compile/body.py``): iteration i of a sequential loop waits for iteration i - 1, of a parallel
+    loop with a ``parallelism`` w for iteration i - w; earlier iterations fire at once. The task
+    instance (its run and map index) is the one the triggerer attaches to the trigger.
+
+    No floor is needed (unlike ``TaskFinishedTrigger``): a task that starts in the triggerer ran no
+    workload before its deferral, so there is no workload exit the scheduler could still be about
+    to process when the resumed task runs (the race of apache/airflow#72716).
+
+    The event is ``{"previous": <map index waited for, or None>, "state": <its state, or None>}``.
+
+    :param last_task_id: The body's last task: an iteration has finished when its instance has.
+    :param items_task_id: The task that evaluated the loop's items (and its ``parallelism``).
+    :param window: How many iterations run at once: 1 for a sequential loop, a static
+        ``parallelism``, or None to read the evaluated ``parallelism`` from ``items_task_id``.
+    :param poll_interval: Seconds between two reads of the body's last task's states.
+    """
+
+    def __init__(
+        self, *, last_task_id: str, items_task_id: str, window: int | None, poll_interval: float = 0.25
+    ) -> None:
+        super().__init__()
+        self.last_task_id = last_task_id
+        self.items_task_id = items_task_id
+        self.window = window
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs = {
+            "last_task_id": self.last_task_id,
+            "items_task_id": self.items_task_id,
+            "window": self.window,
+            "poll_interval": self.poll_interval,
+        }
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        if ti is None:
+            raise RuntimeError("EarlierIterationTrigger runs for a task instance only")
+        previous = ti.map_index - await self._window(ti.dag_id, ti.run_id)
+        if previous < 0:
+            yield TriggerEvent({"previous": None, "state": None})
+            return
+        waited = _MappedTaskStates.of(ti.dag_id, ti.run_id, self.last_task_id)
+        state = await waited.wait_until_finished(previous, self.poll_interval)
+        yield TriggerEvent({"previous": previous, "state": state})
+
+    async def _window(self, dag_id: str, run_id: str) -> int:
+        if self.window is not None:
+            return self.window
+        from asgiref.sync import sync_to_async
+
+        from airflow_openflow.runtime.plan import PARALLELISM_KEY
+
+        width = await sync_to_async(xcom_value)(dag_id, run_id, self.items_task_id, PARALLELISM_KEY)
+        # No evaluated width (the items task pushes one for every gated parallel loop): no cap.
+        return width if isinstance(width, int) and width >= 1 else 1 << 30
 
 
 #: DAG run states after which a run does not go on without a clear.

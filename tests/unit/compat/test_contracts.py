@@ -30,6 +30,31 @@ def test_task_sdk_task_states() -> None:
     )
 
 
+def test_task_sdk_mapped_task_states() -> None:
+    """Without a map index, the states come keyed ``<task_id>_<map_index>`` (the route's format)."""
+    import inspect
+
+    from airflow.api_fastapi.execution_api.routes import task_instances
+
+    source = inspect.getsource(task_instances.get_task_instance_states)
+    _require(
+        "task_sdk.mapped_task_states",
+        'f"{task.task_id}_{task.map_index}"' in source and "map_index is not None" in source,
+        "the task-states route no longer keys mapped instances <task_id>_<map_index>",
+    )
+
+
+def test_task_sdk_xcom_value() -> None:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    params = _params(XCom.get_one)
+    _require(
+        "task_sdk.xcom_value",
+        {"key", "dag_id", "task_id", "run_id", "map_index"} <= params,
+        f"XCom.get_one takes {sorted(params)}",
+    )
+
+
 def test_task_sdk_dag_run_state() -> None:
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 

@@ -191,8 +191,9 @@ def test_parallel_loops_and_branchall_run_on_tasks() -> None:
     ],
 )
 def test_a_parallel_loops_parallelism_caps_iterations(parallelism: Any, steps: int, gated: bool) -> None:
-    """Static: every body step gets ``max_active_tis_per_dagrun``; an expression, or a body of
-    several steps: the first step also waits for the iteration ``parallelism`` earlier."""
+    """Static: the body steps get ``max_active_tis_per_dagrun``; an expression, or a body of
+    several steps: the first step starts in the triggerer, waiting for the iteration
+    ``parallelism`` earlier, and is not capped (its deferred instances would hold the cap)."""
     value: dict[str, Any] = {
         "type": "forloopflow",
         "parallel": True,
@@ -205,9 +206,32 @@ def test_a_parallel_loops_parallelism_caps_iterations(parallelism: Any, steps: i
     dag = build_dag(flow, dag_id="x")
     first = dag.task_dict["l_iterations.b0"]
     assert (first.loop_gate is not None) is gated
+    assert first.start_from_trigger is gated
     static = parallelism is not None and parallelism["type"] == "static"
-    limits = {dag.task_dict[f"l_iterations.b{i}"].max_active_tis_per_dagrun for i in range(steps)}
-    assert limits == ({2} if static else {None})
+    limits = [dag.task_dict[f"l_iterations.b{i}"].max_active_tis_per_dagrun for i in range(steps)]
+    assert limits == [None if gated else 2 if static else None] + [2 if static else None] * (steps - 1)
+
+
+def test_a_sequential_loops_first_step_starts_in_the_triggerer_waiting_for_the_iteration_before() -> None:
+    """What the scheduler reads (the serialized DAG): the first body step starts deferred on
+    ``EarlierIterationTrigger`` for the body's last task, then runs ``after_previous_iteration``."""
+    from airflow.serialization.serialized_objects import BaseSerialization, DagSerialization
+
+    value = {
+        "type": "forloopflow",
+        "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+        "modules": [step("b0"), step("b1")],
+    }
+    flow = load_flow({"summary": "S", "value": {"modules": [{"id": "l", "value": value}]}}).flow
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(build_dag(flow, dag_id="x")))
+    first, second = dag.task_dict["l_iterations.b0"], dag.task_dict["l_iterations.b1"]
+    assert first.start_from_trigger and not second.start_from_trigger
+    args = first.start_trigger_args
+    assert args.trigger_cls == "airflow_openflow.triggers.waits.EarlierIterationTrigger"
+    kwargs = BaseSerialization.deserialize(args.trigger_kwargs)  # stored encoded, as Airflow does
+    assert kwargs == {"last_task_id": "l_iterations.b1", "items_task_id": "l_items", "window": 1}
+    assert args.next_method == "after_previous_iteration"
+    assert first.max_active_tis_per_dagrun is None
 
 
 def test_branchone_runs_on_a_chooser_groups_and_a_collector() -> None:

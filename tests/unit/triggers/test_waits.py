@@ -155,3 +155,94 @@ def test_wait_in_worker_polls_until_done_or_the_time_is_up() -> None:
 
     assert not waits.wait_in_worker(never, seconds=0.05, poll_s=0.01)
     assert len(calls) >= 2 and calls[-1] - calls[0] >= 0.05 - 0.011
+
+
+class _TaskInstance:
+    """What the triggerer attaches to a trigger: the task instance it runs for."""
+
+    def __init__(self, map_index: int) -> None:
+        self.dag_id, self.run_id, self.map_index = "f__loop", "r1", map_index
+        self.task_id = "l_iterations.b0"
+
+
+def _earlier(map_index: int, window: int | None = 1) -> waits.EarlierIterationTrigger:
+    trigger = waits.EarlierIterationTrigger(
+        last_task_id="l_iterations.b2", items_task_id="l_items", window=window, poll_interval=0.01
+    )
+    trigger.task_instance = _TaskInstance(map_index)  # type: ignore[assignment]
+    return trigger
+
+
+class _MappedStates:
+    """Answers the states of every iteration from a script of snapshots; records each read."""
+
+    def __init__(self, *snapshots: dict[int, str]) -> None:
+        self.script = iter(snapshots)
+        self.last: dict[int, str] = {}
+        self.reads: list[tuple[str, str, str]] = []
+
+    def __call__(self, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+        self.reads.append((dag_id, run_id, task_id))
+        self.last = next(self.script, self.last)
+        return self.last
+
+
+def test_earlier_iteration_serializes_its_constructor_arguments() -> None:
+    trigger = waits.EarlierIterationTrigger(last_task_id="g.b", items_task_id="l_items", window=None)
+    classpath, stored = trigger.serialize()
+    assert classpath == "airflow_openflow.triggers.waits.EarlierIterationTrigger"
+    assert stored == {
+        "last_task_id": "g.b",
+        "items_task_id": "l_items",
+        "window": None,
+        "poll_interval": 0.25,
+    }
+    assert _reconstructed(trigger).serialize() == (classpath, stored)
+
+
+def test_the_first_iteration_fires_at_once_without_reading_any_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = _MappedStates({})
+    monkeypatch.setattr(waits, "mapped_states", states)
+    assert _events(_earlier(0)) == [TriggerEvent({"previous": None, "state": None})]
+    assert states.reads == []
+
+
+def test_an_iteration_fires_when_the_one_before_has_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    states = _MappedStates({1: "running"}, {1: "running", 2: "queued"}, {1: "up_for_retry"}, {1: "failed"})
+    monkeypatch.setattr(waits, "mapped_states", states)
+    assert _events(_earlier(2)) == [TriggerEvent({"previous": 1, "state": "failed"})]
+    assert states.reads == [("f__loop", "r1", "l_iterations.b2")] * 4  # not after the end
+
+
+def test_a_parallelism_window_is_read_from_the_items_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    pulled: list[tuple[str, ...]] = []
+
+    def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> int:
+        pulled.append((dag_id, run_id, task_id, key))
+        return 3
+
+    monkeypatch.setattr(waits, "xcom_value", xcom)
+    monkeypatch.setattr(waits, "mapped_states", _MappedStates({1: "success"}))
+    assert _events(_earlier(4, window=None)) == [TriggerEvent({"previous": 1, "state": "success"})]
+    assert _events(_earlier(2, window=None)) == [TriggerEvent({"previous": None, "state": None})]
+    assert pulled == [("f__loop", "r1", "l_items", "openflow_parallelism")] * 2
+
+
+def test_the_waiting_iterations_of_a_run_share_one_read_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten iterations wait at once (as a loop's triggers do in one triggerer): each poll reads the
+    states once for all of them, and each fires when its own predecessor has finished."""
+    snapshots = [{k: "success" for k in range(done)} for done in range(11)]
+    states = _MappedStates(*snapshots)
+    monkeypatch.setattr(waits, "mapped_states", states)
+    triggers = [_earlier(i) for i in range(1, 11)]
+
+    async def all_events() -> list[list[TriggerEvent]]:
+        async def one(trigger: BaseTrigger) -> list[TriggerEvent]:
+            return [event async for event in trigger.run()]
+
+        return await asyncio.wait_for(asyncio.gather(*(one(t) for t in triggers)), timeout=10)
+
+    events = asyncio.run(all_events())
+    assert events == [[TriggerEvent({"previous": i, "state": "success"})] for i in range(10)]
+    assert len(states.reads) < 3 * len(snapshots)  # about one read per snapshot, not one per trigger
+    assert waits._MappedTaskStates._shared == {}  # nothing kept once nobody waits

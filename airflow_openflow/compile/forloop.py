@@ -6,13 +6,17 @@ names get a ``_`` appended when a step already has them: naming.TaskIds.)
 
 A parallel loop's ``parallelism`` caps the iterations under way: a static one is the body steps'
 ``max_active_tis_per_dagrun``, and for an expression, or a body of several steps, iteration i
-also waits (deferred) until iteration i - parallelism has finished.
+also waits until iteration i - parallelism has finished.
 
 A sequential loop (``parallel`` false or absent) uses the same tasks, but Airflow would interleave
-the steps of a mapped group across iterations: the first step of iteration i defers until the
-last step of iteration i - 1 has finished (no worker slot held), and skips itself when the loop
-ended there (a failure, a stop, the loop's ``stop_after_if``), so iterations run strictly in index
-order and stop where Windmill stops. Loops that carry a ``retry`` (Windmill re-runs the whole loop
+the steps of a mapped group across iterations: the first step of iteration i waits until the last
+step of iteration i - 1 has finished, and skips itself when the loop ended there (a failure, a
+stop, the loop's ``stop_after_if``), so iterations run strictly in index order and stop where
+Windmill stops.
+
+Such a waiting first step starts in the triggerer (``compile/body.py``,
+``EarlierIterationTrigger``): no worker slot is held while it waits, and it runs as soon as the
+iteration it waits for has ended. Loops that carry a ``retry`` (Windmill re-runs the whole loop
 from iteration 0) or that sit inside another container run in one task (runtime/container_runner.py).
 """
 

@@ -1,5 +1,5 @@
 """``sleep`` after a step: a deferrable wait, so no worker slot is held while the flow waits
-(a short one waits in the worker)."""
+(one of under a second waits in the worker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from airflow.sdk import BaseOperator
 
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import InputTransform
-
 
 #: Sleeps shorter than this are done in the worker: a deferral's round trip costs more.
 IN_WORKER_SLEEP_S = 1.0

@@ -25,7 +25,9 @@ class SubFlowRunOperator(OpenFlowStepOperator):
     for it deferred on ``DagRunEndedTrigger`` (the triggerer polls; no worker slot is held), then
     takes the child's flow result as the step's result: the child's status decides success or
     failure, and the step's own ``stop_after_if``, ``retry`` and ``continue_on_error`` apply as for
-    any step. A child of its own DAG can be watched, cleared and restarted in the UI like any run.
+    any step. A child that succeeded ends a step without ``stop_after_if`` in the triggerer, at
+    once; the other cases resume in a worker (``execute_complete``). A child of its own DAG can
+    be watched, cleared and restarted in the UI like any run.
 
     The child run id is ``openflow__<dag_id>__<run_id>__<step>__<try>``, so a retry or a clear of
     the step starts a new child run; the task's "Triggered DAG" link opens the child run.
@@ -84,13 +86,16 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         context["ti"].xcom_push(key="trigger_run_id", value=run_id)  # read by TriggerDagRunLink
         from airflow_openflow.triggers.waits import DagRunEndedTrigger, not_before
 
-        # Both end states come back to execute_complete: the child's own flow_result says whether
-        # the flow failed, and the step's rules decide what that means here.
+        # A child flow that succeeded ends the step in the triggerer when no rule of the step is
+        # left to apply (no stop_after_if): its result is the step's. Otherwise both end states
+        # come back to execute_complete, where the step's rules decide what the child's status
+        # means here.
         trigger = DagRunEndedTrigger(
             dag_id=self.trigger_dag_id,
             run_id=run_id,
             poll_interval=self.poll_interval,
             not_before=not_before(),
+            result_task_id=self.child_result_task_id if self.module.stop_after_if is None else None,
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 

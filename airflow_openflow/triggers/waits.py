@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_openflow.compat.task_sdk import dag_run_state as compat_dag_run_state
 from airflow_openflow.compat.task_sdk import mapped_task_states as compat_mapped_task_states
@@ -274,22 +274,67 @@ def dag_run_state(dag_id: str, run_id: str) -> str | None:
 class DagRunEndedTrigger(_PollingTrigger):
     """Fires once the DAG run ``(dag_id, run_id)`` has ended (success or failed).
 
-    What a sub-flow step defers on while the child flow's run goes on (``operators/subflow.py``);
-    the event is ``{"state": "success" | "failed"}``. The step then reads the child's flow status
-    and result from the child's ``flow_result`` task.
+    What a sub-flow step defers on while the child flow's run goes on (``operators/subflow.py``).
+
+    With ``result_task_id`` (the child's ``flow_result`` task) and a child whose flow succeeded,
+    the trigger ends the step itself, at once: it pushes the step's result (the child's flow
+    result) and outcome, as the step would, and the step task succeeds without a worker resuming
+    it (``TaskSuccessEvent``); the step must have no rule left to apply to a success (the operator
+    passes ``result_task_id`` only for steps without ``stop_after_if``). Otherwise (a failed child
+    flow, or no ``result_task_id``) the event is ``{"state": "success" | "failed"}`` and the step
+    resumes in a worker, which reads the child's status and result and applies the step's rules:
+    that event fires no sooner than ``not_before`` (apache/airflow#72716, the module's docstring).
 
     :param dag_id: The DAG of the run.
     :param run_id: The run.
     :param poll_interval: Seconds between two reads of the run's state.
-    :param not_before: Epoch seconds before which the trigger does not look (see ``not_before()``).
+    :param not_before: Epoch seconds before which the step is not resumed in a worker (see
+        ``not_before()``).
+    :param result_task_id: The child DAG's final task, whose XComs hold the child's flow status
+        and result; None: always resume the step in a worker.
     """
 
     ended_states = RUN_ENDED_STATES
 
     def __init__(
-        self, *, dag_id: str, run_id: str, poll_interval: float = 2.0, not_before: float = 0.0
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        poll_interval: float = 2.0,
+        not_before: float = 0.0,
+        result_task_id: str | None = None,
     ) -> None:
         super().__init__(dag_id=dag_id, run_id=run_id, poll_interval=poll_interval, not_before=not_before)
+        self.result_task_id = result_task_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        classpath, kwargs = super().serialize()
+        if self.result_task_id is not None:  # absent from what earlier releases stored
+            kwargs["result_task_id"] = self.result_task_id
+        return classpath, kwargs
 
     def read_state(self) -> str | None:
         return dag_run_state(self.identity["dag_id"], self.identity["run_id"])
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.result_task_id is None:
+            async for event in super().run():
+                yield event
+            return
+        from asgiref.sync import sync_to_async
+
+        from airflow_openflow.runtime.plan import OUTCOME_KEY, STATUS_KEY
+
+        lookup = sync_to_async(self.read_state)
+        while (state := await lookup()) not in self.ended_states:
+            await asyncio.sleep(self.poll_interval)
+        dag_id, run_id = self.identity["dag_id"], self.identity["run_id"]
+        pull = sync_to_async(xcom_value)
+        if await pull(dag_id, run_id, self.result_task_id, STATUS_KEY) == "success":
+            result = await pull(dag_id, run_id, self.result_task_id, "return_value")
+            self.log.info("sub-flow run %s of %s succeeded: the step ends with its result", run_id, dag_id)
+            yield TaskSuccessEvent(xcoms={"return_value": result, OUTCOME_KEY: "success"})
+            return
+        await _settle(self.not_before)
+        yield TriggerEvent({"state": state})

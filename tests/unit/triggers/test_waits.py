@@ -246,3 +246,39 @@ def test_the_waiting_iterations_of_a_run_share_one_read_per_interval(monkeypatch
     assert events == [[TriggerEvent({"previous": i, "state": "success"})] for i in range(10)]
     assert len(states.reads) < 3 * len(snapshots)  # about one read per snapshot, not one per trigger
     assert waits._MappedTaskStates._shared == {}  # nothing kept once nobody waits
+
+
+def test_a_child_flow_that_succeeded_ends_the_step_at_once_with_its_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No worker resumes the step (so no floor): the trigger pushes what the step would."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    monkeypatch.setattr(waits, "dag_run_state", _States("running", "success"))
+    pulled: list[tuple[str, ...]] = []
+
+    def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        pulled.append((dag_id, run_id, task_id, key))
+        return {"openflow_status": "success", "return_value": {"doubled": 4}}[key]
+
+    monkeypatch.setattr(waits, "xcom_value", xcom)
+    trigger = DagRunEndedTrigger(
+        **{**RUN_KWARGS, "not_before": time.time() + 60}, result_task_id="flow_result"
+    )
+    started = time.monotonic()
+    (event,) = _events(trigger)
+    assert time.monotonic() - started < 5  # not_before applies to a resume only
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms == {"return_value": {"doubled": 4}, "openflow_outcome": "success"}
+    assert [key for *_, key in pulled] == ["openflow_status", "return_value"]
+    assert {p[:3] for p in pulled} == {("child", "openflow__p__r__s__1", "flow_result")}
+    assert _reconstructed(trigger).serialize() == trigger.serialize()
+
+
+def test_a_child_flow_that_failed_resumes_the_step_after_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waits, "dag_run_state", _States("failed"))
+    monkeypatch.setattr(waits, "xcom_value", lambda *args: "failure")
+    until = time.time() + 0.3
+    trigger = DagRunEndedTrigger(**{**RUN_KWARGS, "not_before": until}, result_task_id="flow_result")
+    assert _events(trigger) == [TriggerEvent({"state": "failed"})]
+    assert time.time() >= until

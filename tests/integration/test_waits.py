@@ -1,0 +1,189 @@
+"""Waits on a real deployment (PostgreSQL, CeleryExecutor with Redis, one Celery worker of 4 slots),
+and the Airflow 3.3.2 race they are built around (apache/airflow#72716, docs/mapping.md#waits).
+
+- The race is real here: a task that defers from a worker on a trigger that fires at once, and
+  resumes in a worker, is failed by the scheduler ("state mismatch") when the resumed attempt runs
+  before the scheduler has processed the exit of the workload that deferred. When Airflow fixes
+  it, ``test_the_resume_race_of_airflow_3_3_2_is_real_here`` fails: the workarounds can then go.
+- Our waits never fall into it: concurrent runs of sequential loops (their iterations start in
+  the triggerer and fire as soon as the iteration before has ended), a parallel loop with an
+  expression ``parallelism`` and sleeps (ended by their trigger) all succeed, every task instance
+  on its first try, with no "state mismatch" in the audit log; a waiting iteration holds no
+  worker slot (it is deferred, not running).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.flows import flow, py
+from tests.integration.deployment import AirflowDeployment
+
+pytestmark = pytest.mark.xdist_group("waits")
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Six tasks that each defer from the worker on a trigger that fires at once and resume in a worker:
+# the shape of apache/airflow#72716.
+RACE_CONTROL_DAG = """\
+import datetime
+
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.sdk import DAG, BaseOperator
+
+
+class DeferThenResume(BaseOperator):
+    def execute(self, context):
+        now = datetime.datetime.now(tz=datetime.timezone.utc)
+        self.defer(trigger=DateTimeTrigger(moment=now), method_name="resumed")
+
+    def resumed(self, context, event=None):
+        return "resumed"
+
+
+with DAG(dag_id="resume_race_control", schedule=None):
+    for i in range(6):
+        DeferThenResume(task_id=f"defer_{i}")
+"""
+
+
+def loop(
+    loop_id: str, *, parallel: bool, items: str, body: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    value = {"type": "forloopflow", "parallel": parallel, "skip_failures": False, "modules": body, **extra}
+    value["iterator"] = {"type": "javascript", "expr": items}
+    return {"id": loop_id, "value": value}
+
+
+# 6 iterations of one step, 4 of two steps (the second reads the first of its own iteration).
+ONE_STEP = flow(
+    loop(
+        "l",
+        parallel=False,
+        items="[1, 2, 3, 4, 5, 6]",
+        body=[py("add", "return v * 10", v="flow_input.iter.value")],
+    ),
+    summary="a sequential loop of one step",
+)
+TWO_STEPS = flow(
+    loop(
+        "l",
+        parallel=False,
+        items="[1, 2, 3, 4]",
+        body=[
+            py("first", "return v * 10", v="flow_input.iter.value"),
+            py("second", "return v + 1", v="results.first"),
+        ],
+    ),
+    summary="a sequential loop of two steps",
+)
+WINDOW = flow(
+    loop(
+        "l",
+        parallel=True,
+        items="[1, 2, 3, 4, 5]",
+        parallelism={"type": "javascript", "expr": "1 + 1"},
+        body=[py("work", "return v * 2", v="flow_input.iter.value")],
+    ),
+    summary="a parallel loop of at most two iterations at once",
+)
+_sleepy = py("a", "return 1")
+_sleepy["sleep"] = {"type": "static", "value": 2}
+SLEEP = flow(_sleepy, py("b", "return x + 1", x="results.a"), summary="a step, a 2 s sleep, a step")
+
+FLOWS = {"one_step_loop": ONE_STEP, "two_step_loop": TWO_STEPS, "window_loop": WINDOW, "sleep_demo": SLEEP}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+    base = tmp_path_factory.mktemp("waits")
+    dags = base / "dags"
+    (dags / "flows").mkdir(parents=True)
+    for name, document in FLOWS.items():
+        (dags / "flows" / f"{name}.json").write_text(json.dumps(document))
+    (dags / "resume_race_control.py").write_text(RACE_CONTROL_DAG)
+    (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    deployment = AirflowDeployment(base / "home", dags).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def _mismatches(deployment: AirflowDeployment, dag_id: str) -> list[str]:
+    """The scheduler's "state mismatch" audit entries of a DAG (what #72716 leaves behind)."""
+    body = deployment.api("GET", f"/eventLogs?dag_id={dag_id}&event=state%20mismatch&limit=100")
+    return [str(entry.get("extra")) for entry in body["event_logs"]]
+
+
+def _all_task_instances(deployment: AirflowDeployment, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    body = deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
+    return list(body["task_instances"])
+
+
+def test_the_resume_race_of_airflow_3_3_2_is_real_here(deployment: AirflowDeployment) -> None:
+    """Control: tasks resumed in a worker right after deferring from one are failed by the
+    scheduler in this deployment (if this starts failing, Airflow fixed apache/airflow#72716)."""
+    deployment.wait_for_dag("resume_race_control")
+    run_id = deployment.trigger("resume_race_control")
+    deployment.wait_for_run("resume_race_control", run_id)
+    states = {
+        ti["task_id"]: ti["state"] for ti in _all_task_instances(deployment, "resume_race_control", run_id)
+    }
+    assert "failed" in states.values(), states
+    assert _mismatches(deployment, "resume_race_control")
+
+
+def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment: AirflowDeployment) -> None:
+    """Four runs of a one-step loop and two of a two-step loop at once, on 4 worker slots: every
+    run has the right result, every task instance ran once (try 1), the race never struck, and a
+    waiting iteration was deferred (in the triggerer), never holding a slot while it waited."""
+    runs = [("one_step_loop", deployment.trigger("one_step_loop")) for _ in range(4)]
+    runs += [("two_step_loop", deployment.trigger("two_step_loop")) for _ in range(2)]
+    seen_deferred = False
+    most_first_steps_at_once = 0
+    deadline = time.monotonic() + 300
+    pending = set(runs)
+    while pending and time.monotonic() < deadline:
+        for dag_id, run_id in sorted(pending):
+            tis = _all_task_instances(deployment, dag_id, run_id)
+            first = "l_iterations.add" if dag_id == "one_step_loop" else "l_iterations.first"
+            busy = [ti for ti in tis if ti["task_id"] == first and ti["state"] in ("queued", "running")]
+            most_first_steps_at_once = max(most_first_steps_at_once, len(busy))
+            seen_deferred |= any(ti["task_id"] == first and ti["state"] == "deferred" for ti in tis)
+            state = deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                pending.discard((dag_id, run_id))
+        time.sleep(0.5)
+    assert not pending, f"runs still going after 300 s: {pending}\n{deployment.log_tail('scheduler')}"
+    for dag_id, run_id in runs:
+        assert deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"] == "success"
+        expected = [10, 20, 30, 40, 50, 60] if dag_id == "one_step_loop" else [11, 21, 31, 41]
+        assert deployment.xcom(dag_id, run_id, "flow_result") == expected
+        tries = {
+            (ti["task_id"], ti["map_index"]): ti["try_number"]
+            for ti in _all_task_instances(deployment, dag_id, run_id)
+        }
+        assert set(tries.values()) == {1}, tries
+    assert seen_deferred  # iterations waited deferred, not in a worker
+    assert most_first_steps_at_once <= 1  # one iteration of a sequential loop at a time
+    assert _mismatches(deployment, "one_step_loop") == _mismatches(deployment, "two_step_loop") == []
+
+
+def test_a_parallelism_window_and_a_sleep_end_without_the_race(deployment: AirflowDeployment) -> None:
+    window = deployment.trigger("window_loop")
+    sleep = deployment.trigger("sleep_demo")
+    assert deployment.wait_for_run("window_loop", window) == "success"
+    assert deployment.xcom("window_loop", window, "flow_result") == [2, 4, 6, 8, 10]
+    assert deployment.wait_for_run("sleep_demo", sleep) == "success"
+    assert deployment.xcom("sleep_demo", sleep, "flow_result") == 2
+    tis = {ti["task_id"]: ti for ti in _all_task_instances(deployment, "sleep_demo", sleep)}
+    assert tis["a_sleep"]["state"] == "success" and tis["a_sleep"]["try_number"] == 1
+    assert tis["b"]["start_date"] >= tis["a_sleep"]["end_date"]
+    assert _mismatches(deployment, "window_loop") == _mismatches(deployment, "sleep_demo") == []

@@ -182,7 +182,8 @@ class AirflowDeployment:
         self._spawn("scheduler", "scheduler")
         self._spawn("dag-processor", "dag-processor")
         self._spawn("triggerer", "triggerer")  # deferred tasks: sleeps, sequential loop iterations
-        self.start_worker()
+        if self.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor":  # a LocalExecutor's are the scheduler's
+            self.start_worker()
         return self
 
     def start_worker(self) -> None:

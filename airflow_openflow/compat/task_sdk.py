@@ -58,6 +58,19 @@ def xcom_value(*, dag_id: str, run_id: str, task_id: str, key: str, map_index: i
     return XCom.get_one(key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index)
 
 
+def set_xcom(*, dag_id: str, run_id: str, task_id: str, key: str, value: Any, map_index: int = -1) -> None:
+    """Store an XCom of a task instance, through the configured XCom backend (the triggerer).
+
+    Why: a trigger that ends its task (``TaskSuccessEvent``) records the task's result; the event's
+    own ``xcoms`` are stored by the scheduler side as JSON text (Airflow 3.3.2), which a task reads
+    back as a string, not the value. Public replacement: ``XCom.set`` exported by ``airflow.sdk``,
+    or event XComs stored as values.
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    XCom.set(key=key, value=value, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index)
+
+
 def dag_run_state(*, dag_id: str, run_id: str) -> str | None:
     """A DAG run's state (a worker or the triggerer).
 

@@ -19,6 +19,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_openflow.compat.task_sdk import dag_run_state as compat_dag_run_state
 from airflow_openflow.compat.task_sdk import mapped_task_states as compat_mapped_task_states
+from airflow_openflow.compat.task_sdk import set_xcom as compat_set_xcom
 from airflow_openflow.compat.task_sdk import task_states as compat_task_state
 from airflow_openflow.compat.task_sdk import xcom_value as compat_xcom_value
 
@@ -39,6 +40,11 @@ def mapped_states(dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
 def xcom_value(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
     """An XCom of an unmapped task (works in the triggerer)."""
     return compat_xcom_value(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key)
+
+
+def set_xcom(dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value: Any) -> None:
+    """Store an XCom of a task instance (works in the triggerer)."""
+    compat_set_xcom(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, key=key, value=value)
 
 
 #: Seconds a deferral lasts at least, and a wait is done in the worker before deferring.
@@ -331,10 +337,15 @@ class DagRunEndedTrigger(_PollingTrigger):
             await asyncio.sleep(self.poll_interval)
         dag_id, run_id = self.identity["dag_id"], self.identity["run_id"]
         pull = sync_to_async(xcom_value)
-        if await pull(dag_id, run_id, self.result_task_id, STATUS_KEY) == "success":
+        if await pull(dag_id, run_id, self.result_task_id, STATUS_KEY) == "success" and self.task_instance:
             result = await pull(dag_id, run_id, self.result_task_id, "return_value")
             self.log.info("sub-flow run %s of %s succeeded: the step ends with its result", run_id, dag_id)
-            yield TaskSuccessEvent(xcoms={"return_value": result, OUTCOME_KEY: "success"})
+            step = self.task_instance
+            push = sync_to_async(set_xcom)
+            where = (step.dag_id, step.run_id, step.task_id, step.map_index)
+            await push(*where, "return_value", result)  # as the step itself would (finish())
+            await push(*where, OUTCOME_KEY, "success")
+            yield TaskSuccessEvent()
             return
         await _settle(self.not_before)
         yield TriggerEvent({"state": state})

@@ -55,6 +55,17 @@ def test_task_sdk_xcom_value() -> None:
     )
 
 
+def test_task_sdk_set_xcom() -> None:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    params = _params(XCom.set)
+    _require(
+        "task_sdk.set_xcom",
+        {"key", "value", "dag_id", "task_id", "run_id", "map_index"} <= params,
+        f"XCom.set takes {sorted(params)}",
+    )
+
+
 def test_task_sdk_dag_run_state() -> None:
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 

@@ -262,14 +262,18 @@ def test_a_child_flow_that_succeeded_ends_the_step_at_once_with_its_result(
         return {"openflow_status": "success", "return_value": {"doubled": 4}}[key]
 
     monkeypatch.setattr(waits, "xcom_value", xcom)
+    pushed: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(waits, "set_xcom", lambda *args: pushed.append(args))
     trigger = DagRunEndedTrigger(
         **{**RUN_KWARGS, "not_before": time.time() + 60}, result_task_id="flow_result"
     )
+    trigger.task_instance = _TaskInstance(-1)  # type: ignore[assignment]
     started = time.monotonic()
     (event,) = _events(trigger)
     assert time.monotonic() - started < 5  # not_before applies to a resume only
     assert isinstance(event, TaskSuccessEvent)
-    assert event.xcoms == {"return_value": {"doubled": 4}, "openflow_outcome": "success"}
+    step = ("f__loop", "r1", "l_iterations.b0", -1)  # the step's task instance: what it would push
+    assert pushed == [(*step, "return_value", {"doubled": 4}), (*step, "openflow_outcome", "success")]
     assert [key for *_, key in pulled] == ["openflow_status", "return_value"]
     assert {p[:3] for p in pulled} == {("child", "openflow__p__r__s__1", "flow_result")}
     assert _reconstructed(trigger).serialize() == trigger.serialize()

@@ -24,6 +24,7 @@ import pytest
 
 from tests.flows import flow, py
 from tests.integration.deployment import AirflowDeployment
+from tests.integration.test_deployment import CHILD_FLOW, PARENT_FLOW
 
 pytestmark = pytest.mark.xdist_group("waits")
 
@@ -105,7 +106,14 @@ _sleepy = py("a", "return 1")
 _sleepy["sleep"] = {"type": "static", "value": 2}
 SLEEP = flow(_sleepy, py("b", "return x + 1", x="results.a"), summary="a step, a 2 s sleep, a step")
 
-FLOWS = {"one_step_loop": ONE_STEP, "two_step_loop": TWO_STEPS, "window_loop": WINDOW, "sleep_demo": SLEEP}
+FLOWS = {
+    "one_step_loop": ONE_STEP,
+    "two_step_loop": TWO_STEPS,
+    "window_loop": WINDOW,
+    "sleep_demo": SLEEP,
+    "child_flow": CHILD_FLOW,
+    "parent_flow": PARENT_FLOW,
+}
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +206,24 @@ def test_a_parallelism_window_and_a_sleep_end_without_the_race(deployment: Airfl
     assert tis["a_sleep"]["state"] == "success" and tis["a_sleep"]["try_number"] == 1
     assert tis["b"]["start_date"] >= tis["a_sleep"]["end_date"]
     assert _mismatches(deployment, "window_loop") == _mismatches(deployment, "sleep_demo") == []
+
+
+def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_run(
+    deployment: AirflowDeployment,
+) -> None:
+    """The child's success ends the step in the triggerer (no resume in a worker, so no wait
+    before it): the next step reads the child's result."""
+    deployment.wait_for_dag("child_flow")
+    deployment.api("PATCH", "/dags/child_flow", {"is_paused": False})
+    deployment.wait_for_dag("parent_flow")
+    run_id = deployment.trigger("parent_flow", {"n": 1})
+    assert deployment.wait_for_run("parent_flow", run_id) == "success"
+    assert deployment.xcom("parent_flow", run_id, "flow_result") == {
+        "got": {"doubled": 4, "kind": "from the caller"}
+    }
+    tis = deployment.task_instances("parent_flow", run_id)
+    assert tis["call"]["try_number"] == 1 and tis["call"]["state"] == "success"
+    # The step's log: the trigger ended it; no worker resumed it (execute_complete logs "ended").
+    log = deployment.describe_task("parent_flow", run_id, "call")
+    assert "succeeded: the step ends with its result" in log and "ended, flow status" not in log, log
+    assert _mismatches(deployment, "parent_flow") == []

@@ -3,20 +3,12 @@ by this path, so it stays importable. New code imports ``airflow_openflow.trigge
 
 from airflow_openflow.triggers.waits import (
     FINISHED_STATES,
-    SETTLE_S,
     DagRunEndedTrigger,
     TaskFinishedTrigger,
-    not_before,
-    task_state,
-    wait_in_worker,
 )
 
 __all__ = [
     "FINISHED_STATES",
-    "SETTLE_S",
     "DagRunEndedTrigger",
     "TaskFinishedTrigger",
-    "not_before",
-    "task_state",
-    "wait_in_worker",
 ]

@@ -1,18 +1,21 @@
-"""Triggers our deferred tasks wait on: another task instance finished (the previous iteration of a
-sequential loop), or a DAG run ended (a sub-flow's child run).
+"""Triggers our deferred tasks wait on: an earlier loop iteration finished, a sub-flow's child
+run ended; and the one the previous releases deferred on (``TaskFinishedTrigger``).
 
-Both fire no sooner than ``not_before``. Airflow 3.3.2 fails a deferred task whose trigger fires
-before the scheduler has processed the exit of the workload that deferred it: the resumed attempt
-is marked failed ("finished with state success, but the task instance's state attribute is
-running", apache/airflow#72716, open). Operators therefore wait briefly in the worker first
-(``wait_in_worker``) and defer with ``not_before`` = now + ``SETTLE_S``.
+Airflow 3.3.2 fails a deferred task resumed in a worker when its trigger fired before the scheduler
+had processed the exit of the workload that deferred it ("finished with state success, but the
+task instance's state attribute is running", apache/airflow#72716, open). So:
+- a loop iteration's first step starts in the triggerer (``EarlierIterationTrigger``): no
+  workload ran before it deferred, and its trigger fires as soon as it may;
+- a sub-flow step whose child succeeded is ended by its trigger (``DagRunEndedTrigger``), no
+  worker resumes it; the other cases resume in a worker no sooner than ``not_before`` = the
+  deferral + ``SETTLE_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
@@ -47,20 +50,8 @@ def set_xcom(dag_id: str, run_id: str, task_id: str, map_index: int, key: str, v
     compat_set_xcom(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, key=key, value=value)
 
 
-#: Seconds a deferral lasts at least, and a wait is done in the worker before deferring.
+#: Seconds after a deferral from a worker before a trigger resumes the task in a worker.
 SETTLE_S = 10.0
-
-
-def wait_in_worker(done: Callable[[], bool], seconds: float = SETTLE_S, poll_s: float = 0.5) -> bool:
-    """Poll ``done`` for up to ``seconds`` in the task itself; whether it became true. Short waits
-    never defer (which would also cost a few seconds of scheduling)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if done():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)
 
 
 def not_before() -> float:
@@ -120,9 +111,9 @@ class _PollingTrigger(BaseTrigger):
 class TaskFinishedTrigger(_PollingTrigger):
     """Fires once the task instance ``(task_id, map_index)`` of the run is in a finished state.
 
-    What the first step of a loop iteration defers on while it waits for an earlier iteration
-    (``operators/body.py``); the event is ``{"state": <that task instance's state>}``, one of
-    ``FINISHED_STATES``.
+    What the first step of a loop iteration deferred on in earlier releases (now it starts on
+    ``EarlierIterationTrigger``); kept so that tasks deferred on it resume. The event is
+    ``{"state": <that task instance's state>}``, one of ``FINISHED_STATES``.
 
     :param dag_id: The DAG of the task instance.
     :param run_id: Its DAG run.

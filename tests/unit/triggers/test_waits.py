@@ -144,19 +144,6 @@ def test_not_before_is_settle_seconds_from_now() -> None:
     assert before + waits.SETTLE_S <= moment <= time.time() + waits.SETTLE_S
 
 
-def test_wait_in_worker_polls_until_done_or_the_time_is_up() -> None:
-    answers = iter([False, False, True])
-    assert waits.wait_in_worker(lambda: next(answers), seconds=5, poll_s=0.001)
-    calls: list[float] = []
-
-    def never() -> bool:
-        calls.append(time.monotonic())
-        return False
-
-    assert not waits.wait_in_worker(never, seconds=0.05, poll_s=0.01)
-    assert len(calls) >= 2 and calls[-1] - calls[0] >= 0.05 - 0.011
-
-
 class _TaskInstance:
     """What the triggerer attaches to a trigger: the task instance it runs for."""
 

@@ -20,10 +20,9 @@ instance in a non-final state. Prints each batch's wall time (first trigger -> l
 task instances per run, task instances per second, and the ratios openflow / hand-written.
 Nothing is asserted about timings. Every process is stopped by its pid at the end, also on failure.
 
-With BODY >= 2 the first step of a sequential iteration waits for the last step of the previous
-one: up to 10 s in the worker, then deferred with a 10 s floor (issue 12, apache/airflow#72716
-workaround); "deferred" counts those task instances. (With BODY = 1 the iterations are serialized
-by ``max_active_tis_per_dagrun`` = 1 and never wait.)
+The first step of a sequential iteration starts in the triggerer and waits there (deferred, no
+worker slot held) for the last step of the previous iteration; "deferred" counts the task
+instances that were deferred.
 
 Run: make bench-deployment  (or: .venv/bin/python bench/deployment_load.py [RUNS] [BODY], from the
 repo root; RUNS is 50 by default). OPENFLOW_BENCH_KEEP=1 keeps the deployment's AIRFLOW_HOME (its
@@ -246,7 +245,7 @@ class Batch:
     durations: list[float]  # each run's start_date -> end_date
     tis: int  # task instances of the batch (every map index)
     on_worker: int  # of which ran in a worker (the others were skipped by the scheduler)
-    deferred: int  # of which deferred to wait for the previous iteration of a sequential loop
+    deferred: int  # of which waited in the triggerer for the previous iteration of a sequential loop
 
     @property
     def tis_per_run(self) -> float:
@@ -305,9 +304,9 @@ def run_batch(
 
 
 def _deferrals(logs: Path) -> int:
-    """Task instances of a run whose log says a sequential loop iteration deferred (waited for the
-    previous one on the triggerer: the ~10 s floor of issue 12)."""
-    return sum("waiting (deferred)" in path.read_text(errors="replace") for path in logs.rglob("*.log"))
+    """Task instances of a run whose log says a loop iteration waited for an earlier one in the
+    triggerer (it started there: operators/body.py logs "this iteration starts")."""
+    return sum("this iteration starts" in path.read_text(errors="replace") for path in logs.rglob("*.log"))
 
 
 def _wait(deployment: AirflowDeployment, dag_id: str, run_ids: set[str], deadline: float) -> dict[str, str]:

@@ -12,12 +12,16 @@ in our test suite). Here every worker gets a stop message, joins are bounded, an
 does not stop is terminated (then killed) by its pid. A run that is abandoned before it ends
 (``abort``) stops the workers and everything they started at once.
 
-``DAG.test`` also runs a task that starts in the triggerer (``start_from_trigger``) in a worker
-instead, from ``execute``. So this executor starts such a task instance the way the scheduler does
-(``TaskInstance.defer_task``): it writes the trigger the task names and marks the task instance
-deferred, on a connection of its own, instead of sending it to a worker; the runner's triggerer
-then runs the trigger, and ``DAG.test`` sends the resumed task instance (``next_method`` set) here
-again, to a worker this time. Public replacement: ``DAG.test`` starting tasks from the triggerer.
+``DAG.test`` also runs a task that starts in the triggerer (``start_from_trigger``: a loop
+iteration waiting for an earlier one) in a worker at once, from ``execute``. So this executor holds
+such a task instance back until the iteration just before it has finished (a sequential loop),
+then sends it to a worker (its ``execute`` finds that iteration finished and runs): the wait costs
+no trip through the triggerer. When it waits for an iteration a run-time ``parallelism`` earlier,
+it starts it the way the scheduler does (``TaskInstance.defer_task``): it writes the trigger the
+task names and marks the task instance deferred, on a connection of its own; the runner's
+triggerer runs the trigger, and ``DAG.test`` sends the resumed task instance (``next_method``
+set) here again, to a worker this time. Public replacement: ``DAG.test`` starting tasks from the
+triggerer.
 
 ``DAG.test`` sends every task instance that is ready to the executor at once: unlike the scheduler,
 it ignores a task's ``max_active_tis_per_dagrun`` / ``max_active_tis_per_dag`` and the DAG's
@@ -166,6 +170,12 @@ def _task_instance_rows(dag_ids: Sequence[str], run_ids: Sequence[str]) -> list[
     return [((r[0], r[1], r[2], int(r[3])), str(r[4])) for r in rows]
 
 
+def _start_in_triggerer_args(key: Any) -> Any:
+    """The ``start_trigger_args`` of the task of ``key`` when it starts in the triggerer, or None."""
+    limits = _limits.get(key.dag_id)
+    return limits.start_in_triggerer.get(key.task_id) if limits is not None else None
+
+
 def _start_in_triggerer(keys: Sequence[Any]) -> list[Any]:
     """Of ``keys`` (queued task instances of tasks that start in the triggerer), mark deferred on
     their task's trigger those that are not resuming from it (no ``next_method``), as the
@@ -224,21 +234,32 @@ class RunnerLocalExecutor(LocalExecutor):
         dag_ids = sorted({key.dag_id for key, _ in ordered if key.dag_id in _limits})
         if not dag_ids:
             return ordered
-        starting = [
-            key
-            for key, _ in ordered
-            if key.task_id in _limits.get(key.dag_id, DagLimits()).start_in_triggerer
-        ]
-        if starting:
-            for key in _start_in_triggerer(starting):
-                self.queued_tasks.pop(key, None)
-            ordered = [(key, workload) for key, workload in ordered if key in self.queued_tasks]
         run_ids = sorted({key.run_id for key, _ in ordered if key.dag_id in _limits})
         states = dict(_task_instance_rows(dag_ids, run_ids))
         done = [key for key, _ in ordered if states.get(key.primary) in _DONE]
         for key in done:  # e.g. later iterations a loop's end skipped while they waited here
             self.queued_tasks.pop(key, None)
         ordered = [(key, workload) for key, workload in ordered if key not in done]
+        # A task that starts in the triggerer under the scheduler waits for an earlier loop
+        # iteration. The iteration just before (sequential loops): held here until it has
+        # finished, then sent to a worker (its execute() finds it finished): no trip through the
+        # triggerer. One window earlier (a parallelism evaluated at run time): the triggerer.
+        held: set[Any] = set()
+        to_triggerer = []
+        for key, _ in ordered:
+            args = _start_in_triggerer_args(key)
+            if args is None or key.map_index == 0:
+                continue
+            kwargs = args.trigger_kwargs or {}
+            if kwargs.get("window") != 1:
+                to_triggerer.append(key)
+            elif states.get((key.dag_id, kwargs["last_task_id"], key.run_id, key.map_index - 1)) not in _DONE:
+                held.add(key)
+        for key in _start_in_triggerer(to_triggerer) if to_triggerer else ():
+            self.queued_tasks.pop(key, None)
+        ordered = [
+            (key, workload) for key, workload in ordered if key in self.queued_tasks and key not in held
+        ]
         active = self._sent | {primary for primary, state in states.items() if state in _ACTIVE}
         running = self._sent | {primary for primary, state in states.items() if state == "running"}
         return admit(ordered, active, running)

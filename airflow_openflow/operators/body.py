@@ -53,7 +53,8 @@ class BodyStepOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         # A gated first step starts in the triggerer (compile/body.py) and resumes in
-        # ``after_previous_iteration``; it comes here only where Airflow does not start tasks from
+        # ``after_previous_iteration``. It comes here when the earlier iteration has finished
+        # already (run_flow holds it back until then), or where Airflow does not start tasks from
         # the triggerer (``airflow tasks test``, say): it then waits in the worker.
         ti = context["ti"]
         previous = ti.map_index - self._window(ti) if self.loop_gate is not None else -1
@@ -61,9 +62,11 @@ class BodyStepOperator(OpenFlowStepOperator):
             from airflow_openflow.triggers.waits import FINISHED_STATES, task_state
 
             last = self.body_task_ids[-1]
-            self.log.info("waiting in the worker for iteration %d (task %s) to finish", previous, last)
-            while task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
-                time.sleep(0.5)
+            if task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
+                self.log.info("waiting in the worker for iteration %d (task %s) to finish", previous, last)
+                while task_state(ti.dag_id, ti.run_id, last, previous) not in FINISHED_STATES:
+                    time.sleep(0.5)
+            self.log.info("iteration %d has finished: this iteration starts", previous)
         return self._run(context)
 
     def after_previous_iteration(self, context: Any, event: Any = None) -> Any:

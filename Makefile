@@ -54,6 +54,7 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/parse_time.py
 	$(BIN)/python bench/run_flow_time.py
+	$(BIN)/python bench/loop_time.py
 	$(BIN)/python bench/expression_time.py
 
 # Load on a real deployment (PostgreSQL, CeleryExecutor with Redis, one Celery worker with 4 slots):

@@ -25,8 +25,10 @@ class SubFlowRunOperator(OpenFlowStepOperator):
     for it deferred on ``DagRunEndedTrigger`` (the triggerer polls; no worker slot is held), then
     takes the child's flow result as the step's result: the child's status decides success or
     failure, and the step's own ``stop_after_if``, ``retry`` and ``continue_on_error`` apply as for
-    any step. A child that succeeded ends a step without ``stop_after_if`` in the triggerer, at
-    once; the other cases resume in a worker (``execute_complete``). A child of its own DAG can
+    any step. Where those rules need no expression, the trigger ends the step at once with the
+    child's result (success, ``continue_on_error``, or a failure Airflow retries while attempts
+    are left); a ``stop_after_if`` or ``retry_if`` to evaluate resumes it in a worker
+    (``execute_complete``). A child of its own DAG can
     be watched, cleared and restarted in the UI like any run.
 
     The child run id is ``openflow__<dag_id>__<run_id>__<step>__<try>``, so a retry or a clear of
@@ -86,16 +88,23 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         context["ti"].xcom_push(key="trigger_run_id", value=run_id)  # read by TriggerDagRunLink
         from airflow_openflow.triggers.waits import DagRunEndedTrigger, not_before
 
-        # A child flow that succeeded ends the step in the triggerer when no rule of the step is
-        # left to apply (no stop_after_if): its result is the step's. Otherwise both end states
-        # come back to execute_complete, where the step's rules decide what the child's status
-        # means here.
+        # The trigger ends the step itself where the step's rules need no expression (the
+        # module's stop_after_if on a success, retry_if on a failure with attempts left); the rest
+        # comes back to execute_complete, where the step's rules decide.
+        module = self.module
+        if not ctx.is_last_attempt:
+            retry_if = module.retry.retry_if if module.retry is not None else None
+            on_failure = None if retry_if else "fail"  # Airflow retries it
+        else:
+            on_failure = "continue" if module.continue_on_error else "fail"
         trigger = DagRunEndedTrigger(
             dag_id=self.trigger_dag_id,
             run_id=run_id,
             poll_interval=self.poll_interval,
             not_before=not_before(),
-            result_task_id=self.child_result_task_id if self.module.stop_after_if is None else None,
+            result_task_id=self.child_result_task_id,
+            end_on_success=module.stop_after_if is None,
+            end_on_failure=on_failure,
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 
@@ -114,11 +123,9 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         status, result = pulled(STATUS_KEY), pulled("return_value")
         self.log.info("sub-flow %s: run %s ended, flow status %s", self._path, run_id, status)
         if status not in ("success", "failure"):
-            message = (
-                f"run {run_id} of DAG {self.trigger_dag_id} ended without a flow result "
-                "(its flow_result task did not run); see that run in Airflow"
-            )
-            status, result = "failure", {"error": {"name": "SubFlowDidNotComplete", "message": message}}
+            from airflow_openflow.triggers.waits import child_did_not_complete
+
+            status, result = "failure", child_did_not_complete(self.trigger_dag_id, run_id)
         ctx = AirflowStepContext(context, self.plan)
         outcome = finish_sub_flow(self.module, ctx, succeeded=status == "success", result=result)
         return self.finish(context, outcome)

@@ -6,9 +6,9 @@ had processed the exit of the workload that deferred it ("finished with state su
 task instance's state attribute is running", apache/airflow#72716, open). So:
 - a loop iteration's first step starts in the triggerer (``EarlierIterationTrigger``): no
   workload ran before it deferred, and its trigger fires as soon as it may;
-- a sub-flow step whose child succeeded is ended by its trigger (``DagRunEndedTrigger``), no
-  worker resumes it; the other cases resume in a worker no sooner than ``not_before`` = the
-  deferral + ``SETTLE_S``.
+- a sub-flow step is ended by its trigger (``DagRunEndedTrigger``) where its rules need no
+  expression, no worker resumes it; a ``stop_after_if`` or ``retry_if`` to evaluate resumes it in
+  a worker no sooner than ``not_before`` = the deferral + ``SETTLE_S``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_openflow.compat.task_sdk import dag_run_state as compat_dag_run_state
 from airflow_openflow.compat.task_sdk import mapped_task_states as compat_mapped_task_states
@@ -273,14 +273,16 @@ class DagRunEndedTrigger(_PollingTrigger):
 
     What a sub-flow step defers on while the child flow's run goes on (``operators/subflow.py``).
 
-    With ``result_task_id`` (the child's ``flow_result`` task) and a child whose flow succeeded,
-    the trigger ends the step itself, at once: it pushes the step's result (the child's flow
-    result) and outcome, as the step would, and the step task succeeds without a worker resuming
-    it (``TaskSuccessEvent``); the step must have no rule left to apply to a success (the operator
-    passes ``result_task_id`` only for steps without ``stop_after_if``). Otherwise (a failed child
-    flow, or no ``result_task_id``) the event is ``{"state": "success" | "failed"}`` and the step
-    resumes in a worker, which reads the child's status and result and applies the step's rules:
-    that event fires no sooner than ``not_before`` (apache/airflow#72716, the module's docstring).
+    With ``result_task_id`` (the child's ``flow_result`` task), the trigger reads the child's flow
+    status and result and, where the step's rules need no expression, ends the step itself, at
+    once, recording what the step would (its result and outcome): no worker resumes it.
+    ``end_on_success``: a child that succeeded ends the step with its result (a step without
+    ``stop_after_if``). ``end_on_failure``: a child that failed ends the step failed (``"fail"``:
+    Airflow retries it while the step's ``retry`` has attempts left) or successful with the error
+    object as its result (``"continue"``: ``continue_on_error`` on the last attempt); None when a
+    ``retry_if`` must be evaluated. Otherwise the event is ``{"state": "success" | "failed"}`` and
+    the step resumes in a worker, which applies its rules: that event fires no sooner than
+    ``not_before`` (apache/airflow#72716, the module's docstring).
 
     :param dag_id: The DAG of the run.
     :param run_id: The run.
@@ -289,6 +291,8 @@ class DagRunEndedTrigger(_PollingTrigger):
         ``not_before()``).
     :param result_task_id: The child DAG's final task, whose XComs hold the child's flow status
         and result; None: always resume the step in a worker.
+    :param end_on_success: Whether a child that succeeded ends the step here.
+    :param end_on_failure: ``"fail"``, ``"continue"`` or None (see above).
     """
 
     ended_states = RUN_ENDED_STATES
@@ -301,26 +305,33 @@ class DagRunEndedTrigger(_PollingTrigger):
         poll_interval: float = 2.0,
         not_before: float = 0.0,
         result_task_id: str | None = None,
+        end_on_success: bool = False,
+        end_on_failure: str | None = None,
     ) -> None:
         super().__init__(dag_id=dag_id, run_id=run_id, poll_interval=poll_interval, not_before=not_before)
         self.result_task_id = result_task_id
+        self.end_on_success = end_on_success
+        self.end_on_failure = end_on_failure
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         classpath, kwargs = super().serialize()
         if self.result_task_id is not None:  # absent from what earlier releases stored
             kwargs["result_task_id"] = self.result_task_id
+            kwargs["end_on_success"] = self.end_on_success
+            kwargs["end_on_failure"] = self.end_on_failure
         return classpath, kwargs
 
     def read_state(self) -> str | None:
         return dag_run_state(self.identity["dag_id"], self.identity["run_id"])
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        if self.result_task_id is None:
+        if self.result_task_id is None or self.task_instance is None:
             async for event in super().run():
                 yield event
             return
         from asgiref.sync import sync_to_async
 
+        from airflow_openflow.runtime.outcomes import OutcomeKind
         from airflow_openflow.runtime.plan import OUTCOME_KEY, STATUS_KEY
 
         lookup = sync_to_async(self.read_state)
@@ -328,15 +339,33 @@ class DagRunEndedTrigger(_PollingTrigger):
             await asyncio.sleep(self.poll_interval)
         dag_id, run_id = self.identity["dag_id"], self.identity["run_id"]
         pull = sync_to_async(xcom_value)
-        if await pull(dag_id, run_id, self.result_task_id, STATUS_KEY) == "success" and self.task_instance:
-            result = await pull(dag_id, run_id, self.result_task_id, "return_value")
-            self.log.info("sub-flow run %s of %s succeeded: the step ends with its result", run_id, dag_id)
-            step = self.task_instance
-            push = sync_to_async(set_xcom)
-            where = (step.dag_id, step.run_id, step.task_id, step.map_index)
-            await push(*where, "return_value", result)  # as the step itself would (finish())
-            await push(*where, OUTCOME_KEY, "success")
-            yield TaskSuccessEvent()
+        status = await pull(dag_id, run_id, self.result_task_id, STATUS_KEY)
+        result = await pull(dag_id, run_id, self.result_task_id, "return_value")
+        if status not in ("success", "failure"):
+            status, result = "failure", child_did_not_complete(dag_id, run_id)
+        if status == "success" and self.end_on_success:
+            kind, event = OutcomeKind.SUCCESS, TaskSuccessEvent()
+        elif status == "failure" and self.end_on_failure == "continue":
+            kind, event = OutcomeKind.CONTINUED_ERROR, TaskSuccessEvent()
+        elif status == "failure" and self.end_on_failure == "fail":
+            kind, event = OutcomeKind.FAILED, TaskFailedEvent()
+        else:
+            await _settle(self.not_before)
+            yield TriggerEvent({"state": state})
             return
-        await _settle(self.not_before)
-        yield TriggerEvent({"state": state})
+        self.log.info("sub-flow run %s of %s: flow %s; the step ends here (%s)", run_id, dag_id, status, kind)
+        step = self.task_instance
+        push = sync_to_async(set_xcom)
+        where = (step.dag_id, step.run_id, step.task_id, step.map_index)
+        await push(*where, "return_value", result)  # what the step itself records (finish())
+        await push(*where, OUTCOME_KEY, kind.value)
+        yield event
+
+
+def child_did_not_complete(dag_id: str, run_id: str) -> dict[str, Any]:
+    """The error a sub-flow step gets from a child run that ended without a flow result."""
+    message = (
+        f"run {run_id} of DAG {dag_id} ended without a flow result "
+        "(its flow_result task did not run); see that run in Airflow"
+    )
+    return {"error": {"name": "SubFlowDidNotComplete", "message": message}}

@@ -252,7 +252,7 @@ def test_a_child_flow_that_succeeded_ends_the_step_at_once_with_its_result(
     pushed: list[tuple[Any, ...]] = []
     monkeypatch.setattr(waits, "set_xcom", lambda *args: pushed.append(args))
     trigger = DagRunEndedTrigger(
-        **{**RUN_KWARGS, "not_before": time.time() + 60}, result_task_id="flow_result"
+        **{**RUN_KWARGS, "not_before": time.time() + 60}, result_task_id="flow_result", end_on_success=True
     )
     trigger.task_instance = _TaskInstance(-1)  # type: ignore[assignment]
     started = time.monotonic()
@@ -266,10 +266,44 @@ def test_a_child_flow_that_succeeded_ends_the_step_at_once_with_its_result(
     assert _reconstructed(trigger).serialize() == trigger.serialize()
 
 
-def test_a_child_flow_that_failed_resumes_the_step_after_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rule_to_evaluate_resumes_the_step_after_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed child when a ``retry_if`` must decide (``end_on_failure`` None): the step resumes
+    in a worker, no sooner than ``not_before``."""
     monkeypatch.setattr(waits, "dag_run_state", _States("failed"))
     monkeypatch.setattr(waits, "xcom_value", lambda *args: "failure")
     until = time.time() + 0.3
     trigger = DagRunEndedTrigger(**{**RUN_KWARGS, "not_before": until}, result_task_id="flow_result")
+    trigger.task_instance = _TaskInstance(-1)  # type: ignore[assignment]
     assert _events(trigger) == [TriggerEvent({"state": "failed"})]
     assert time.time() >= until
+
+
+@pytest.mark.parametrize(
+    ("end_on_failure", "status", "outcome", "event_name"),
+    [
+        ("fail", "failure", "failed", "TaskFailedEvent"),
+        ("continue", "failure", "continued_error", "TaskSuccessEvent"),
+        ("fail", None, "failed", "TaskFailedEvent"),  # the child ended without a flow result
+    ],
+)
+def test_a_failed_child_ends_the_step_as_its_rules_say(
+    monkeypatch: pytest.MonkeyPatch, end_on_failure: str, status: str | None, outcome: str, event_name: str
+) -> None:
+    monkeypatch.setattr(waits, "dag_run_state", _States("failed"))
+    error = {"error": {"name": "ValueError", "message": "negative"}}
+    monkeypatch.setattr(
+        waits, "xcom_value", lambda *a: {"openflow_status": status, "return_value": error}[a[-1]]
+    )
+    pushed: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(waits, "set_xcom", lambda *args: pushed.append(args))
+    trigger = DagRunEndedTrigger(
+        **{**RUN_KWARGS, "not_before": time.time() + 60},
+        result_task_id="flow_result",
+        end_on_failure=end_on_failure,
+    )
+    trigger.task_instance = _TaskInstance(-1)  # type: ignore[assignment]
+    (event,) = _events(trigger)
+    assert type(event).__name__ == event_name
+    result = error if status else waits.child_did_not_complete("child", "openflow__p__r__s__1")
+    step = ("f__loop", "r1", "l_iterations.b0", -1)
+    assert pushed == [(*step, "return_value", result), (*step, "openflow_outcome", outcome)]

@@ -3,7 +3,12 @@ floor measured in the same run: a fresh quickjs-ng context evaluating ``1``.
 
 - a plain property path (``flow_input.customer``): the fast path, no JavaScript engine;
 - a typical transform (``results.order.items.map(...).reduce(...)``: one step result fetched, one pass);
-- a predicate (``results.order.total > 10 && flow_input.vip``).
+- a predicate (``results.order.total > 10 && flow_input.vip``);
+- an expression the scan of runtime/expression_reuse.py refuses (a ``try``): it runs in a fresh
+  context, as every expression did before contexts were reused.
+
+The first three are what the bound is about; the last shows what an expression that cannot use the
+reused context still costs.
 
 Each is evaluated ROUNDS times after a warm-up; the medians are printed, and the issue's bound
 (100 us median) is shown next to them. Run: make bench  (or: python bench/expression_time.py [ROUNDS])
@@ -51,12 +56,15 @@ def main() -> None:
     assert evaluate(path, scope) == "Ada"
     assert evaluate(transform, scope) == sum(i["price"] * i["qty"] for i in ORDER["items"])
     assert evaluate_predicate(predicate, scope) is True
+    refused = "try { return results.order.total } catch (e) { return 0 }"
+    assert evaluate(refused, scope) == ORDER["total"]
 
     floor = median_us(lambda: quickjs.Context().eval("1"), rounds)
     figures = {
         "property path (fast path)": median_us(lambda: evaluate(path, scope), rounds),
         "typical transform": median_us(lambda: evaluate(transform, scope), rounds),
         "predicate": median_us(lambda: evaluate_predicate(predicate, scope), rounds),
+        "refused by the scan (fresh context)": median_us(lambda: evaluate(refused, scope), rounds),
     }
     print(f"expressions, median of {rounds} evaluations (bound: 100 us)")
     print(f"  fresh quickjs-ng context evaluating 1 (floor): {floor:8.1f} us")

@@ -11,14 +11,17 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from importlib import resources
 from typing import Any, Final
 
+from airflow_openflow.runtime import expression_reuse
 from airflow_openflow.runtime.errors import ExpressionError, StepError
 from airflow_openflow.runtime.expression_scope import NOT_SET, EvalScope
 from airflow_openflow.spec.js_text import has_code_semicolon, skip_trivia
 from airflow_openflow.spec.parse_reader import strip_legacy_import
 
+_Key = tuple[str, str]  # ("results" | "variable" | "resource", id or path)
 _STACK_BYTES: Final = 1024 * 1024  # QuickJS's own default; deep recursion -> RangeError
 _MAX_PASSES: Final = 1000  # each pass adds at least one fetched value; this only stops pathological code
 _REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass: string concatenation only
@@ -39,6 +42,7 @@ _RESULTS_REF = re.compile(
     r"""(?<![\w$.])results\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)"""
     r"""|(?<![\w$.])results\s*(?:\?\.)?\s*\[\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*\]"""
 )
+_MAY_THROW_NULL = re.compile(r"throw|reject|Promise|eval|Function")
 _CALL_REF = re.compile(
     r"""(?<![\w$.])(variable|resource)\s*\(\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)'|`([^`\\$\n]*)`)\s*\)"""
 )
@@ -63,6 +67,7 @@ def _is_function_body(src: str) -> bool:
     return has_code_semicolon(src)
 
 
+@lru_cache(maxsize=2048)
 def _to_function_body(src: str) -> str:
     if _is_function_body(src):
         return src
@@ -70,13 +75,27 @@ def _to_function_body(src: str) -> str:
     return f"return (\n{src}\n);"
 
 
+@lru_cache(maxsize=2048)
+def _literal_refs(src: str) -> tuple[_Key, ...]:
+    """The ids ``src`` reads literally, in order, each once (fetched before the first pass)."""
+    keys: list[_Key] = []
+    for m in _RESULTS_REF.finditer(src):
+        keys.append(("results", next(g for g in m.groups() if g is not None)))
+    for m in _CALL_REF.finditer(src):
+        keys.append((m.group(1), next(g for g in m.groups()[1:] if g is not None)))
+    return tuple(dict.fromkeys(keys))
+
+
 # ---------------------------------------------------------------------------------------------
 # JSON helpers
 
 
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # what json.dumps would make
+
+
 def _dumps(value: Any, expr: str, what: str) -> str:
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ExpressionError(expr, "TypeError", f"{what} is not JSON-serializable: {exc}") from exc
 
@@ -142,12 +161,16 @@ def _fmt_number(x: float) -> str:
 _PRELUDE: Final = (
     resources.files("airflow_openflow.runtime").joinpath("expression_prelude.js").read_text(encoding="utf-8")
 )
+_FRESH_PRELUDE: Final = _PRELUDE + "(null)"  # a fresh context per pass (reused ones: expression_reuse)
+
+# Reused contexts (runtime/expression_reuse.py says what keeps them safe): an expression its scan
+# accepts runs in this thread's reused context; the outcome is taken from there only if the
+# expression succeeded (or read values not fetched yet). Anything else runs that pass, and the
+# passes after it, in a fresh context as before, within what is left of the time budget.
 
 
 # ---------------------------------------------------------------------------------------------
 # One evaluation (one or more passes)
-
-_Key = tuple[str, str]  # ("results" | "variable" | "resource", id or path)
 
 
 class Evaluation:
@@ -177,8 +200,16 @@ class Evaluation:
         body = _to_function_body(self.source)
         head = self._input_head(body)
         self._prefetch()
+        warm = self._warm_context()
         for _ in range(_MAX_PASSES):
-            report, failure = self._run_pass(head)
+            report: dict[str, Any] | None = None
+            failure: ExpressionError | None = None
+            if warm is not None:
+                report = self._run_warm_pass(warm, head)
+                if report is None:
+                    warm = None
+            if report is None:
+                report, failure = self._run_pass(head)
             misses = [(str(k), str(v)) for k, v in (report or {}).get("misses", [])]
             for key in misses:
                 if key in self.host_errors:
@@ -241,6 +272,12 @@ class Evaluation:
         name, message = str(err.get("name") or "Error"), str(err.get("message") or "")
         if name == "InternalError" and message == "out of memory":
             raise self._memory_error()
+        if name == "__null__":
+            # Out of memory with too little left to make the error object, QuickJS throws null.
+            # Code can throw null itself, but not without writing one of these words.
+            if not _MAY_THROW_NULL.search(self.source):
+                raise self._memory_error()
+            name = "Error"
         raise ExpressionError(self.expr, name, message, stack=err.get("stack") or None)
 
     def _read_value(self, text: Any) -> Any:
@@ -267,15 +304,9 @@ class Evaluation:
         return self.scope.variable if kind == "variable" else self.scope.resource
 
     def _prefetch(self) -> None:
-        keys: list[_Key] = []
-        for m in _RESULTS_REF.finditer(self.source):
-            keys.append(("results", next(g for g in m.groups() if g is not None)))
-        for m in _CALL_REF.finditer(self.source):
-            kind, path = m.group(1), next(g for g in m.groups()[1:] if g is not None)
-            if self._callback(kind) is not None:
-                keys.append((kind, path))
-        for key in dict.fromkeys(keys):
-            self._fetch(key, deferred=True)
+        for key in _literal_refs(self.source):
+            if self._callback(key[0]) is not None:
+                self._fetch(key, deferred=True)
 
     def _fetch(self, key: _Key, *, deferred: bool) -> None:
         """Fetch one value into ``entries``. A StepError becomes a JS Error at the read; any other
@@ -335,6 +366,45 @@ class Evaluation:
         parts = ",".join(f'"{kind}":{{{",".join(items)}}}' for kind, items in tables.items())
         return f'{head},"tables":{{{parts}}}}}'
 
+    def _warm_context(self) -> expression_reuse.WarmContext | None:
+        assigned = expression_reuse.assigned_names(self.source)
+        if assigned is None:
+            return None
+        warm = expression_reuse.warm_context(_PRELUDE, _STACK_BYTES)
+        if warm is None or not assigned.isdisjoint(warm.global_names):
+            return None  # a built-in global is read-only there; assigning it must not silently fail
+        return warm
+
+    def _run_warm_pass(self, warm: expression_reuse.WarmContext, head: str) -> dict[str, Any] | None:
+        """One pass in the reused context: its report if the expression succeeded or missed a value
+        (then the next pass runs there too), else None (this pass runs again in a fresh context)."""
+        ctx = warm.ctx
+        report: dict[str, Any] | None = None
+        try:
+            ctx.set_memory_limit(self.memory_limit_bytes)
+            report_fn = self._timed(ctx, lambda: warm.start(self._input_text(head)))
+            while self._timed(ctx, ctx.execute_pending_job):
+                pass
+            ctx.set_time_limit(_REPORT_TIME_S)
+            report = _parse_report(report_fn())
+        except Exception:
+            report = None  # time or memory limit, an uncaught job, the binding: start afresh
+        except BaseException:  # e.g. KeyboardInterrupt: jobs of this pass may still be queued
+            expression_reuse.discard(warm)
+            raise
+        if report is None or report.get("clean") is not True:
+            expression_reuse.discard(warm)
+            return None
+        if report.get("ok") and report.get("settled"):
+            return report
+        misses = [(str(k), str(v)) for k, v in report.get("misses", [])]
+        if any(key not in self.entries for key in misses):
+            return report
+        err = report.get("error") or {}
+        if err.get("name") in ("InternalError", "__null__"):  # e.g. out of memory
+            expression_reuse.discard(warm)
+        return None
+
     def _run_pass(self, head: str) -> tuple[dict[str, Any] | None, ExpressionError | None]:
         import quickjs  # lazily: never at DAG-parse time
 
@@ -345,7 +415,7 @@ class Evaluation:
             ctx.set_memory_limit(self.memory_limit_bytes)
             ctx.set_max_stack_size(_STACK_BYTES)
             ctx.set("__wm_in", self._input_text(head))
-            report_fn = self._timed(ctx, lambda: ctx.eval(_PRELUDE))
+            report_fn = self._timed(ctx, lambda: ctx.eval(_FRESH_PRELUDE))
             while self._timed(ctx, ctx.execute_pending_job):
                 pass
         except ExpressionError as exc:

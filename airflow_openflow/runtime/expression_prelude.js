@@ -1,10 +1,13 @@
-(function () {
+// One pass of an expression (runtime/expression_engine.py). ``reuse``: null in a fresh context
+// (the input is then the global ``__wm_in``, evaluated as ``(function ...)(null)``); in a reused
+// context, the object expression_reuse.js made, and ``inText`` the input.
+(function (reuse, inText) {
   "use strict";
   var G = globalThis, parse = JSON.parse, stringify = JSON.stringify, Err = Error, Str = String;
   var apply = Reflect.apply, hasOwn = Object.hasOwn, then = Promise.prototype.then;
   var join = Array.prototype.join;
-  var IN = parse(G.__wm_in);
-  delete G.__wm_in;
+  var IN = parse(reuse ? inText : G.__wm_in);
+  if (!reuse) delete G.__wm_in;
   var MISS = {};
   var settled = false, ok = false, valueText = "null", errorText = "null", missText = "";
 
@@ -28,6 +31,7 @@
   function describe(e) {
     try {
       if (e === MISS) return '{"name":"__miss__","message":""}';
+      if (e === null) return '{"name":"__null__","message":"null"}'; // or the engine out of memory
       if (e instanceof Err) {
         return '{"name":' + text(e.name) + ',"message":' + text(e.message) +
                ',"stack":' + text(e.stack || "") + "}";
@@ -54,8 +58,9 @@
     }
   }
   function report() { // join: a long "+" result is a rope, which the Python binding cannot convert
+    var clean = reuse ? reuse.release(IN.names) : true; // removes this pass's names
     return apply(join, ['{"settled":', settled, ',"ok":', ok, ',"error":', errorText,
-                        ',"misses":[', missText, "]}\n", valueText], [""]);
+                        ',"misses":[', missText, '],"clean":', clean, "}\n", valueText], [""]);
   }
 
   var names = IN.names;
@@ -74,10 +79,11 @@
     return lookup("resource", Str(path));
   };
   try {
-    var fn = new (Object.getPrototypeOf(async function () {}).constructor)(IN.body);
+    var fn = reuse ? reuse.compile(IN.body)
+                   : new (Object.getPrototypeOf(async function () {}).constructor)(IN.body);
     apply(then, fn(), [function (v) { settle(true, v); }, function (e) { settle(false, e); }]);
   } catch (e) { // a syntax error; or a patched Promise species
     settle(false, e);
   }
   return report;
-})();
+})

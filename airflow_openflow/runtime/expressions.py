@@ -13,14 +13,20 @@ Rules (spec §3, conformance README "Expressions"):
 
 How ``results`` stays lazy. The QuickJS binding refuses to call into Python while a time limit is set
 ("Can not call into Python with a time limit set"), and a Python exception inside a callback leaves
-the context broken. So there are no callbacks: each *pass* runs the expression in a fresh context
-with the step results / variables / resources fetched so far. Reading one that is not there yet
-records a *miss* and throws; after the pass Python fetches the missed values and runs the expression
-again. The pass whose reads all hit is the real evaluation. Ids written literally
-(``results.a``, ``results["a"]``, ``variable("f/x")``) are fetched before the first pass, so a typical
-expression needs one pass (a context costs ~0.2 ms). Only ids the expression reads are ever fetched.
-Expressions are meant to be pure; one that reads a missing id after doing something observable
-(nothing is observable from QuickJS: no I/O, no clock-based effects) is simply re-run.
+the context broken. So there are no callbacks: each *pass* runs the expression afresh with the step
+results / variables / resources fetched so far. Reading one that is not there yet records a *miss*
+and throws; after the pass Python fetches the missed values and runs the expression again. The pass
+whose reads all hit is the real evaluation. Ids written literally (``results.a``, ``results["a"]``,
+``variable("f/x")``) are fetched before the first pass, so a typical expression needs one pass. Only
+ids the expression reads are ever fetched. Expressions are meant to be pure; one that reads a missing
+id after doing something observable (nothing is observable from QuickJS: no I/O, no clock-based
+effects) is simply re-run.
+
+Where a pass runs. A fresh QuickJS context costs more than a typical evaluation (~0.1 ms to create,
+more for its first compilation), so an expression that a conservative scan of its text accepts runs
+in a context reused by the thread, whose built-ins are frozen; its outcome there is taken only if it
+succeeded, anything else runs the pass again in a fresh context (runtime/expression_reuse.py says
+why one expression still cannot change what another sees, and why the value is a fresh context's).
 
 Limits: ``time_limit_s`` bounds the total JavaScript time of all passes (QuickJS counts CPU time of
 the process; we also count wall time), ``memory_limit_bytes`` bounds each pass's heap. No file,

@@ -225,5 +225,5 @@ def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_ru
     assert tis["call"]["try_number"] == 1 and tis["call"]["state"] == "success"
     # The step's log: the trigger ended it; no worker resumed it (execute_complete logs "ended").
     log = deployment.describe_task("parent_flow", run_id, "call")
-    assert "succeeded: the step ends with its result" in log and "ended, flow status" not in log, log
+    assert "flow success; the step ends here" in log and "ended, flow status" not in log, log
     assert _mismatches(deployment, "parent_flow") == []

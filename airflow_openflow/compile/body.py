@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import TriggerRule
+from airflow.sdk import ParamsDict, TriggerRule
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_openflow.compile.task import display_name, task_settings
@@ -79,6 +79,12 @@ def gate_on_earlier_iteration(
     task only when the exit of the workload that deferred it is processed after the resume."""
     loop, items_task_id = loop_gate
     first.loop_gate, first.items_task_id, first.body_task_ids = loop, items_task_id, body_task_ids
+    # The triggerer builds a task that starts there a template context from the serialized DAG,
+    # validating the task's params against the run's conf; Airflow 3.3.2 fails that for the DAG
+    # params every task carries (the serialized params are taken for values), and the error ends
+    # the triggerer's runner process. Without params of its own the task gets the DAG's: the same
+    # values everywhere (process_params merges the DAG's params and the run's conf).
+    first.params = ParamsDict()
     first.start_from_trigger = True
     first.start_trigger_args = StartTriggerArgs(
         trigger_cls=f"{EarlierIterationTrigger.__module__}.{EarlierIterationTrigger.__qualname__}",

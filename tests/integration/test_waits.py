@@ -86,11 +86,13 @@ TWO_STEPS = flow(
         parallel=False,
         items="[1, 2, 3, 4]",
         body=[
-            py("first", "return v * 10", v="flow_input.iter.value"),
+            py("first", "return v * s", v="flow_input.iter.value", s="flow_input.scale"),
             py("second", "return v + 1", v="results.first"),
         ],
     ),
     summary="a sequential loop of two steps",
+    # A required input: the triggerer builds the waiting steps' context with the DAG's params.
+    schema={"type": "object", "properties": {"scale": {"type": "integer"}}, "required": ["scale"]},
 )
 WINDOW = flow(
     loop(
@@ -164,7 +166,7 @@ def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment
     run has the right result, every task instance ran once (try 1), the race never struck, and a
     waiting iteration was deferred (in the triggerer), never holding a slot while it waited."""
     runs = [("one_step_loop", deployment.trigger("one_step_loop")) for _ in range(4)]
-    runs += [("two_step_loop", deployment.trigger("two_step_loop")) for _ in range(2)]
+    runs += [("two_step_loop", deployment.trigger("two_step_loop", {"scale": 10})) for _ in range(2)]
     seen_deferred = False
     most_first_steps_at_once = 0
     deadline = time.monotonic() + 300

@@ -302,3 +302,29 @@ def test_params_resolve_refs_to_the_schemas_definitions(defs: str) -> None:
     _check_inputs(dag, {"who": "bob"})  # what `airflow-openflow run` does before a run
     with pytest.raises(FlowInputError, match="should be non-empty"):
         _check_inputs(dag, {"who": ""})
+
+
+def test_a_gated_first_step_gets_its_params_in_the_triggerer_from_a_flow_with_a_schema() -> None:
+    """The triggerer builds the template context of a task that starts there from the serialized
+    DAG; in Airflow 3.3.2 a task that carries the DAG's params fails that validation, and the
+    error ends the triggerer's runner process. The gated step carries none: the run's conf and the
+    schema's defaults still reach it."""
+    from airflow.sdk.definitions.param import process_params
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    schema = {
+        "type": "object",
+        "properties": {"work": {"type": "string"}, "n": {"type": "integer", "default": 3}},
+        "required": ["work"],
+    }
+    value = {
+        "type": "forloopflow",
+        "iterator": {"type": "javascript", "expr": "[1, 2]"},
+        "modules": [step("b0")],
+    }
+    document = {"summary": "S", "schema": schema, "value": {"modules": [{"id": "l", "value": value}]}}
+    dag = build_dag(load_flow(document).flow, dag_id="x")
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    for built in (dag, serialized):  # the worker's DAG, the triggerer's
+        task = built.get_task("l_iterations.b0")
+        assert process_params(built, task, {"work": "w"}, suppress_exception=False) == {"work": "w", "n": 3}

@@ -165,6 +165,8 @@ def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment
     """Four runs of a one-step loop and two of a two-step loop at once, on 4 executor slots: every
     run has the right result, every task instance ran once (try 1), the race never struck, and a
     waiting iteration was deferred (in the triggerer), never holding a slot while it waited."""
+    deployment.wait_for_dag("one_step_loop")
+    deployment.wait_for_dag("two_step_loop")
     runs = [("one_step_loop", deployment.trigger("one_step_loop")) for _ in range(4)]
     runs += [("two_step_loop", deployment.trigger("two_step_loop", {"scale": 10})) for _ in range(2)]
     seen_deferred = False
@@ -198,6 +200,8 @@ def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment
 
 
 def test_a_parallelism_window_and_a_sleep_end_without_the_race(deployment: AirflowDeployment) -> None:
+    deployment.wait_for_dag("window_loop")
+    deployment.wait_for_dag("sleep_demo")
     window = deployment.trigger("window_loop")
     sleep = deployment.trigger("sleep_demo")
     assert deployment.wait_for_run("window_loop", window) == "success"

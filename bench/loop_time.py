@@ -16,22 +16,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="openflow-bench-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.flows, when run as bench/loop_time.py
 
-def py(step_id: str, body: str, **transforms: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "value": {
-            "type": "rawscript",
-            "language": "python3",
-            "content": f"def main({', '.join(transforms)}):\n    {body}\n",
-            "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()},
-        },
-    }
+from tests.flows import py  # noqa: E402
 
 
 def linear(steps: int) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import ParamsDict, TriggerRule
+from airflow.sdk import TriggerRule
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_openflow.compile.task import display_name, task_settings

@@ -6,13 +6,14 @@ from typing import Any
 
 from airflow.sdk import TriggerRule
 from airflow.sdk.definitions.param import ParamsDict
-from airflow.triggers.base import StartTriggerArgs
 
 from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.body import BodyStepOperator
 from airflow_openflow.runtime.plan import Prefix, StepPlan
 from airflow_openflow.spec.model import FlowModule
-from airflow_openflow.triggers.waits import EarlierIterationTrigger
+
+#: The trigger a gated first step starts on, by class path (not imported at DAG-parse time).
+EARLIER_ITERATION_TRIGGER = "airflow_openflow.triggers.waits.EarlierIterationTrigger"
 
 
 def body_chain(
@@ -78,6 +79,8 @@ def gate_on_earlier_iteration(
     Starting there (rather than deferring from a worker) leaves no earlier workload of the try, so
     the trigger may fire as soon as the earlier iteration ends: apache/airflow#72716 fails a resumed
     task only when the exit of the workload that deferred it is processed after the resume."""
+    from airflow.triggers.base import StartTriggerArgs  # only for flows with such loops: parse time
+
     loop, items_task_id = loop_gate
     first.loop_gate, first.items_task_id, first.body_task_ids = loop, items_task_id, body_task_ids
     # The triggerer builds a task that starts there a template context from the serialized DAG,
@@ -88,7 +91,7 @@ def gate_on_earlier_iteration(
     first.params = ParamsDict()
     first.start_from_trigger = True
     first.start_trigger_args = StartTriggerArgs(
-        trigger_cls=f"{EarlierIterationTrigger.__module__}.{EarlierIterationTrigger.__qualname__}",
+        trigger_cls=EARLIER_ITERATION_TRIGGER,
         trigger_kwargs={
             "last_task_id": body_task_ids[-1],
             "items_task_id": items_task_id,

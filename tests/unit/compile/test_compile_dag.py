@@ -328,3 +328,11 @@ def test_a_gated_first_step_gets_its_params_in_the_triggerer_from_a_flow_with_a_
     for built in (dag, serialized):  # the worker's DAG, the triggerer's
         task = built.get_task("l_iterations.b0")
         assert process_params(built, task, {"work": "w"}, suppress_exception=False) == {"work": "w", "n": 3}
+
+
+def test_the_gate_names_the_iteration_trigger_without_importing_it_at_parse_time() -> None:
+    from airflow_openflow.compile.body import EARLIER_ITERATION_TRIGGER
+    from airflow_openflow.triggers.waits import EarlierIterationTrigger
+
+    cls = EarlierIterationTrigger
+    assert f"{cls.__module__}.{cls.__qualname__}" == EARLIER_ITERATION_TRIGGER

@@ -8,10 +8,12 @@ docs and single failing task carry the error, and the error is logged (``strict=
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import logging
 import os
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,6 +42,32 @@ def load_openflow_dags(
     ``schedules={"<flow path>": None | "<cron>" | <timetable>}`` overrides that per flow, and a
     ``schedule`` in ``dag_kwargs`` for every flow (docs/schedules.md).
     """
+    with _collector_paused():
+        return _load_openflow_dags(source, namespace, strict, dag_id_prefix, schedules, dag_kwargs)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector is paused while the DAGs are loaded: nearly every object
+    made is kept, and each collection pass, triggered by the allocations, walked the DAGs made so
+    far for nothing (a third of a warm parse of 200 flows; docs/performance.md)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_openflow_dags(
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    namespace: MutableMapping[str, Any] | None,
+    strict: bool,
+    dag_id_prefix: str,
+    schedules: Mapping[str, Any] | None,
+    dag_kwargs: dict[str, Any],
+) -> dict[str, Any]:
     from airflow.sdk import get_parsing_context
 
     from airflow_openflow.spec import FlowDocumentError, discover_flows
@@ -55,6 +83,9 @@ def load_openflow_dags(
         dag_kwargs=dag_kwargs,
         ignore_syntax=syntax,
         parse_cache=configured_parse_cache(),
+        # The DAG processor's parse reuses the DAGs built by earlier parses; a worker builds the
+        # one DAG it runs afresh.
+        reuse_dags=wanted is None,
     )
     dags: dict[str, Any] = {}
     for located in flows.located:
@@ -168,6 +199,7 @@ class FlowDags:
         dag_kwargs: Mapping[str, Any] | None = None,
         ignore_syntax: str | None = "glob",
         parse_cache: ParseCache | None = None,
+        reuse_dags: bool = False,
     ) -> None:
         from airflow_openflow.compile import dag_id_for_path
         from airflow_openflow.spec.paths import workspace_path_for
@@ -185,6 +217,7 @@ class FlowDags:
         self.dag_kwargs = dict(dag_kwargs or {})
         self.ignore_syntax = ignore_syntax
         self.parse_cache = parse_cache
+        self.reuse_dags = reuse_dags and parse_cache is not None
         # the schedule files under each searched root (or around a flow named on its own), read once
         self.indexes: dict[Path, ScheduleIndex] = {}
 
@@ -212,7 +245,9 @@ class FlowDags:
     def sub_flow_dag_id(self, child: Any) -> str | None:
         """A sub-flow that is one of these flows runs as a run of its own DAG (also in a worker
         building one DAG); asked only by flows that call sub-flows."""
-        file = child.source.file
+        return self._dag_id_of_file(child.source.file)
+
+    def _dag_id_of_file(self, file: str | None) -> str | None:
         return self._dag_ids_by_flow.get(_flow_key(Path(file))) if file else None
 
     def flow_schedule(
@@ -247,32 +282,143 @@ class FlowDags:
 
         path, root, flow_path, dag_id, found_in_root = located
         root_of_workspace = located.workspace_root
-        if self.parse_cache is None:
-            flow, problems = prepare_document(path, root_of_workspace)
-        else:
-            flow, problems = self.parse_cache.load(
-                path, root_of_workspace, functools.partial(prepare_document, path, root_of_workspace)
-            )
+        prepare = functools.partial(prepare_document, path, root_of_workspace)
+        loaded = (
+            None if self.parse_cache is None else self.parse_cache.lookup(path, root_of_workspace, prepare)
+        )
         schedule, schedule_problems = self.flow_schedule(path, root, flow_path, found_in_root=found_in_root)
+        dag_kwargs = self.dag_kwargs
+        if schedule is not None:  # the flow's own schedule: the DAG file's for every flow is not used
+            dag_kwargs = {k: v for k, v in dag_kwargs.items() if k != "schedule"}
+        kept = None
+        if self.reuse_dags and loaded is not None and loaded.source is not None:
+            kept = KeptDag.name_for(dag_id, flow_path, self.fileloc, schedule, schedule_problems, dag_kwargs)
+            if kept is not None and loaded.hit:
+                reused = kept.read(self.parse_cache, loaded.source, self._dag_id_of_file)  # type: ignore[arg-type]
+                if reused is not None:
+                    return reused
+        flow, problems = loaded.prepared() if loaded is not None else prepare()
         problems = [*problems, *schedule_problems]
         errors = [p for p in problems if p.severity == "error"]
         warnings = [p for p in problems if p.severity != "error"]
         if errors:
             raise FlowDocumentError(errors, warnings)
-        dag_kwargs = self.dag_kwargs
-        if schedule is not None:  # the flow's own schedule: the DAG file's for every flow is not used
-            dag_kwargs = {k: v for k, v in dag_kwargs.items() if k != "schedule"}
+        sub_flows: dict[str | None, str | None] = {}
+
+        def sub_flow_dag_id(child: Any) -> str | None:
+            sub_flows[child.source.file] = self._dag_id_of_file(child.source.file)
+            return sub_flows[child.source.file]
+
         dag = build_dag(
             flow,
             dag_id=dag_id,
             fileloc=self.fileloc,
             warnings=warnings,
-            sub_flow_dag_id=self.sub_flow_dag_id,
+            sub_flow_dag_id=sub_flow_dag_id,
             flow_path=flow_path,
             flow_schedule=schedule,
             **dag_kwargs,
         )
+        if kept is not None and loaded is not None and loaded.source is not None:
+            kept.write(self.parse_cache, loaded.source, dag, warnings, sub_flows)  # type: ignore[arg-type]
         return dag, warnings
+
+
+class KeptDag(NamedTuple):
+    """A flow's DAG as an earlier parse built it, kept in the parse cache (a derived entry of the
+    flow's load): a warm parse unpickles it instead of building it again (``compat.dag_pickle``).
+
+    Its name covers everything the DAG is built from besides the flow's load: the dag_id, the DAG
+    file, the schedule, the DAG keyword arguments, this package's code, the installed Airflow
+    distributions and Airflow's configuration (``_build_environment``). Which sub-flows are DAGs of
+    the same load is checked when it is read. DAG keyword arguments that reference code of the DAG
+    file itself (a callback defined there) cannot be kept: such flows are built in every parse."""
+
+    name: str
+
+    @classmethod
+    def name_for(
+        cls,
+        dag_id: str,
+        flow_path: str,
+        fileloc: str | None,
+        schedule: Any,
+        schedule_problems: list[Problem],
+        dag_kwargs: Mapping[str, Any],
+    ) -> KeptDag | None:
+        import hashlib
+
+        from airflow_openflow.compat import dag_pickle
+
+        if any(p.severity == "error" for p in schedule_problems):
+            return None
+        inputs = dag_pickle.checked_dumps(
+            (dag_id, flow_path, fileloc, schedule, schedule_problems, dict(dag_kwargs))
+        )
+        if inputs is None:
+            return None
+        digest = hashlib.sha256(inputs)
+        digest.update(_build_environment().encode("utf-8", "surrogateescape"))
+        return cls(f"dag:{digest.hexdigest()}")
+
+    def read(self, cache: ParseCache, source: str, dag_id_of_file: Any) -> tuple[Any, list[Problem]] | None:
+        from airflow_openflow.compat import dag_pickle
+
+        data = cache.get_derived(self.name, source)
+        if data is None:
+            return None
+        try:
+            dag, warnings, sub_flows = dag_pickle.loads(data)
+        except Exception as exc:  # another release's entry, or damaged: built again
+            log.debug("kept DAG %s not used: %s", self.name, exc)
+            return None
+        if any(dag_id_of_file(file) != dag_id for file, dag_id in sub_flows.items()):
+            return None  # a sub-flow became, or stopped being, a DAG of this load
+        return dag, warnings
+
+    def write(
+        self,
+        cache: ParseCache,
+        source: str,
+        dag: Any,
+        warnings: list[Problem],
+        sub_flows: dict[str | None, str | None],
+    ) -> None:
+        from airflow_openflow.compat import dag_pickle
+
+        data = dag_pickle.dumps((dag, warnings, sub_flows))
+        if data is not None:
+            cache.put_derived(self.name, source, data)
+
+
+@functools.cache
+def _build_environment() -> str:
+    """What a built DAG depends on besides its flow and arguments, once per process: this
+    package's code, the installed Airflow distributions (their versions), the configuration
+    (``AIRFLOW__*`` variables, the configuration file)."""
+    import airflow
+
+    package = Path(__file__).parent
+    code = sorted(
+        (str(f.relative_to(package)), f.stat().st_size, f.stat().st_mtime_ns) for f in package.rglob("*.py")
+    )
+    site = Path(next(iter(airflow.__path__))).parent
+    try:
+        distributions = sorted(
+            n for n in os.listdir(site) if n.startswith("apache_airflow") and n.endswith(".dist-info")
+        )
+    except OSError:
+        distributions = []
+    config_file = os.environ.get("AIRFLOW_CONFIG") or os.path.join(
+        os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "airflow.cfg"
+    )
+    try:
+        config = os.stat(config_file)
+        config_stat: tuple[int, int] | None = (config.st_size, config.st_mtime_ns)
+    except OSError:
+        config_stat = None
+    variables = sorted((k, v) for k, v in os.environ.items() if k.startswith("AIRFLOW__"))
+    return repr((code, distributions, config_file, config_stat, variables))
 
 
 def _report_schedule_leftovers(

@@ -4,7 +4,7 @@ While a :class:`ReadLog` is active (``with ReadLog() as log:``), the spec layer'
 each file it reads (by the hash of its bytes) and each folder it looks into for files that may or
 may not be there (by the hash of its sorted entry names): a script found by globbing, a flow file
 probed in a folder, ``wmill.yaml``. A cached result is valid while every noted file still has the
-same bytes and every noted folder the same entries (:meth:`ReadLog.still_valid`).
+same bytes and every noted folder the same entries (spec/parse_cache.py checks that).
 
 Noting costs nothing when no log is active (a context variable lookup).
 """
@@ -39,12 +39,6 @@ class ReadLog:
         assert self._token is not None
         _active.reset(self._token)
 
-    def still_valid(self) -> bool:
-        """Whether every noted file and folder is as it was noted."""
-        return all(_file_digest(path) == digest for path, digest in self.files.items()) and all(
-            _folder_digest(path) == digest for path, digest in self.folders.items()
-        )
-
 
 def note_read(path: str | os.PathLike[str], data: bytes) -> None:
     """A file was read (and its folder looked into)."""
@@ -58,7 +52,7 @@ def note_file(path: str | os.PathLike[str]) -> None:
     """A file whose content matters although it is not read now (read once and kept in memory)."""
     log = _active.get()
     if log is not None and os.fspath(path) not in log.files:
-        log.files[os.fspath(path)] = _file_digest(os.fspath(path))
+        log.files[os.fspath(path)] = file_digest(os.fspath(path))
 
 
 def note_folder(path: str | os.PathLike[str]) -> None:
@@ -67,14 +61,14 @@ def note_folder(path: str | os.PathLike[str]) -> None:
     if log is not None:
         folder = os.fspath(path)
         if folder not in log.folders:
-            log.folders[folder] = _folder_digest(folder)
+            log.folders[folder] = folder_digest(folder)
 
 
 #: Larger than any file the loader reads (spec/workspace.py MAX_FILE_BYTES): such a file is MISSING.
 _DIGEST_LIMIT = 16 * 1024 * 1024
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str) -> str:
     """Never blocks: a FIFO or device put where a file was is MISSING, as is a file over the limit."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -96,7 +90,7 @@ def _file_digest(path: str) -> str:
         os.close(fd)
 
 
-def _folder_digest(path: str) -> str:
+def folder_digest(path: str) -> str:
     try:
         names = sorted(os.listdir(path))
     except (OSError, ValueError):

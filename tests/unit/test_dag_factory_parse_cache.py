@@ -1,14 +1,18 @@
 """load_openflow_dags with the parse cache (``[openflow] parse_cache``): the DAG processor's re-parse
-reuses each unchanged flow's load result, an edited script is in the next parse's DAG, and the
-cache can be turned off."""
+reuses each unchanged flow's load result and the DAG built from it, an edited script (or anything
+else the DAG is built from) is in the next parse's DAG, and the cache can be turned off."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from airflow_openflow import load_openflow_dags
+import airflow_openflow.compile
+from airflow_openflow import dag_factory, load_openflow_dags
 
 FLOW = """\
 summary: cached
@@ -43,10 +47,11 @@ def test_a_reparse_uses_the_cache_and_sees_an_edited_script(
     monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE_DIR", str(cache))
     flows = _flows(tmp_path)
     assert "first" in _script_of(load_openflow_dags(flows))
-    (entry,) = cache.glob("*.pickle")
-    written = entry.stat().st_mtime_ns
+    entries = sorted(cache.glob("*.pickle"))
+    assert len(entries) == 2  # the flow's load result and its DAG
+    written = [entry.stat().st_mtime_ns for entry in entries]
     assert "first" in _script_of(load_openflow_dags(flows))
-    assert entry.stat().st_mtime_ns == written  # used, not written again
+    assert [entry.stat().st_mtime_ns for entry in entries] == written  # used, not written again
 
     (flows / "f/app/cached.flow/a.inline_script.py").write_text("def main():\n    return 'second'\n")
     assert "second" in _script_of(load_openflow_dags(flows))
@@ -58,3 +63,156 @@ def test_the_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE", "False")
     assert "first" in _script_of(load_openflow_dags(_flows(tmp_path)))
     assert not cache.exists()
+
+
+def _serialized(dag: Any) -> str:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return json.dumps(DagSerialization.to_dict(dag), sort_keys=True, default=str)
+
+
+def _count_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    built: list[str] = []
+    real = airflow_openflow.compile.build_dag
+
+    def counting(flow: Any, **kwargs: Any) -> Any:
+        built.append(kwargs["dag_id"])
+        return real(flow, **kwargs)
+
+    monkeypatch.setattr(airflow_openflow.compile, "build_dag", counting)
+    return built
+
+
+WIDE_FLOW = {
+    "summary": "every kind of task",
+    "schema": {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "who": {"type": "string", "default": "Ada"}},
+        "required": ["n"],
+    },
+    "value": {
+        "modules": [
+            {
+                "id": "loop",
+                "value": {
+                    "type": "forloopflow",
+                    "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+                    "skip_failures": False,
+                    "parallel": True,
+                    "parallelism": {"type": "javascript", "expr": "flow_input.n"},
+                    "modules": [{"id": "twice", "value": {"type": "identity"}}],
+                },
+            },
+            {
+                "id": "pick",
+                "value": {
+                    "type": "branchone",
+                    "branches": [
+                        {
+                            "expr": "flow_input.n > 1",
+                            "modules": [{"id": "big", "value": {"type": "identity"}}],
+                        }
+                    ],
+                    "default": [{"id": "small", "value": {"type": "identity"}}],
+                },
+            },
+            {"id": "child", "value": {"type": "flow", "path": "f/app/child", "input_transforms": {}}},
+            {"id": "nap", "sleep": {"type": "static", "value": 1}, "value": {"type": "identity"}},
+        ]
+    },
+}
+
+
+def test_a_warm_parse_reuses_each_dag_and_it_is_the_dag_a_fresh_build_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loops, a branch, a sub-flow that is a DAG of the same load, a sleep, a required input (whose
+    Param holds Airflow's NOTSET), a schedule file: unpickled, the DAG serializes exactly as a
+    fresh build does."""
+    monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE_DIR", str(tmp_path / "cache"))
+    flows = tmp_path / "flows"
+    (flows / "f" / "app").mkdir(parents=True)
+    (flows / "f/app/wide.flow.json").write_text(json.dumps(WIDE_FLOW))
+    (flows / "f/app/child.flow.json").write_text(json.dumps({"summary": "child", "value": {"modules": []}}))
+    (flows / "f/app/wide.schedule.yaml").write_text(
+        "schedule: 0 0 9 * * *\ntimezone: Europe/Paris\nscript_path: f/app/wide\nis_flow: true\n"
+    )
+    built = _count_builds(monkeypatch)
+    first = load_openflow_dags(flows)
+    assert sorted(built) == ["f__app__child", "f__app__wide"]
+    again = load_openflow_dags(flows)
+    assert sorted(built) == ["f__app__child", "f__app__wide"]  # nothing built again
+    assert again["f__app__wide"] is not first["f__app__wide"]
+    assert again["f__app__wide"].params["who"] == "Ada"
+    for dag_id in first:
+        assert _serialized(again[dag_id]) == _serialized(first[dag_id])
+    monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE", "False")
+    fresh = load_openflow_dags(flows)
+    for dag_id in first:
+        assert _serialized(again[dag_id]) == _serialized(fresh[dag_id])
+
+
+def test_what_the_dag_is_built_from_besides_the_flow_builds_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE_DIR", str(tmp_path / "cache"))
+    flows = tmp_path / "flows"
+    (flows / "f" / "app").mkdir(parents=True)
+    (flows / "f/app/wide.flow.json").write_text(json.dumps(WIDE_FLOW))
+    (flows / "f/app/child.flow.json").write_text(json.dumps({"summary": "child", "value": {"modules": []}}))
+    built = _count_builds(monkeypatch)
+    assert load_openflow_dags(flows)["f__app__wide"].max_active_runs == 16
+    # the DAG keyword arguments
+    assert load_openflow_dags(flows, max_active_runs=2)["f__app__wide"].max_active_runs == 2
+    assert (
+        load_openflow_dags(flows, max_active_runs=2, dag_id_prefix="x_")["x_f__app__wide"].max_active_runs
+        == 2
+    )
+    # a schedule file added
+    (flows / "f/app/wide.schedule.yaml").write_text(
+        "schedule: 0 0 9 * * *\ntimezone: UTC\nscript_path: f/app/wide\nis_flow: true\n"
+    )
+    assert type(load_openflow_dags(flows)["f__app__wide"].timetable).__name__ == "CronTriggerTimetable"
+    # the sub-flow is no longer a DAG of this load: the step runs it in its own task
+    with_child = _serialized(load_openflow_dags(flows)["f__app__wide"])
+    (flows / ".airflowignore").write_text("**/child.flow.json\n")
+    alone = load_openflow_dags(flows)
+    assert set(alone) == {"f__app__wide"}
+    assert _serialized(alone["f__app__wide"]) != with_child
+    # Airflow's configuration
+    dag_factory._build_environment.cache_clear()
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG", "3")
+    try:
+        assert load_openflow_dags(flows)["f__app__wide"].max_active_runs == 3
+    finally:
+        dag_factory._build_environment.cache_clear()
+    assert built.count("f__app__wide") == 5 and built.count("x_f__app__wide") == 1
+
+
+def _on_failure(context: Any) -> None:
+    pass
+
+
+def test_a_dag_whose_arguments_reference_the_dag_file_is_built_in_every_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A callback defined in the DAG file cannot be unpickled while that file is being parsed."""
+    monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE_DIR", str(tmp_path / "cache"))
+    built = _count_builds(monkeypatch)
+    flows = _flows(tmp_path)
+    for _ in range(2):
+        (dag,) = load_openflow_dags(flows, default_args={"on_failure_callback": _on_failure}).values()
+        assert dag.get_task("a").on_failure_callback == [_on_failure]
+    assert len(built) == 2
+    assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1  # the load result only
+
+
+def test_a_worker_builds_its_one_dag_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__OPENFLOW__PARSE_CACHE_DIR", str(tmp_path / "cache"))
+    flows = _flows(tmp_path)
+    load_openflow_dags(flows)
+    built = _count_builds(monkeypatch)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "f__app__cached")
+    assert set(load_openflow_dags(flows)) == {"f__app__cached"}
+    assert built == ["f__app__cached"]
+    assert os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] == "f__app__cached"

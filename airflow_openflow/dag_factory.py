@@ -70,13 +70,16 @@ def _load_openflow_dags(
 ) -> dict[str, Any]:
     from airflow.sdk import get_parsing_context
 
-    from airflow_openflow.spec import FlowDocumentError, discover_flows
+    from airflow_openflow.spec import FlowDocumentError
+    from airflow_openflow.spec.discover import scan_flows
 
     wanted = get_parsing_context().dag_id  # set in a worker: build only that DAG
     dag_file = namespace.get("__file__") if namespace is not None else None
     syntax = ignore_file_syntax()
+    flow_paths, schedule_files = _flow_paths(source, functools.partial(scan_flows, ignore_syntax=syntax))
     flows = FlowDags(
-        _flow_paths(source, functools.partial(discover_flows, ignore_syntax=syntax)),
+        flow_paths,
+        walked_schedule_files=schedule_files,
         dag_id_prefix=dag_id_prefix,
         schedules=schedules,
         fileloc=dag_file,
@@ -200,6 +203,7 @@ class FlowDags:
         ignore_syntax: str | None = "glob",
         parse_cache: ParseCache | None = None,
         reuse_dags: bool = False,
+        walked_schedule_files: Mapping[Path, list[Path]] | None = None,
     ) -> None:
         from airflow_openflow.compile import dag_id_for_path
         from airflow_openflow.spec.paths import workspace_path_for
@@ -220,6 +224,8 @@ class FlowDags:
         self.reuse_dags = reuse_dags and parse_cache is not None
         # the schedule files under each searched root (or around a flow named on its own), read once
         self.indexes: dict[Path, ScheduleIndex] = {}
+        # the schedule files the search for flows saw under each folder it walked: not walked again
+        self.walked_schedule_files = dict(walked_schedule_files or {})
 
     def clash_message(self, dag_id: str) -> str | None:
         """Why ``dag_id`` cannot be loaded when several documents map to it (``a.json`` + ``a.yaml``,
@@ -268,7 +274,12 @@ class FlowDags:
             return None, []  # the DAG keyword for every flow wins over the files
         root, recursive = schedule_folder(path, root, found_in_root=found_in_root)
         if root not in self.indexes:
-            self.indexes[root] = index_schedules(root, recursive=recursive, ignore_syntax=self.ignore_syntax)
+            self.indexes[root] = index_schedules(
+                root,
+                recursive=recursive,
+                ignore_syntax=self.ignore_syntax,
+                files=self.walked_schedule_files.get(root) if recursive else None,
+            )
         files = self.indexes[root].for_flow(path)
         if schedules is not None and overridden:
             return dag_schedule(files, override=schedules[flow_path], source=f"schedules[{flow_path!r}]")
@@ -448,23 +459,27 @@ def _flow_key(path: Path) -> Path:
 
 
 def _flow_paths(
-    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], discover: Any
-) -> list[tuple[Path, Path, bool]]:
-    """(flow path, root, found in root) triples (see :class:`Located`)."""
+    source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], scan: Any
+) -> tuple[list[tuple[Path, Path, bool]], dict[Path, list[Path]]]:
+    """(flow path, root, found in root) triples (see :class:`Located`), and the schedule files the
+    walk of each searched folder saw (``scan`` gives a ``spec.discover.Discovery``)."""
     from airflow_openflow.spec.paths import flow_folder_of
     from airflow_openflow.spec.workspace import repository_root_within
 
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     found: list[tuple[Path, Path, bool]] = []
+    schedule_files: dict[Path, list[Path]] = {}
     for item in sources:
         path = Path(item).expanduser().resolve()
         if path.is_dir() and flow_folder_of(path) is None:
+            discovery = scan(path)
+            schedule_files[path] = discovery.schedule_files
             # A repository kept in a sub-folder (its own wmill.yaml) is the workspace of its flows.
-            found.extend((doc, repository_root_within(doc, path), True) for doc in discover(path))
+            found.extend((doc, repository_root_within(doc, path), True) for doc in discovery.flows)
         else:
             folder = flow_folder_of(path)
             found.append((path, (folder or path).parent, False))
-    return found
+    return found, schedule_files
 
 
 def _invalid_flow_dag(dag_id: str, flow_path: str, path: Path, error_text: str, dag_file: str | None) -> Any:

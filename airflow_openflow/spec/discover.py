@@ -33,7 +33,12 @@ from airflow_openflow.spec.ignore import (
     nearest_wmill_scope,
     read_wmill_scope,
 )
-from airflow_openflow.spec.paths import DOCUMENT_SUFFIXES, FLOW_FILE_NAMES, FLOW_FOLDER_SUFFIXES
+from airflow_openflow.spec.paths import (
+    DOCUMENT_SUFFIXES,
+    FLOW_FILE_NAMES,
+    FLOW_FOLDER_SUFFIXES,
+    SCHEDULE_SUFFIXES,
+)
 from airflow_openflow.spec.workspace import is_regular_file
 
 log = logging.getLogger(__name__)
@@ -80,10 +85,13 @@ _FLOW_FILE_SUFFIXES = tuple(f".flow{suffix}" for suffix in DOCUMENT_SUFFIXES)
 
 @dataclass
 class Discovery:
-    """What :func:`scan_flows` found: the flow documents and the files skipped, with why."""
+    """What :func:`scan_flows` found: the flow documents and the files skipped, with why; and the
+    schedule files seen on the way, which ``spec.schedules.index_schedules`` takes instead of
+    walking the folder again."""
 
     flows: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    schedule_files: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ def scan_flows(folder: str | os.PathLike[str], *, ignore_syntax: str | None = "g
             result.flows.append(path)
             continue
         name = path.name
+        if name.lower().endswith(SCHEDULE_SUFFIXES):
+            result.schedule_files.append(path)
         if name.startswith(".") or name in _METADATA_NAMES:
             skip(path, "Windmill or tooling metadata" if not name.startswith(".") else "hidden")
             continue
@@ -135,6 +145,7 @@ def scan_flows(folder: str | os.PathLike[str], *, ignore_syntax: str | None = "g
         else:
             skip(path, reason)
     result.flows.sort()
+    result.schedule_files.sort()
     return result
 
 

@@ -220,12 +220,14 @@ class ParseCache:
             log.warning("the OpenFlow parse cache in %s is not used for this parse: %s", self.directory, exc)
 
 
+@functools.cache
 def fast_reducers() -> dict[type, Callable[[Any], tuple[Any, ...]]]:
     """A pickle ``dispatch_table`` for the spec's dataclasses: each is pickled as
     ``cls(*field values)``, unpickled through its ``__init__``, several times faster than the
     ``__setstate__`` slotted dataclasses get (which looks up the fields for every object). A table
     rather than ``reducer_override``: the C pickler looks a type up in it without calling Python
-    for every other object."""
+    for every other object. Made once, from the spec modules imported by then (the loader imports
+    them all); a dataclass missing from it is pickled the ordinary way."""
     table: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
     for name, module in list(sys.modules.items()):
         if not name.startswith("airflow_openflow.spec.") or module is None:
@@ -239,6 +241,11 @@ def fast_reducers() -> dict[type, Callable[[Any], tuple[Any, ...]]]:
             ):
                 table[kind] = functools.partial(_reduce_dataclass, fields)
     return table
+
+
+@functools.cache
+def _dispatch_table() -> dict[type, Any]:
+    return {**copyreg.dispatch_table, **fast_reducers()}
 
 
 def _reduce_dataclass(fields: tuple[str, ...], obj: Any) -> tuple[Any, ...]:
@@ -255,7 +262,7 @@ def _init_fields(kind: type) -> tuple[str, ...] | None:
 def _dumps(value: object) -> bytes:
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {**copyreg.dispatch_table, **fast_reducers()}
+    pickler.dispatch_table = _dispatch_table()
     pickler.dump(value)
     return buffer.getvalue()
 

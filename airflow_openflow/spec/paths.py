@@ -7,6 +7,8 @@ from pathlib import Path
 FLOW_FOLDER_SUFFIXES = (".flow", "__flow")
 FLOW_FILE_NAMES = ("flow.yaml", "flow.yml", "flow.json")
 DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+#: Windmill schedule files: ``<path>.schedule.yaml`` (spec/schedules.py).
+SCHEDULE_SUFFIXES = (".schedule.yaml", ".schedule.yml", ".schedule.json")
 
 
 def flow_folder_of(path: Path) -> Path | None:

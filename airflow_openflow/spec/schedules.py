@@ -5,7 +5,8 @@ A schedule file holds ``schedule`` (a cron expression whose first field is the s
 ``is_flow``, ``args`` (the scheduled run's inputs) and ``enabled``. Its own path comes from its file
 name; it is linked to its flow by ``script_path`` only, so it may sit anywhere in the repository.
 
-This runs at every DAG-file parse: one walk of the folder for ``*.schedule.*`` names, then each
+This runs at every DAG-file parse: the ``*.schedule.*`` names the walk for flows saw
+(``spec/discover.py``; a walk of its own where there was none), then each
 schedule file (a few lines) is read with libyaml's C loader. No Airflow import; ``croniter`` (a
 dependency of Airflow, pure Python) checks the cron expression only when there is one to check.
 """
@@ -26,11 +27,10 @@ import yaml
 from airflow_openflow.spec.discover import walk_workspace
 from airflow_openflow.spec.errors import Problem
 from airflow_openflow.spec.locate import with_lines, with_lines_from_file
-from airflow_openflow.spec.paths import flow_folder_of
+from airflow_openflow.spec.paths import SCHEDULE_SUFFIXES, flow_folder_of
 from airflow_openflow.spec.subflows import _CANDIDATES as _FLOW_CANDIDATES
 from airflow_openflow.spec.yaml_io import load_yaml
 
-SCHEDULE_SUFFIXES = (".schedule.yaml", ".schedule.yml", ".schedule.json")
 #: How many folders above a schedule file are tried as the repository root for ``script_path``.
 _MAX_LEVELS = 12
 #: croner's named schedules (Windmill's cron parser); mapped to Airflow's presets.
@@ -332,7 +332,11 @@ class ScheduleIndex:
 
 
 def index_schedules(
-    folder: str | os.PathLike[str], *, recursive: bool = True, ignore_syntax: str | None = "glob"
+    folder: str | os.PathLike[str],
+    *,
+    recursive: bool = True,
+    ignore_syntax: str | None = "glob",
+    files: Iterable[Path] | None = None,
 ) -> ScheduleIndex:
     """Read every schedule file under ``folder`` and attach it to its flow.
 
@@ -342,9 +346,13 @@ def index_schedules(
     keeps each schedule with its own environment's flow. A schedule for a script (``is_flow:
     false``) is skipped. A file too broken to name its flow is attached to the flow of the same
     name next to it (Windmill's primary schedule has its flow's path), else kept as an orphan.
+    ``files``: the schedule files under ``folder`` when already found (``Discovery.schedule_files``
+    of the same folder, same ``ignore_syntax``); else the folder is walked.
     """
     index = ScheduleIndex()
-    for path in find_schedule_files(folder, recursive=recursive, ignore_syntax=ignore_syntax):
+    if files is None:
+        files = find_schedule_files(folder, recursive=recursive, ignore_syntax=ignore_syntax)
+    for path in files:
         schedule = read_schedule_file(path)
         if not schedule.is_flow:  # a script's schedule, whatever else is wrong with it
             continue

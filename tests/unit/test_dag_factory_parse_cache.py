@@ -216,3 +216,26 @@ def test_a_worker_builds_its_one_dag_afresh(tmp_path: Path, monkeypatch: pytest.
     assert set(load_openflow_dags(flows)) == {"f__app__cached"}
     assert built == ["f__app__cached"]
     assert os.environ["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] == "f__app__cached"
+
+
+def test_one_walk_of_the_folder_finds_the_flows_and_their_schedule_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_openflow.spec import discover, schedules
+
+    flows = _flows(tmp_path)
+    (flows / "f/app/cached.schedule.yaml").write_text(
+        "schedule: 0 0 9 * * *\ntimezone: UTC\nscript_path: f/app/cached\nis_flow: true\n"
+    )
+    walks: list[Path] = []
+    real = discover.walk_workspace
+
+    def counting(folder: Any, **kwargs: Any) -> Any:
+        walks.append(Path(folder))
+        return real(folder, **kwargs)
+
+    monkeypatch.setattr(discover, "walk_workspace", counting)
+    monkeypatch.setattr(schedules, "walk_workspace", counting)
+    (dag,) = load_openflow_dags(flows).values()
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert walks == [flows]

@@ -47,6 +47,10 @@ class AirflowStepContext:
         self._plan = plan
         self._ti = context["ti"]
         self._iteration = iteration  # the item of this loop iteration (mapped loop steps)
+        # Step results pulled by this task: ``previous_result`` and ``results.<id>`` of the same
+        # step are one XCom read (each read is an Execution API call). Readers get JSON copies
+        # (runtime/expression_engine.py), so the value kept here is never changed.
+        self._pulled: dict[str, Any] = {}
 
     @cached_property
     def run_input(self) -> Any:
@@ -153,4 +157,6 @@ class AirflowStepContext:
         return AirflowWmillBackend(self._context, self._plan, module)
 
     def _pull(self, task_id: str) -> Any:
-        return self._ti.xcom_pull(task_ids=task_id, key="return_value")
+        if task_id not in self._pulled:
+            self._pulled[task_id] = self._ti.xcom_pull(task_ids=task_id, key="return_value")
+        return self._pulled[task_id]

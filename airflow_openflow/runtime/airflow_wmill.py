@@ -72,6 +72,11 @@ class AirflowWmillBackend:
         # Airflow sets max_tries = try_number + retries when a task is cleared, never on a retry.
         return int(self._ti.max_tries)
 
+    @property
+    def first_try(self) -> bool:
+        # try_number keeps counting across clears: 1 only before any retry or clear.
+        return int(self._ti.try_number) <= 1
+
     # -- flow user state --------------------------------------------------------------------------
 
     def set_flow_user_state(self, key: str, value: Any) -> None:

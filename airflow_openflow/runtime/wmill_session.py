@@ -103,6 +103,10 @@ class WmillBackend(Protocol):
     @property
     def checkpoint_epoch(self) -> int: ...
 
+    @property
+    def first_try(self) -> bool:
+        """This is the first try of the task instance: no earlier try left checkpoints."""
+
     def record_sub_tasks(self, records: list[dict[str, Any]]) -> None: ...
 
 
@@ -283,6 +287,8 @@ class WmillSession:
             self.backend.record_sub_tasks(self.records)
         if self.store is None or not (succeeded or final):
             return
+        if self._calls == 0 and self.backend is not None and self.backend.first_try:
+            return  # nothing checkpointed, now or before: no read of the store
         index_key = f"{_CHECKPOINT_PREFIX}:{self.step_id}"
         saved = self.store.get(index_key)
         count = max(self._calls, int(saved.get("calls", 0)) if isinstance(saved, Mapping) else 0)

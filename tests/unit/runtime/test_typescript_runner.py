@@ -281,6 +281,7 @@ class MemoryBackend:
     flow_path = "f/team/flow"
     trigger = "user"
     checkpoint_epoch = 0
+    first_try = False
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {"var:f/team/greeting": "hello", "flow:seed": 41}

@@ -33,6 +33,7 @@ class Backend:
 
     def __init__(self, epoch: int = 0) -> None:
         self.checkpoint_epoch = epoch
+        self.first_try = False  # as on a retry: finish() looks for earlier checkpoints
         self.recorded: list[list[dict[str, Any]]] = []
 
     def record_sub_tasks(self, records: list[dict[str, Any]]) -> None:

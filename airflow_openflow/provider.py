@@ -66,9 +66,10 @@ CONFIG: dict[str, Any] = {
                 default="",
             ),
             "parse_cache": _option(
-                "Whether ``load_openflow_dags`` keeps each flow's load result on disk and reuses it "
-                "while none of the files it read changed (the DAG processor re-parses every flow "
-                "every ``min_file_process_interval``). ``False``: every parse loads every flow.\n",
+                "Whether ``load_openflow_dags`` keeps each flow's load result and built DAG on disk "
+                "and reuses them while nothing they were made from changed (the DAG processor "
+                "re-parses every flow every ``min_file_process_interval``). ``False``: every parse "
+                "loads and builds every flow.\n",
                 example="False",
                 default="True",
             ),

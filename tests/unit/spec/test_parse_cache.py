@@ -269,3 +269,27 @@ def test_entries_unused_for_a_week_are_deleted_once_a_day(repo: Path, tmp_path: 
     os.utime(again, (week_and_a_day, week_and_a_day))
     load(ParseCache(folder), repo)
     assert again.exists()  # pruned today already
+
+
+def test_files_unchanged_for_a_while_are_checked_by_their_stat_and_an_edit_of_the_same_size_is_seen(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hour_ago = time.time() - 3600
+    for path in [repo, *repo.rglob("*")]:
+        os.utime(path, (hour_ago, hour_ago))
+    cache = ParseCache(tmp_path / "cache")
+    load(cache, repo)
+    hashed: list[str] = []
+    real = parse_cache_module.file_digest
+
+    def counting(path: str) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(parse_cache_module, "file_digest", counting)
+    load(cache, repo)
+    assert cache.hits == 1 and hashed == []  # every file vouched for by its stat
+    script = repo / "f/app/main.flow/a.inline_script.py"
+    script.write_text(script.read_text().replace("1", "7"))  # same size, new mtime
+    assert "return 7" in str(load(cache, repo))
+    assert cache.misses == 2 and str(script) in hashed

@@ -11,6 +11,7 @@ pin, run those tests against the new version first.
 - ``api_server``: what the approvals plugin needs inside the API server.
 - ``operators``: what an operator subclass must know of how Airflow calls its ``__init__``.
 - ``metadata``: the ``run_flow`` runner's access to the metadata database and configuration.
+- ``dag_pickle``: built DAGs kept between parses (the parse cache), and the sentinels they hold.
 """
 
 #: The Airflow versions the contracts were checked on.

@@ -22,3 +22,13 @@ os.environ["AIRFLOW__OPENFLOW__PARSE_CACHE_DIR"] = str(_HOME / "parse-cache")  #
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish() -> None:
+    """Stop the servers ``run_flow`` started in this process (API server, triggerer) now: an xdist
+    worker may end without running its atexit handlers, which left them running after the suite."""
+    import sys
+
+    runner = sys.modules.get("airflow_openflow.runner")
+    if runner is not None:
+        runner.close_runner()

@@ -22,3 +22,15 @@ os.environ["AIRFLOW__OPENFLOW__PARSE_CACHE_DIR"] = str(_HOME / "parse-cache")  #
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish() -> None:
+    """Stop the servers ``run_flow`` started in this process (API server, triggerer) and remove the
+    session's AIRFLOW_HOME now: an xdist worker may end without running its atexit handlers, which
+    left both behind after the suite."""
+    import sys
+
+    runner = sys.modules.get("airflow_openflow.runner")
+    if runner is not None:
+        runner.close_runner()
+    shutil.rmtree(_HOME, ignore_errors=True)

@@ -30,8 +30,6 @@ import pytest
 from tests.flows import script
 from tests.integration.deployment import AirflowDeployment
 
-pytestmark = pytest.mark.xdist_group("faults")
-
 REPO = Path(__file__).resolve().parents[2]
 
 #: How long the scheduler lets a running task go without a heartbeat (Airflow's default: 300 s).

@@ -15,8 +15,6 @@ import pytest
 from tests.integration.deployment import AirflowDeployment
 from tests.integration.test_schedules import FLOW  # the same flow, run by the real scheduler
 
-pytestmark = pytest.mark.xdist_group("test_scheduled_runs")
-
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "f__examples__tick"
 

@@ -26,8 +26,6 @@ from tests.flows import flow, py
 from tests.integration.deployment import AirflowDeployment
 from tests.integration.test_deployment import CHILD_FLOW, PARENT_FLOW
 
-pytestmark = pytest.mark.xdist_group("waits")
-
 REPO = Path(__file__).resolve().parents[2]
 
 LOCAL_EXECUTOR = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
@@ -147,6 +145,23 @@ def _all_task_instances(deployment: AirflowDeployment, dag_id: str, run_id: str)
     return list(body["task_instances"])
 
 
+def _loop_task_instances(deployment: AirflowDeployment) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Every task instance of the runs of ``one_step_loop`` and ``two_step_loop``, by run, in one
+    request."""
+    body = deployment.api("GET", "/dags/~/dagRuns/~/taskInstances?dag_id_pattern=step_loop&limit=100")
+    assert body["total_entries"] == len(body["task_instances"]), body["total_entries"]  # one page
+    by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for ti in body["task_instances"]:
+        by_run.setdefault((ti["dag_id"], ti["dag_run_id"]), []).append(ti)
+    return by_run
+
+
+def _loop_run_states(deployment: AirflowDeployment) -> list[tuple[str, str, str]]:
+    """(dag id, run id, state) of every run of ``one_step_loop`` and ``two_step_loop``."""
+    body = deployment.api("GET", "/dags/~/dagRuns?dag_id_pattern=step_loop&limit=100")
+    return [(run["dag_id"], run["dag_run_id"], run["state"]) for run in body["dag_runs"]]
+
+
 def test_the_resume_race_of_airflow_3_3_2_is_real_here(deployment: AirflowDeployment) -> None:
     """Control: tasks resumed in a worker before the workload that deferred them has ended are
     failed by the scheduler ("state mismatch"). If this starts failing, Airflow fixed
@@ -174,13 +189,16 @@ def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment
     deadline = time.monotonic() + 300
     pending = set(runs)
     while pending and time.monotonic() < deadline:
+        # Two requests for all five runs (not two per run): the API server shares the two cores
+        # with the scheduler, the triggerer and the tasks whose latency this test waits on.
+        by_run = _loop_task_instances(deployment)
         for dag_id, run_id in sorted(pending):
-            tis = _all_task_instances(deployment, dag_id, run_id)
+            tis = by_run.get((dag_id, run_id), [])
             first = "l_iterations.add" if dag_id == "one_step_loop" else "l_iterations.first"
             busy = [ti for ti in tis if ti["task_id"] == first and ti["state"] in ("queued", "running")]
             most_first_steps_at_once = max(most_first_steps_at_once, len(busy))
             seen_deferred |= any(ti["task_id"] == first and ti["state"] == "deferred" for ti in tis)
-            state = deployment.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        for dag_id, run_id, state in _loop_run_states(deployment):
             if state in ("success", "failed"):
                 pending.discard((dag_id, run_id))
         time.sleep(0.5)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import airflow_openflow.compile
-from airflow_openflow import dag_factory, load_openflow_dags
+from airflow_openflow import kept_dags, load_openflow_dags
 
 FLOW = """\
 summary: cached
@@ -180,12 +180,12 @@ def test_what_the_dag_is_built_from_besides_the_flow_builds_it_again(
     assert set(alone) == {"f__app__wide"}
     assert _serialized(alone["f__app__wide"]) != with_child
     # Airflow's configuration
-    dag_factory._build_environment.cache_clear()
+    kept_dags._build_environment.cache_clear()
     monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG", "3")
     try:
         assert load_openflow_dags(flows)["f__app__wide"].max_active_runs == 3
     finally:
-        dag_factory._build_environment.cache_clear()
+        kept_dags._build_environment.cache_clear()
     assert built.count("f__app__wide") == 5 and built.count("x_f__app__wide") == 1
 
 

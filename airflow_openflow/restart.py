@@ -108,7 +108,8 @@ def step_ids(tasks: Mapping[str, TaskInfo]) -> list[str]:
         step = task_id.rsplit(".", 1)[-1]
         if task_id in helpers or _HELPER_IDS.match(step) or step in steps:
             continue
-        if "." not in task_id and any(
+        # A helper of a step (also in a group: ``<loop>_iterations.<id>_approval``).
+        if any(
             task_id.rstrip("_").endswith(s) and task_id.rstrip("_")[: -len(s)] in tasks
             for s in _HELPER_SUFFIXES
         ):

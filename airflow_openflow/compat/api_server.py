@@ -51,23 +51,29 @@ def get_variable(key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def read_task_xcom(session: Any, *, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
-    """The deserialized XCom ``key`` of an unmapped task instance, or None.
+def read_task_xcom(
+    session: Any, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1
+) -> Any:
+    """The deserialized XCom ``key`` of a task instance (-1: unmapped), or None.
     Public replacement: the REST API's XCom endpoint (a round trip from inside the server)."""
     from airflow.models.xcom import XComModel
 
     row = session.scalars(
-        XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id, map_indexes=-1)
+        XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index)
     ).first()
     return XComModel.deserialize_value(row) if row is not None else None
 
 
-def write_task_xcom(session: Any, *, dag_id: str, run_id: str, task_id: str, key: str, value: Any) -> None:
-    """Store the XCom ``key`` of an unmapped task instance. Public replacement: none (the REST
+def write_task_xcom(
+    session: Any, *, dag_id: str, run_id: str, task_id: str, key: str, value: Any, map_index: int = -1
+) -> None:
+    """Store the XCom ``key`` of a task instance (-1: unmapped). Public replacement: none (the REST
     API's XCom POST is for a running task's own values)."""
     from airflow.models.xcom import XComModel
 
-    XComModel.set(key, value, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1, session=session)
+    XComModel.set(
+        key, value, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index, session=session
+    )
 
 
 def run_started_by(session: Any, *, dag_id: str, run_id: str) -> str | None:
@@ -80,8 +86,10 @@ def run_started_by(session: Any, *, dag_id: str, run_id: str) -> str | None:
     ).first()
 
 
-def task_instance_state(session: Any, *, dag_id: str, run_id: str, task_id: str) -> str | None:
-    """The state of an unmapped task instance (``awaiting_input`` while an approval waits)."""
+def task_instance_state(
+    session: Any, *, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> str | None:
+    """The state of a task instance (-1: unmapped; ``awaiting_input`` while an approval waits)."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
@@ -90,14 +98,14 @@ def task_instance_state(session: Any, *, dag_id: str, run_id: str, task_id: str)
             TaskInstance.dag_id == dag_id,
             TaskInstance.run_id == run_id,
             TaskInstance.task_id == task_id,
-            TaskInstance.map_index == -1,
+            TaskInstance.map_index == map_index,
         )
     ).first()
     return None if state is None else str(getattr(state, "value", state))
 
 
 def record_hitl_answer(
-    session: Any, *, dag_id: str, run_id: str, task_id: str, answer: Any, user: Any
+    session: Any, *, dag_id: str, run_id: str, task_id: str, answer: Any, user: Any, map_index: int = -1
 ) -> Any:
     """Record a HITL answer with Airflow's own route function (its checks, and the resume of the
     waiting task). Public replacement: ``PATCH /api/v2/hitlDetails/...`` from inside the server
@@ -111,5 +119,5 @@ def record_hitl_answer(
         update_hitl_detail_payload=answer,
         user=user,
         session=session,
-        map_index=-1,
+        map_index=map_index,
     )

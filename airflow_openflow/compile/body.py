@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from airflow.sdk import TriggerRule
 from airflow.sdk.definitions.param import ParamsDict
 
+from airflow_openflow.compile.approval import approval_task, asks_approval
 from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.body import BodyStepOperator
 from airflow_openflow.runtime.plan import Prefix, StepPlan
@@ -26,15 +28,19 @@ def body_chain(
     branch_choice: tuple[str, int] | None = None,
     loop_gate: tuple[FlowModule, str] | None = None,
     **task_kwargs: Any,
-) -> list[BodyStepOperator]:
+) -> list[Any]:
     """One task per step, chained in order (later steps ``none_failed``: a skipped step lets the
     body go on, a stop is seen by the next step itself). ``iteration`` is the mapped item of a loop
     iteration (None for a branch); ``branch_choice`` gates the first step of a branchone branch.
     Each step reads the earlier steps of its body by their task ids. ``loop_gate`` (the loop, the
     task evaluating its items): the body's first step waits until the iteration a window earlier
     has finished (sequential loops: the previous one, and it skips the rest of the loop when the
-    loop ended there; parallel loops: ``parallelism`` earlier)."""
-    tasks: list[BodyStepOperator] = []
+    loop ended there; parallel loops: ``parallelism`` earlier).
+
+    A step with ``suspend`` is followed by its approval task (mapped with the iteration, so one
+    request per iteration), which the next step of the body waits for."""
+    tasks: list[Any] = []
+    taken = {step.id for step in modules}  # approval task ids: unique within the body
     # step id -> (position, task id) of the body's steps so far: each plan sees a prefix of it
     before: dict[str, tuple[int, str]] = {}
     for position, step in enumerate(modules):
@@ -49,6 +55,7 @@ def body_chain(
             iteration_task_ids=Prefix(before),
             in_loop_iteration=iteration is not None,
             branch_choice=branch_choice if position == 0 else None,
+            resume_task_id=tasks[-1].task_id if tasks and asks_approval(modules[position - 1]) else None,
         )
         task = BodyStepOperator(
             task_id=step.id,
@@ -65,6 +72,24 @@ def body_chain(
             tasks[-1] >> task
         tasks.append(task)
         before[step.id] = (position, task.task_id)  # the task id is prefixed with the group id
+        if asks_approval(step):
+            approval_id = f"{step.id}_approval"
+            while approval_id in taken:
+                approval_id += "_"
+            taken.add(approval_id)
+            approval_plan = dataclasses.replace(step_plan, iteration_task_ids=Prefix(before))
+            approval = approval_task(
+                step,
+                approval_plan,
+                approval_id,
+                step_task_id=task.task_id,
+                iteration=iteration,
+                in_body=True,
+                **task_kwargs,
+            )
+            task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
+            task >> approval
+            tasks.append(approval)
     if loop_gate is not None and tasks:
         gate_on_earlier_iteration(tasks[0], loop_gate, tuple(task.task_id for task in tasks))
     return tasks

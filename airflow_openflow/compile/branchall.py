@@ -17,15 +17,15 @@ from airflow.sdk import TaskGroup, TriggerRule
 
 from airflow_openflow.compile.body import body_chain
 from airflow_openflow.compile.naming import TaskIds, branch_display_name, one_line
-from airflow_openflow.compile.task import display_name, retried
+from airflow_openflow.compile.task import display_name
 from airflow_openflow.operators.branches import BranchAllCollectorOperator
 from airflow_openflow.runtime.plan import StepPlan, Tail
 from airflow_openflow.spec.model import BranchAll, FlowModule
+from airflow_openflow.spec.support import container_on_tasks
 
 
 def runs_on_tasks(module: FlowModule) -> bool:
-    value = module.value
-    return isinstance(value, BranchAll) and bool(value.branches) and not retried(module)
+    return isinstance(module.value, BranchAll) and container_on_tasks(module)
 
 
 def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskIds) -> tuple[list[Any], Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule
 
 from airflow_openflow.compile import branchall, branchone, forloop, subflow
+from airflow_openflow.compile.approval import approval_task, asks_approval
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import TaskIds, flow_display_name, helper_display_name
 from airflow_openflow.compile.params import params_from_schema
@@ -21,7 +22,8 @@ from airflow_openflow.operators.preprocessor import PreprocessorOperator
 from airflow_openflow.operators.result import FlowResultOperator
 from airflow_openflow.operators.sleep import FlowSleepOperator
 from airflow_openflow.runtime.plan import FlowInfo, Prefix, StepPlan, Tail
-from airflow_openflow.spec.errors import Problem
+from airflow_openflow.spec.errors import FlowDocumentError, Problem
+from airflow_openflow.spec.locate import join_path, with_lines_from_file
 from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, PathFlow, StopAfterIf, all_modules
 from airflow_openflow.spec.scripts import with_scripts_inlined
 from airflow_openflow.spec.subflows import with_subflows_resolved
@@ -59,8 +61,10 @@ def build_dag(
     names, gate_id, final_id = _fixed_task_ids(flow)
     modules = _with_skip_expr_gate(flow, gate_id)
     preprocessor = flow.value.preprocessor_module
+    flow_name = flow_display_name(flow.summary, flow_path, dag_id)
     info = FlowInfo(
         dag_id=dag_id,
+        name=flow_name,
         schema=flow.schema,
         flow_env=dict(flow.value.flow_env),
         preprocessor_task_id=preprocessor.id if preprocessor is not None else None,
@@ -69,7 +73,6 @@ def build_dag(
         same_worker=flow.value.same_worker,
     )
     dag_schedule = dag_kwargs.get("schedule", flow_schedule.schedule if flow_schedule else None)
-    flow_name = flow_display_name(flow.summary, flow_path, dag_id)
     settings: dict[str, Any] = {
         "dag_display_name": flow_name,
         "schedule": dag_schedule,
@@ -143,6 +146,7 @@ def build_dag(
                 )
                 entries = [task]
             else:
+                _refuse_approvals_in_task(flow, module, in_run_flow=sub_flow_dag_id is None)
                 task = build_step(module, plan, trigger_rule=rule)
                 entries = [task]
             if last_task is not None:
@@ -150,8 +154,10 @@ def build_dag(
                 last_task >> list({id(t): t for t in [*entries, task]}.values())
             step_task_added(task)
             last_task, previous_id = task, module.id
-            if module.suspend is not None and module.suspend.required_events > 0:
-                approval = _approval_task(module, info, names, flow_name)
+            if asks_approval(module):
+                # Its plan sees the step's result: ``result`` of user_groups_required.
+                approval_plan = StepPlan(step_id=module.id, flow=info, visible_step_ids=Prefix(done).keys())
+                approval = approval_task(module, approval_plan, names.reserve(f"{module.id}_approval"))
                 task.plan = dataclasses.replace(task.plan, approval_task_id=approval.task_id)
                 task >> approval
                 step_task_added(approval)  # its failure (rejection, timeout) is the flow's
@@ -258,6 +264,44 @@ def _fixed_task_ids(flow: OpenFlow) -> tuple[TaskIds, str | None, str]:
     return names, gate_id, names.reserve("flow_result")
 
 
+def _refuse_approvals_in_task(flow: OpenFlow, module: FlowModule, *, in_run_flow: bool) -> None:
+    """A top-level sub-flow step whose child runs inside its task (the child is not a DAG of this
+    load) cannot hold an approval of the child's: refuse the flow, saying where and why (spec/support.py
+    accepts approvals in a top-level step's sub-flow, which may run as a DAG of its own)."""
+    value = module.value
+    asking = _first_approval(value.resolved) if isinstance(value, PathFlow) and value.resolved else None
+    if asking is None:
+        return
+    assert isinstance(value, PathFlow)
+    if in_run_flow:
+        why = "run_flow runs every sub-flow inside its step's task"
+        hint = "run the flow on a deployment, from a DAG folder that holds both flows (docs/approvals.md)"
+    else:
+        why = "the sub-flow's file is not a flow of this DAG file's load, so it is no DAG of its own"
+        hint = "load the sub-flow with the same load_openflow_dags call (the same folder) so it runs as a DAG"
+    problem = Problem(
+        f"not supported: sub-flow {value.path!r} has an approval step ({asking.id!r}), which cannot "
+        f"wait inside this step's task: {why}",
+        file=flow.source.file,
+        json_path=join_path(value.json_path, "path"),
+        hint=hint,
+    )
+    raise FlowDocumentError(with_lines_from_file([problem], flow.source.file))
+
+
+def _first_approval(flow: OpenFlow) -> FlowModule | None:
+    """A step of the flow, or of its sub-flows, that asks for approval, or None."""
+    for module in all_modules(flow):
+        if asks_approval(module):
+            return module
+        value = module.value
+        if isinstance(value, PathFlow) and value.resolved is not None:
+            found = _first_approval(value.resolved)
+            if found is not None:
+                return found
+    return None
+
+
 def _child_dag(
     module: FlowModule, sub_flow_dag_id: Callable[[OpenFlow], str | None] | None
 ) -> tuple[str, str] | None:
@@ -267,30 +311,6 @@ def _child_dag(
         return None
     dag_id = sub_flow_dag_id(value.resolved)
     return (dag_id, flow_result_task_id(value.resolved)) if dag_id is not None else None
-
-
-def _approval_task(module: FlowModule, info: FlowInfo, names: TaskIds, flow_name: str) -> Any:
-    """``suspend``: after the step, an approval task (Airflow human-in-the-loop) the next step
-    waits for; ``resume_form.schema`` is its form."""
-    from airflow_openflow.operators.approval import StepApprovalOperator
-
-    assert module.suspend is not None
-    task_id = names.reserve(f"{module.id}_approval")
-    form = (module.suspend.resume_form or {}).get("schema")
-    return StepApprovalOperator(
-        task_id=task_id,
-        module=module,
-        plan=StepPlan(step_id=module.id, flow=info, previous_step_id=module.id),
-        flow_name=flow_name,
-        step_name=display_name(module),
-        task_display_name=helper_display_name(display_name(module), "approval"),
-        # Not required in Airflow's sense; the operator checks an answer against the schema itself.
-        form_params=params_from_schema(form if isinstance(form, dict) else None, enforce_required=False),
-        # Runs after a skipped step too, to record that there was nothing to approve.
-        trigger_rule=TriggerRule.NONE_FAILED,
-        doc_md=f"Approval of step **{display_name(module)}** (`{module.id}`, its `suspend`): approve or "
-        "reject it on Airflow's Required Actions page or through the REST API.",
-    )
 
 
 def _sleep_task(module: FlowModule, info: FlowInfo, names: TaskIds) -> Any:

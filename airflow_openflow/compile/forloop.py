@@ -27,17 +27,18 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, task_group
 
+from airflow_openflow.compile.approval import asks_approval
 from airflow_openflow.compile.body import body_chain
 from airflow_openflow.compile.naming import TaskIds, helper_display_name
-from airflow_openflow.compile.task import display_name, retried
+from airflow_openflow.compile.task import display_name
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
 from airflow_openflow.spec.model import FlowModule, ForloopFlow
+from airflow_openflow.spec.support import container_on_tasks
 
 
 def runs_on_tasks(module: FlowModule) -> bool:
-    value = module.value
-    return isinstance(value, ForloopFlow) and not retried(module)
+    return isinstance(module.value, ForloopFlow) and container_on_tasks(module)
 
 
 def build(module: FlowModule, plan: StepPlan, *, trigger_rule: Any, names: TaskIds) -> tuple[Any, Any]:
@@ -101,12 +102,15 @@ def _gated(loop: ForloopFlow) -> bool:
     """Iterations wait for earlier ones: all of a sequential loop's, and those of a parallel loop
     with a ``parallelism``, unless it is static and the body has one step (then the step's
     ``max_active_tis_per_dagrun`` is the cap; with more steps it caps each step's task instances,
-    not the iterations under way: iteration 2 would start while 0 runs its second step)."""
+    not the iterations under way: iteration 2 would start while 0 runs its second step, or waits
+    for its approval)."""
     if not loop.parallel:
         return True
     if loop.parallelism is None:
         return False
-    return loop.parallelism.kind != "static" or len(loop.modules) > 1
+    # An approval after a step is a task of the body too.
+    tasks = len(loop.modules) + sum(asks_approval(m) for m in loop.modules)
+    return loop.parallelism.kind != "static" or tasks > 1
 
 
 def _static_parallelism(loop: ForloopFlow) -> int | None:

@@ -37,6 +37,8 @@ APPROVE = "Approve"
 DEFAULT_TIMEOUT_S = 1800
 #: At most this many characters of the step's result (as JSON) in the request's body.
 RESULT_PREVIEW_CHARS = 2000
+#: At most this many characters of a loop iteration's item (as JSON) in the request's subject.
+ITEM_PREVIEW_CHARS = 60
 #: XCom keys of the approval task's own progress across its rounds (kept while it waits; a fresh
 #: try, after a clear, starts without them and so asks again).
 _APPROVALS_KEY = "openflow_approvals"
@@ -74,11 +76,18 @@ class StepApprovalOperator(HITLOperator):
         against the schema here.
     :param flow_name: The flow's display name (its summary, else its path) and
     :param step_name: the step's (its summary, else its id), for the request's subject and body.
+    :param step_task_id: The step's task (its id with the task group's prefix in a loop iteration
+        or a branch on tasks); default: the plan's ``step_id``.
+    :param iteration: In a loop iteration: the item (mapped with the iteration, as the body's
+        steps are); the request names the iteration's index and value. None elsewhere.
+    :param in_body: Whether the step is in a loop iteration or a branch on tasks, whose body ends
+        with this task: a continued error stays one once approved (runtime/outcomes.py).
     """
 
     ui_color = "#fbe6c2"
     # The subject and body quote the document's summaries and the step's result: never Jinja.
-    template_fields: Sequence[str] = ()
+    # Only the iteration's item is resolved (per map index, from the loop's items).
+    template_fields: Sequence[str] = ("iteration",)
 
     def __init__(
         self,
@@ -88,12 +97,18 @@ class StepApprovalOperator(HITLOperator):
         form_params: Mapping[str, Any],
         flow_name: str = "",
         step_name: str = "",
+        step_task_id: str | None = None,
+        iteration: Any = None,
+        in_body: bool = False,
         **kwargs: Any,
     ):
         suspend = module.suspend
         assert suspend is not None
         self.module = module
         self.plan = plan
+        self.step_task_id = step_task_id or plan.step_id
+        self.iteration = iteration
+        self.in_body = in_body
         form = (suspend.resume_form or {}).get("schema")
         self.form_schema = dict(form) if isinstance(form, Mapping) else None
         self.required = max(1, suspend.required_events)
@@ -121,6 +136,7 @@ class StepApprovalOperator(HITLOperator):
             response_timeout=datetime.timedelta(seconds=self.timeout_s),
             **kwargs,
         )
+        self.step_subject = self.subject
         # The form is put on the request when it opens (_open_request), not kept as the task's
         # params: a task starts by validating its run's conf against its params
         # ([core] dag_run_conf_overrides_params), so a flow input named like a form field but of
@@ -135,7 +151,13 @@ class StepApprovalOperator(HITLOperator):
         from airflow_openflow.runtime.outcomes import OutcomeKind, outcome_kind
 
         ti = context["ti"]
-        step_kind = outcome_kind(ti.xcom_pull(task_ids=self.plan.step_id, key=OUTCOME_KEY))
+        step_kind = outcome_kind(_pull(ti, self.step_task_id, OUTCOME_KEY))
+        if step_kind is OutcomeKind.CONTAINER_ENDED:
+            # Its iteration or branch ended before the step (or the branch was not chosen).
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.CONTAINER_ENDED.value)
+            raise AirflowSkipException(f"step {self.plan.step_id} did not run: no approval needed")
         if step_kind not in (OutcomeKind.SUCCESS, OutcomeKind.MOCKED, OutcomeKind.CONTINUED_ERROR):
             # A skipped step does not suspend the flow: nothing to approve.
             self.log.info("step %s did not run (%s): no approval needed", self.plan.step_id, step_kind)
@@ -152,7 +174,7 @@ class StepApprovalOperator(HITLOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         ti = context["ti"]
         # A resumed task is a new process: the groups evaluated by the first round are in its rules.
-        self.groups = list((ti.xcom_pull(task_ids=self.task_id, key=RULES_KEY) or {}).get("groups") or [])
+        self.groups = list((_pull(ti, self.task_id, RULES_KEY) or {}).get("groups") or [])
         if self.groups:
             self.assigned_users = [GROUPS_ONLY_USER]
         if "error" in event:
@@ -167,7 +189,7 @@ class StepApprovalOperator(HITLOperator):
         payload: Any = dict(event.get("params_input") or {})
         if set(payload) == {PAYLOAD_KEY}:  # a resume link's payload that is not a JSON object
             payload = payload[PAYLOAD_KEY]
-        approvals: list[dict[str, Any]] = list(ti.xcom_pull(task_ids=self.task_id, key=_APPROVALS_KEY) or [])
+        approvals: list[dict[str, Any]] = list(_pull(ti, self.task_id, _APPROVALS_KEY) or [])
         # Answers given through Airflow's own endpoint or page were not checked: check them here.
         refused = refusal(
             self._rules(approvals),
@@ -190,7 +212,7 @@ class StepApprovalOperator(HITLOperator):
 
     def _wait_again(self, context: Any) -> Any:
         ti = context["ti"]
-        deadline = ti.xcom_pull(task_ids=self.task_id, key=_DEADLINE_KEY)
+        deadline = _pull(ti, self.task_id, _DEADLINE_KEY)
         left = float(deadline) - datetime.datetime.now(tz=datetime.UTC).timestamp() if deadline else 0.0
         if left <= 0:
             return self._end_without_approval(context, *_TIMED_OUT)
@@ -201,8 +223,16 @@ class StepApprovalOperator(HITLOperator):
         """HITLOperator's ``execute``: writes the request, with the form (its params), and waits in
         ``awaiting_input``. Only the ``resume_form`` fields: never the DAG's params."""
         self.params.update(self.form_params)
+        self.subject = self._request_subject(context["ti"])
         self.body = self._request_body(context)
         return super().execute(context)
+
+    def _request_subject(self, ti: Any) -> str:
+        """The request's subject; in a loop iteration, with its index and (a preview of) its item."""
+        if ti.map_index < 0:
+            return self.step_subject
+        item = json_preview(self.iteration, ITEM_PREVIEW_CHARS)
+        return f"{self.step_subject}, iteration {ti.map_index} ({item})"
 
     def _request_body(self, context: Any) -> str:
         """What the approver reads: the step and flow by name, then what is being approved, as
@@ -211,18 +241,22 @@ class StepApprovalOperator(HITLOperator):
         from airflow.sdk import conf
 
         ti = context["ti"]
-        result = ti.xcom_pull(task_ids=self.plan.step_id, key="return_value")
+        result = _pull(ti, self.step_task_id, "return_value")
         preview = json_preview(result, RESULT_PREVIEW_CHARS)
         fence = "`" * max(3, max((len(r) for r in re.findall("`+", preview)), default=0) + 1)
         base = conf.get("api", "base_url", fallback="") or ""
         where = (
             f"{quote(ti.dag_id, safe='')}/runs/{quote(ti.run_id, safe='')}/tasks/"
-            f"{quote(self.plan.step_id, safe='')}"
+            f"{quote(self.step_task_id, safe='')}"
         )
+        which = f"task `{self.step_task_id}` of this run"
+        if ti.map_index >= 0:
+            where += f"/mapped/{ti.map_index}"
+            which = f"task `{self.step_task_id}`, iteration {ti.map_index}, of this run"
         log = f"{base.rstrip('/')}/dags/{where}" if base else f"/dags/{where}"
         return (
             f"{self.intro}\n\n**Result of {self.step_name}:**\n\n{fence}json\n{preview}\n{fence}\n\n"
-            f"Its log: [{self.plan.step_id}]({log}) (task `{self.plan.step_id}` of this run)."
+            f"Its log: [{self.plan.step_id}]({log}) ({which})."
         )
 
     def _required_groups(self, context: Any) -> list[str]:
@@ -234,7 +268,7 @@ class StepApprovalOperator(HITLOperator):
         from airflow_openflow.runtime.expressions import evaluate_transform
         from airflow_openflow.runtime.step_context import static_scope, step_scope
 
-        ctx = AirflowStepContext(context, self.plan)
+        ctx = AirflowStepContext(context, self.plan, iteration=self.iteration)
         if transform.kind == "static":
             scope = static_scope(ctx)
         else:
@@ -265,7 +299,10 @@ class StepApprovalOperator(HITLOperator):
         approvers = [str(a["approver"]) for a in approvals]
         resumed = {"resume": payloads[-1] if payloads else None, "resumes": payloads, "approvers": approvers}
         ti.xcom_push(key=RESUME_KEY, value=resumed)
-        ti.xcom_push(key=OUTCOME_KEY, value=OutcomeKind.SUCCESS.value)
+        kind = OutcomeKind.SUCCESS
+        if self.in_body and _pull(ti, self.step_task_id, OUTCOME_KEY) == OutcomeKind.CONTINUED_ERROR.value:
+            kind = OutcomeKind.CONTINUED_ERROR  # the body still ends on the step's error
+        ti.xcom_push(key=OUTCOME_KEY, value=kind.value)
         self.log.info("step %s approved by %s", self.plan.step_id, ", ".join(approvers))
         return self._step_result(ti)
 
@@ -278,7 +315,7 @@ class StepApprovalOperator(HITLOperator):
         error = {"error": {"name": name, "message": message}}
         if self.continue_on_disapprove_timeout:
             # Windmill: the next step runs, with the error object as the (last) resume payload.
-            approvals = list(ti.xcom_pull(task_ids=self.task_id, key=_APPROVALS_KEY) or [])
+            approvals = list(_pull(ti, self.task_id, _APPROVALS_KEY) or [])
             payloads = [*(a["payload"] for a in approvals), error]
             resumed = {"resume": error, "resumes": payloads, "approvers": [a["approver"] for a in approvals]}
             ti.xcom_push(key=RESUME_KEY, value=resumed)
@@ -293,4 +330,9 @@ class StepApprovalOperator(HITLOperator):
 
     def _step_result(self, ti: Any) -> Any:
         """The approval passes the step's result on: a flow ending on an approval returns it."""
-        return ti.xcom_pull(task_ids=self.plan.step_id, key="return_value")
+        return _pull(ti, self.step_task_id, "return_value")
+
+
+def _pull(ti: Any, task_id: str, key: str) -> Any:
+    """An XCom of ``task_id`` at this task instance's own map index (-1 when not in a loop)."""
+    return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=ti.map_index)

@@ -1,7 +1,8 @@
 """The provider's API-server endpoints for approval steps.
 
-``POST /openflow/approvals/{dag_id}/{run_id}/{task_id}``: answer an approval step with the
-flow's own rules checked *before* the answer is accepted.
+``POST /openflow/approvals/{dag_id}/{run_id}/{task_id}[/{map_index}]``: answer an approval step
+with the flow's own rules checked *before* the answer is accepted (``map_index``: the loop
+iteration of an approval inside a loop, as in Airflow's own endpoint; -1 or none: unmapped).
 
 Airflow's human-in-the-loop endpoint accepts any answer from a user who may answer and leaves the
 rest to the task. This endpoint first refuses what the step's ``suspend`` does not allow, with a
@@ -48,10 +49,11 @@ app = FastAPI(
 )
 
 
-@app.post(
-    "/approvals/{dag_id}/{run_id}/{task_id}",
-    dependencies=[Depends(requires_access_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL))],
-)
+_MAY_ANSWER = [Depends(requires_access_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL))]
+
+
+@app.post("/approvals/{dag_id}/{run_id}/{task_id}", dependencies=_MAY_ANSWER)
+@app.post("/approvals/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=_MAY_ANSWER)
 def answer_approval(
     dag_id: str,
     run_id: str,
@@ -59,12 +61,12 @@ def answer_approval(
     payload: UpdateHITLDetailPayload,
     user: GetUserDep,
     session: SessionDep,
+    map_index: int = -1,
 ) -> Any:
-    approval = _Approval(session, dag_id, run_id, task_id)
+    approval = _Approval(session, dag_id, run_id, task_id, map_index)
     if not approval.waiting_ever:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no OpenFlow approval is waiting at {dag_id} / {run_id} / {task_id}"
-        )
+        where = f"{dag_id} / {run_id} / {task_id}" + (f" / {map_index}" if map_index >= 0 else "")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no OpenFlow approval is waiting at {where}")
     name = str(user.get_name() or user.get_id())
     approval.refuse(
         group_refusal(approval.rules, user) or approval.refusal(name, payload, payload.params_input)
@@ -88,6 +90,10 @@ async def answer_by_link(
 ) -> Any:
     payload = await _link_payload(request)
     approver = request.query_params.get("approver")
+    try:  # the approval of a loop iteration; signed with the rest
+        map_index = int(request.query_params.get("map_index", -1))
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "map_index is not an integer") from None
     link = {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -95,6 +101,7 @@ async def answer_by_link(
         "resume_id": resume_id,
         "expires": expires,
         "approver": approver,
+        "map_index": map_index,
     }
     # The database work blocks: in a thread, never on the API server's event loop.
     return await run_in_threadpool(_answer_link, action, link, sig, payload)
@@ -117,7 +124,7 @@ def _answer_link(action: str, link: dict[str, Any], sig: str, payload: Any) -> A
         chosen_options=["Approve" if action == "resume" else "Reject"], params_input=params_input
     )
     with metadata_session() as session:
-        approval = _Approval(session, link["dag_id"], link["run_id"], link["task_id"])
+        approval = _Approval(session, link["dag_id"], link["run_id"], link["task_id"], link["map_index"])
         approval.check_link(link["resume_id"])
         name = link["approver"] or "unknown"
         approval.refuse(approval.refusal(name, answer, payload))
@@ -144,17 +151,21 @@ class _Approval:
     """One approval task of a run, as both endpoints see it: its rules (the task's XCom), the run's
     starter, and recording an answer with Airflow's own function."""
 
-    def __init__(self, session: Any, dag_id: str, run_id: str, task_id: str) -> None:
-        self.session, self.dag_id, self.run_id, self.task_id = session, dag_id, run_id, task_id
+    def __init__(self, session: Any, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> None:
+        self.session = session
+        self.where: dict[str, Any] = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_id": task_id,
+            "map_index": map_index,
+        }
         rules = self._xcom(RULES_KEY)
         self.waiting_ever = rules is not None  # the task pushes its rules when it starts waiting
         self.rules: dict[str, Any] = rules or {}
         self.started_by = run_started_by(session, dag_id=dag_id, run_id=run_id)
 
     def _xcom(self, key: str) -> Any:
-        return read_task_xcom(
-            self.session, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id, key=key
-        )
+        return read_task_xcom(self.session, key=key, **self.where)
 
     def refusal(self, approver: str, answer: Any, form: Any) -> tuple[int, str] | None:
         return refusal(
@@ -173,9 +184,7 @@ class _Approval:
 
     def check_link(self, resume_id: int) -> None:
         """A link answers only a waiting approval that accepts links, once."""
-        state = task_instance_state(
-            self.session, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id
-        )
+        state = task_instance_state(self.session, **self.where)
         if state != "awaiting_input":
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
@@ -192,14 +201,7 @@ class _Approval:
 
     def mark_link_used(self, resume_id: int) -> None:
         used = [*(self._xcom(USED_LINKS_KEY) or []), resume_id]
-        write_task_xcom(
-            self.session,
-            dag_id=self.dag_id,
-            run_id=self.run_id,
-            task_id=self.task_id,
-            key=USED_LINKS_KEY,
-            value=used,
-        )
+        write_task_xcom(self.session, key=USED_LINKS_KEY, value=used, **self.where)
 
     def record(self, answer: Any, user: Any, name: str) -> Any:
         """Airflow's own HITL update (checks, resume of the waiting task). An approval with
@@ -208,14 +210,7 @@ class _Approval:
         the approver's name."""
         if self.rules.get("groups"):
             user = _Responder(GROUPS_ONLY_USER["id"], name)
-        return record_hitl_answer(
-            self.session,
-            dag_id=self.dag_id,
-            run_id=self.run_id,
-            task_id=self.task_id,
-            answer=answer,
-            user=user,
-        )
+        return record_hitl_answer(self.session, answer=answer, user=user, **self.where)
 
 
 class _Responder:

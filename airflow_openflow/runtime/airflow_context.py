@@ -99,7 +99,9 @@ class AirflowStepContext:
         """Names beyond the usual ones (spec 3.3): ``resume``, ``resumes``, ``approvers`` for the step
         after an approval; ``error``, ``started_at``, ``flow_job_id`` for the failure module."""
         if self._plan.resume_task_id is not None:
-            resumed = self._ti.xcom_pull(task_ids=self._plan.resume_task_id, key=RESUME_KEY)
+            resumed = self._ti.xcom_pull(
+                task_ids=self._plan.resume_task_id, key=RESUME_KEY, map_indexes=self._ti.map_index
+            )
             return dict(resumed) if isinstance(resumed, Mapping) else {}
         if not self._plan.handles_failure_of:
             return {}

@@ -172,6 +172,7 @@ class AirflowWmillBackend:
             task_id=self._plan.approval_task_id,
             lifetime_s=timeout + 3600,  # the approval's timeout, plus an hour for the step itself
             approver=approver,
+            map_index=self._ti.map_index,  # a loop iteration's approval is its own instance
         )
 
     def record_sub_tasks(self, records: list[dict[str, Any]]) -> None:

@@ -36,6 +36,8 @@ class FlowInfo:
     #: the ``args`` of the flow's schedule file: the flow input of runs its schedule starts
     #: (scheduled and backfill runs); None when the DAG's schedule does not come from such a file
     schedule_args: dict[str, Any] | None = None
+    #: what the UI calls the flow (its summary, else its path): approval requests name it
+    name: str = ""
 
 
 class Tail(Sequence[str]):

@@ -25,9 +25,20 @@ PAYLOAD_KEY = "__openflow_payload"
 
 
 def signature(
-    secret: str, *, dag_id: str, run_id: str, task_id: str, resume_id: int, expires: int, approver: str | None
+    secret: str,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    resume_id: int,
+    expires: int,
+    approver: str | None,
+    map_index: int = -1,
 ) -> str:
-    message = json.dumps([dag_id, run_id, task_id, resume_id, expires, approver or ""])
+    """The link's signature; a mapped approval's (a loop iteration's) signs its map index too. An
+    unmapped one's message is what links made before mapped approvals existed signed."""
+    where: list[Any] = [dag_id, run_id, task_id] if map_index < 0 else [dag_id, run_id, task_id, map_index]
+    message = json.dumps([*where, resume_id, expires, approver or ""])
     digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -45,8 +56,10 @@ def resume_urls(
     task_id: str,
     lifetime_s: float,
     approver: str | None = None,
+    map_index: int = -1,
 ) -> dict[str, str]:
-    """``{"approvalPage", "resume", "cancel"}`` as ``wmill.get_resume_urls()`` returns them."""
+    """``{"approvalPage", "resume", "cancel"}`` as ``wmill.get_resume_urls()`` returns them; for
+    the approval of one loop iteration (``map_index``), its instance's."""
     resume_id = secrets.randbelow(2**31)
     expires = int(time.time() + lifetime_s)
     sig = signature(
@@ -57,15 +70,19 @@ def resume_urls(
         resume_id=resume_id,
         expires=expires,
         approver=approver,
+        map_index=map_index,
     )
     base = base_url.rstrip("/")
     where = f"{quote(dag_id, safe='')}/{quote(run_id, safe='')}/{quote(task_id, safe='')}"
-    tail = f"{where}/{resume_id}/{expires}/{sig}" + (
-        f"?{urlencode({'approver': approver})}" if approver else ""
-    )
+    query = {
+        **({"approver": approver} if approver else {}),
+        **({"map_index": map_index} if map_index >= 0 else {}),
+    }
+    tail = f"{where}/{resume_id}/{expires}/{sig}" + (f"?{urlencode(query)}" if query else "")
+    page_query = f"?{urlencode({'map_index': map_index})}" if map_index >= 0 else ""
     return {
         "approvalPage": f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
-        f"{quote(task_id, safe='')}/required_actions",
+        f"{quote(task_id, safe='')}/required_actions{page_query}",
         "resume": f"{base}/openflow/resume/{tail}",
         "cancel": f"{base}/openflow/cancel/{tail}",
     }

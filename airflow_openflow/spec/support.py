@@ -33,8 +33,9 @@ from airflow_openflow.spec.suggest import language_suggestion
 from airflow_openflow.spec.workspace import UnsafePathError
 
 _APPROVALS = (
-    "move the approval to a top-level step of the flow: approvals run as Airflow human-in-the-loop "
-    "tasks, which exist only there today (docs/approvals.md)"
+    "move the approval to a top-level step, or into the body of a top-level for-loop, branchone or "
+    "branchall without a retry: approvals run as Airflow human-in-the-loop tasks, which exist only "
+    "where steps run as tasks of their own (docs/approvals.md)"
 )
 _SHARED_DIR = (
     "Windmill does not share ./shared between parallel jobs: make the loop or branchall sequential "
@@ -63,15 +64,18 @@ def prepare_flow(flow: OpenFlow) -> tuple[OpenFlow, list[Problem]]:
     return resolved, [*with_lines_from_file(subflow_problems, flow.source.file), *_check_resolved(resolved)]
 
 
-def _check_resolved(flow: OpenFlow, *, as_sub_flow: bool = False) -> list[Problem]:
-    checker = _Checker(flow, as_sub_flow=as_sub_flow)
+def _check_resolved(flow: OpenFlow, *, in_task: str = "") -> list[Problem]:
+    """``in_task``: for a sub-flow that runs inside its caller's task, where it runs (every step
+    of it does too); "" for a flow that runs as a DAG of its own (a sub-flow of a top-level step may:
+    compile/flow.py refuses an approval in one that does not)."""
+    checker = _Checker(flow)
     for module in flow.value.modules:
-        checker.module(module, top_level=True)
+        checker.module(module, top_level=True, where=in_task)
     value = flow.value
     if value.failure_module is not None:
-        checker.module(value.failure_module, top_level=False)
+        checker.module(value.failure_module, top_level=False, where="in the failure module")
     if value.preprocessor_module is not None:
-        checker.module(value.preprocessor_module, top_level=False)
+        checker.module(value.preprocessor_module, top_level=False, where="in the preprocessor")
     if value.same_worker:
         for module in iter_modules(value.modules):
             inner = module.value
@@ -100,9 +104,8 @@ def _check_resolved(flow: OpenFlow, *, as_sub_flow: bool = False) -> list[Proble
 
 
 class _Checker:
-    def __init__(self, flow: OpenFlow, *, as_sub_flow: bool = False) -> None:
+    def __init__(self, flow: OpenFlow) -> None:
         self.flow = flow
-        self.as_sub_flow = as_sub_flow  # a child flow: it may run inside its caller's task
         self.file = flow.source.file
         self.problems: list[Problem] = []
 
@@ -112,9 +115,12 @@ class _Checker:
     def warn(self, path: str, message: str, hint: str) -> None:
         self.problems.append(Problem(message, file=self.file, json_path=path, hint=hint, severity="warning"))
 
-    def module(self, module: FlowModule, *, top_level: bool) -> None:
-        self._value(module)
-        self._fields(module, top_level=top_level)
+    def module(self, module: FlowModule, *, top_level: bool, where: str = "") -> None:
+        """``where``: for a step that does not run as a task of its own, in what it runs (for the
+        message refusing an approval there); "" for a top-level step or a step of a container on
+        tasks."""
+        self._value(module, top_level=top_level, where=where)
+        self._fields(module, where=where)
         # Nested steps are checked too, so the list is complete once containers are supported.
         value = module.value
         if isinstance(value, (ForloopFlow, WhileloopFlow)):
@@ -125,10 +131,11 @@ class _Checker:
             children = [m for branch in value.branches for m in branch.modules]
         else:
             children = []
+        inner = where or ("" if top_level and container_on_tasks(module) else _runs_in_one_task(module))
         for child in children:
-            self.module(child, top_level=False)
+            self.module(child, top_level=False, where=inner)
 
-    def _value(self, module: FlowModule) -> None:
+    def _value(self, module: FlowModule, *, top_level: bool, where: str) -> None:
         value = module.value
         type_path = join_path(value.json_path, "type")
         if isinstance(value, RawScript):
@@ -175,7 +182,13 @@ class _Checker:
         elif isinstance(value, WhileloopFlow):
             self._while_loop(module, value)
         elif isinstance(value, PathFlow) and value.resolved is not None:
-            for problem in _check_resolved(value.resolved, as_sub_flow=True):
+            if where or not top_level:  # the child runs inside this step's task
+                in_task = f"in sub-flow {value.path!r}, which runs " + (
+                    where or "inside the task of its step (a sub-flow step in a loop or branch)"
+                )
+            else:
+                in_task = ""
+            for problem in _check_resolved(value.resolved, in_task=in_task):
                 if problem.severity == "error":
                     self.error(
                         join_path(value.json_path, "path"),
@@ -192,15 +205,16 @@ class _Checker:
             construct, hint = UNSUPPORTED_TYPES[value.type]
             self.error(type_path, f"not supported yet: {construct}", hint)
 
-    def _suspend(self, module: FlowModule, *, top_level: bool) -> None:
-        """Approval steps run on the top level of a flow (an approval task after the step)."""
-        suspend = module.suspend
-        assert suspend is not None
+    def _suspend(self, module: FlowModule, *, where: str) -> None:
+        """Approval steps run where steps are tasks of their own (an approval task after the step):
+        at the top level, and in the bodies of top-level containers on tasks."""
         path = join_path(module.json_path, "suspend")
-        if not top_level or self.as_sub_flow:
-            where = "in a sub-flow" if self.as_sub_flow else "inside a loop, a branch or a special module"
-            self.error(path, f"not supported yet: an approval step {where}", _APPROVALS)
-            return
+        if where:
+            message = (
+                f"not supported yet: an approval step {where}: an Airflow approval task cannot wait "
+                "inside another task"
+            )
+            self.error(path, message, _APPROVALS)
 
     def _while_loop(self, module: FlowModule, value: WhileloopFlow) -> None:
         """A while-loop has no condition (spec 4.6): it ends on a ``stop_after_if`` or a failure."""
@@ -259,7 +273,7 @@ class _Checker:
         elif (missing := missing_runtime(found.language)) is not None:
             self.error(path, f"script {value.path!r} ({found.path.name}): {missing}", _INSTALL_HINT)
 
-    def _fields(self, module: FlowModule, *, top_level: bool) -> None:
+    def _fields(self, module: FlowModule, *, where: str) -> None:
         path = module.json_path
         if _active_transform(module.timeout) and not isinstance(module.value, RawScript):
             self.warn(
@@ -280,11 +294,42 @@ class _Checker:
                 "test the array of branch results in stop_after_if of the step after the branchall",
             )
         if module.suspend is not None and module.suspend.required_events > 0:
-            self._suspend(module, top_level=top_level)
+            self._suspend(module, where=where)
         if module.delete_after_use:
             self.warn(join_path(path, "delete_after_use"), "'delete_after_use' has no effect yet", _IGNORED)
         if module.priority is not None:
             self.warn(join_path(path, "priority"), "'priority' has no effect yet", _IGNORED)
+
+
+def container_on_tasks(module: FlowModule) -> bool:
+    """Whether a top-level container runs on tasks of its own (each body step a task, loop
+    iterations mapped): a for-loop, a branchone, or a branchall with branches, without a ``retry``
+    (Windmill re-runs a retried container whole, so it runs in one task). Other containers, and
+    every container nested in one, run inside one task (runtime/container_runner.py)."""
+    value = module.value
+    if module.retry is not None and module.retry.max_retries > 0:
+        return False
+    if isinstance(value, BranchAll):
+        return bool(value.branches)
+    return isinstance(value, ForloopFlow | BranchOne)
+
+
+def _runs_in_one_task(module: FlowModule) -> str:
+    """For a container that runs inside one task: where its steps run, as the refusal names it."""
+    value = module.value
+    kind = {
+        ForloopFlow: "for-loop",
+        WhileloopFlow: "while-loop",
+        BranchOne: "branchone",
+        BranchAll: "branchall",
+    }.get(type(value), "container")
+    if module.retry is not None and module.retry.max_retries > 0:
+        why = "it has a retry, so it runs in one task (Windmill re-runs it whole)"
+    elif isinstance(value, WhileloopFlow):
+        why = "while-loops run in one task"
+    else:
+        why = "a container nested in another container runs inside that container's task"
+    return f"inside {kind} {module.id!r} ({why})"
 
 
 def _only_comments(text: str) -> bool:

@@ -135,44 +135,72 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         deployment.stop()
 
 
-def hitl_path(dag_id: str, run_id: str) -> str:
-    return f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/a_approval/-1/hitlDetails"
+def hitl_path(dag_id: str, run_id: str, task_id: str = "a_approval", map_index: int = -1) -> str:
+    return f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
 
 
-def wait_for_request(deployment: AirflowDeployment, dag_id: str, run_id: str, timeout: float = 120) -> None:
-    """Until the approval task waits for a response (again), and the scheduler knows it.
+def wait_for_request(
+    deployment: AirflowDeployment,
+    dag_id: str,
+    run_id: str,
+    timeout: float = 120,
+    *,
+    task_id: str = "a_approval",
+    map_index: int = -1,
+) -> None:
+    """Until the approval task (instance) waits for a response (again), and the scheduler knows it.
 
     Airflow 3.3.2 race: a response that arrives before the scheduler has processed the executor's
     "finished" event of the paused workload gets the task marked failed ("finished with state
     success, but the task instance's state attribute is queued/running"). So this also waits for
     the scheduler's "TaskInstance Finished ... state=awaiting_input" line of this pause."""
     deadline = time.monotonic() + timeout
+    path = hitl_path(dag_id, run_id, task_id, map_index)
     while time.monotonic() < deadline:
-        status, detail = deployment.api_status("GET", hitl_path(dag_id, run_id))
+        status, detail = deployment.api_status("GET", path)
         waiting = status == 200 and detail["task_instance"]["state"] == "awaiting_input"
-        if waiting and not detail["response_received"] and _pause_processed(deployment, dag_id, run_id):
+        if (
+            waiting
+            and not detail["response_received"]
+            and _pause_processed(deployment, dag_id, run_id, task_id, map_index)
+        ):
             return
         time.sleep(0.5)
-    raise AssertionError(f"{dag_id} {run_id}: no open approval request\n{deployment.log_tail('scheduler')}")
+    where = f"{dag_id} {run_id} {task_id}[{map_index}]"
+    raise AssertionError(f"{where}: no open approval request\n{deployment.log_tail('scheduler')}")
 
 
-def _pause_processed(deployment: AirflowDeployment, dag_id: str, run_id: str) -> bool:
+def _pause_processed(
+    deployment: AirflowDeployment, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> bool:
     """Whether the scheduler has processed the end of every workload of the approval task so far
     (one "TaskInstance Finished" line per "Trying to enqueue tasks" line naming it)."""
     lines = (deployment.home / "scheduler.log").read_text(errors="replace").splitlines()
-    queued = f"<TaskInstance: {dag_id}.a_approval {run_id} "
-    finished = f"TaskInstance Finished: dag_id={dag_id}, task_id=a_approval, run_id={run_id},"
-    starts = sum(1 for line in lines if "Trying to enqueue tasks" in line and queued in line)
+    mapped = f"map_index={map_index} " if map_index >= 0 else ""
+    queued = f"<TaskInstance: {dag_id}.{task_id} {run_id} {mapped}["
+    finished = (
+        f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id}, map_index={map_index},"
+    )
+    starts = sum(line.count(queued) for line in lines if "Trying to enqueue tasks" in line)
     ends = sum(1 for line in lines if finished in line)
     return starts > 0 and ends >= starts
 
 
 def answer(
-    deployment: AirflowDeployment, dag_id: str, run_id: str, user: str, option: str, **form: Any
+    deployment: AirflowDeployment,
+    dag_id: str,
+    run_id: str,
+    user: str,
+    option: str,
+    *,
+    task_id: str = "a_approval",
+    map_index: int = -1,
+    **form: Any,
 ) -> int:
-    wait_for_request(deployment, dag_id, run_id)
+    """Answer through Airflow's own HITL endpoint, once the request is open; the status code."""
+    wait_for_request(deployment, dag_id, run_id, task_id=task_id, map_index=map_index)
     body = {"chosen_options": [option], "params_input": form}
-    status, _ = deployment.api_status("PATCH", hitl_path(dag_id, run_id), body, user=user)
+    status, _ = deployment.api_status("PATCH", hitl_path(dag_id, run_id, task_id, map_index), body, user=user)
     return status
 
 

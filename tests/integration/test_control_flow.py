@@ -233,6 +233,29 @@ def test_run_flow_ends_an_unanswered_approval_at_its_timeout() -> None:
     assert went_on.result[1] == 1
 
 
+def test_run_flow_times_out_each_loop_iterations_approval_of_its_own() -> None:
+    """One approval per iteration (issue 14): each times out on its own, and with
+    continue_on_disapprove_timeout the next step of that iteration sees the error as its resume."""
+    suspend = {"required_events": 1, "timeout": 2, "continue_on_disapprove_timeout": True}
+    a = {**py("a", "return x * 10", x="flow_input.iter.value"), "suspend": suspend}
+    b = py("b", "return [i, r, p]", i="flow_input.iter.index", r="resume.error.name", p="previous_result")
+    loop = {
+        "id": "l",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "javascript", "expr": "[1, 2]"},
+            "skip_failures": False,
+            "modules": [a, b],
+        },
+    }
+    done = airflow_openflow.run_flow(flow(loop), {})
+    assert (done.status, done.result) == (
+        "success",
+        [[0, "SuspendedTimedOut", 10], [1, "SuspendedTimedOut", 20]],
+    )
+    assert done.task_states["l_iterations.a_approval[1]"] == "success"
+
+
 def test_run_flow_runs_an_approval_in_a_flow_with_a_schema() -> None:
     """Its form has a field named like a flow input, of another schema: the task still opens its
     request (issue 14, item 0)."""

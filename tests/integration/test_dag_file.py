@@ -99,3 +99,51 @@ def test_a_sub_flow_that_is_a_dag_of_the_same_folder_runs_as_a_run_of_that_dag(
     assert step.child_result_task_id == "flow_result"
     # Nested in a loop body, the child runs inside the iteration's task.
     assert type(caller.get_task("loop_iterations.inner_call")).__name__ == "BodyStepOperator"
+
+
+def test_an_approval_in_a_sub_flow_needs_the_child_to_run_as_a_dag_of_its_own(tmp_path: Path) -> None:
+    """Issue 14: the child of a top-level sub-flow step may ask for approval when it runs as a DAG
+    of its own (both flows in one load); otherwise the caller is refused, saying why."""
+    import pytest
+
+    from airflow_openflow import load_openflow_dags
+    from airflow_openflow.spec import FlowDocumentError
+
+    flows = tmp_path / "flows"
+    (flows / "team").mkdir(parents=True)
+    asking = {"id": "a", "value": {"type": "identity"}, "suspend": {"required_events": 1, "timeout": 60}}
+    (flows / "team" / "child.json").write_text(
+        json.dumps({"summary": "child", "value": {"modules": [asking]}})
+    )
+    call = {"id": "call", "value": {"type": "flow", "path": "team/child", "input_transforms": {}}}
+    (flows / "caller.json").write_text(json.dumps({"summary": "caller", "value": {"modules": [call]}}))
+    dags = load_openflow_dags(flows, strict=True)
+    assert type(dags["caller"].get_task("call")).__name__ == "SubFlowRunOperator"
+    assert "a_approval" in dags["team__child"].task_dict  # the child run waits for its approval
+
+    with pytest.raises(FlowDocumentError) as refused:  # named on its own: the child is no DAG of it
+        load_openflow_dags(flows / "caller.json", strict=True)
+    problem = refused.value.problems[0]
+    assert problem.json_path == "value.modules[0].value.path" and problem.line is not None
+    assert problem.message == (
+        "not supported: sub-flow 'team/child' has an approval step ('a'), which cannot wait inside this "
+        "step's task: the sub-flow's file is not a flow of this DAG file's load, so it is no DAG of its own"
+    )
+
+    # A sub-flow step in a loop body runs its child inside its own task: refused when loaded.
+    loop = {
+        "id": "loop",
+        "value": {
+            "type": "forloopflow",
+            "iterator": {"type": "static", "value": [1]},
+            "skip_failures": False,
+        },
+    }
+    loop["value"]["modules"] = [call]
+    (flows / "caller.json").write_text(json.dumps({"summary": "caller", "value": {"modules": [loop]}}))
+    with pytest.raises(FlowDocumentError) as refused:
+        load_openflow_dags(flows, strict=True)
+    assert (
+        "not supported yet: an approval step in sub-flow 'team/child', which runs inside the task of its step"
+        in str(refused.value)
+    )

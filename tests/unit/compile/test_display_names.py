@@ -150,21 +150,31 @@ class _Ti:
     dag_id = "f__shop__orders"
     run_id = "manual__1"
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: Any, map_index: int = -1) -> None:
         self.result = result
+        self.map_index = map_index
 
-    def xcom_pull(self, task_ids: str, key: str) -> Any:
-        assert (task_ids, key) == ("total", "return_value")
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, key, map_indexes) == ("total", "return_value", self.map_index)
         return self.result
 
 
 def test_the_approval_names_step_and_flow_and_shows_the_result_and_its_log(dag: Any) -> None:
     approval = dag.task_dict["total_approval"]
     assert approval.subject == "Approve “Price the order” of flow “Order summary”"
-    assert approval.template_fields == ()  # summaries and results are never Jinja
+    # Summaries and results are never Jinja (only a loop iteration's item is resolved).
+    assert approval.template_fields == ("iteration",)
+    assert approval._request_subject(_Ti(None)) == approval.subject
     body = approval._request_body({"ti": _Ti({"total": 12, "note": "{{ bad }}"})})
     assert body.startswith("Step **Price the order** (`total`) of flow **Order summary** has run")
     assert '```json\n{"total": 12, "note": "{{ bad }}"}\n```' in body
     assert "/dags/f__shop__orders/runs/manual__1/tasks/total)" in body
+    # In a loop iteration: the subject names it, the log link is that iteration's.
+    approval.iteration = {"invoice": "A-17"}
+    mapped = _Ti(7, map_index=3)
+    assert approval._request_subject(mapped) == f'{approval.subject}, iteration 3 ({{"invoice": "A-17"}})'
+    assert "/tasks/total/mapped/3) (task `total`, iteration 3, of this run)" in approval._request_body(
+        {"ti": mapped}
+    )
     long = approval._request_body({"ti": _Ti(["x" * 100] * 1000)})
     assert len(long) < RESULT_PREVIEW_CHARS + 1000 and "characters)" in long

@@ -95,7 +95,7 @@ EXPECTED = [
     ("preprocessor", "PreprocessorOperator", "all_success", ()),
     ("flow_cache", "FlowCacheOperator", "none_failed", ()),
     ("a", "OpenFlowStepOperator", "none_failed", ()),
-    ("a_approval", "StepApprovalOperator", "none_failed", ()),
+    ("a_approval", "StepApprovalOperator", "none_failed", ("iteration",)),
     ("a_sleep", "FlowSleepOperator", "none_failed", ()),
     ("l_items", "LoopItemsOperator", "none_failed", ()),
     ("l_iterations.b1", "BodyStepOperator", "all_success", ("iteration",)),

@@ -35,6 +35,7 @@ def test_the_plugin_mounts_the_approvals_app_under_openflow() -> None:
     assert plugin.fastapi_apps == [{"app": api.app, "url_prefix": "/openflow", "name": "OpenFlow approvals"}]
     paths = {route.path for route in api.app.routes}
     assert "/approvals/{dag_id}/{run_id}/{task_id}" in paths
+    assert "/approvals/{dag_id}/{run_id}/{task_id}/{map_index}" in paths  # a loop iteration's
     assert "/{action}/{dag_id}/{run_id}/{task_id}/{resume_id}/{expires}/{sig}" in paths
 
 
@@ -66,16 +67,17 @@ class FakeServer:
         self.secret: str | None = SECRET
         self.state: str | None = "awaiting_input"
         self.started_by: str | None = "starter"
-        self.xcoms: dict[tuple[str, str, str, str], Any] = {}
+        self.map_index = -1  # the waiting approval's instance: -1 unmapped, else a loop iteration
+        self.xcoms: dict[tuple[str, str, str, int, str], Any] = {}
         self.recorded: list[dict[str, Any]] = []
         self.rules()
 
     def rules(self, **rules: Any) -> None:
         base: dict[str, Any] = {"form_schema": None, "self_approval_disabled": False, "approvers": []}
-        self.xcoms[(DAG, RUN, TASK, RULES_KEY)] = approval_rules(**{**base, **rules})
+        self.xcoms[(DAG, RUN, TASK, self.map_index, RULES_KEY)] = approval_rules(**{**base, **rules})
 
     def used_links(self) -> Any:
-        return self.xcoms.get((DAG, RUN, TASK, api.USED_LINKS_KEY))
+        return self.xcoms.get((DAG, RUN, TASK, self.map_index, api.USED_LINKS_KEY))
 
     # The functions, with the signatures of compat/api_server.py.
     def get_variable(self, key: str) -> str | None:
@@ -84,29 +86,51 @@ class FakeServer:
     def metadata_session(self) -> Any:
         return contextlib.nullcontext(self.session)
 
-    def read_task_xcom(self, session: Any, *, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    def read_task_xcom(
+        self, session: Any, *, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1
+    ) -> Any:
         assert session is self.session
-        return self.xcoms.get((dag_id, run_id, task_id, key))
+        return self.xcoms.get((dag_id, run_id, task_id, map_index, key))
 
     def write_task_xcom(
-        self, session: Any, *, dag_id: str, run_id: str, task_id: str, key: str, value: Any
+        self,
+        session: Any,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        key: str,
+        value: Any,
+        map_index: int = -1,
     ) -> None:
         assert session is self.session
-        self.xcoms[(dag_id, run_id, task_id, key)] = value
+        self.xcoms[(dag_id, run_id, task_id, map_index, key)] = value
 
-    def task_instance_state(self, session: Any, *, dag_id: str, run_id: str, task_id: str) -> str | None:
-        return self.state if (dag_id, run_id, task_id) == (DAG, RUN, TASK) else None
+    def task_instance_state(
+        self, session: Any, *, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> str | None:
+        return (
+            self.state if (dag_id, run_id, task_id, map_index) == (DAG, RUN, TASK, self.map_index) else None
+        )
 
     def run_started_by(self, session: Any, *, dag_id: str, run_id: str) -> str | None:
         return self.started_by
 
     def record_hitl_answer(
-        self, session: Any, *, dag_id: str, run_id: str, task_id: str, answer: Any, user: Any
+        self,
+        session: Any,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        answer: Any,
+        user: Any,
+        map_index: int = -1,
     ) -> Any:
         assert session is self.session
         self.recorded.append(
             {
-                "where": (dag_id, run_id, task_id),
+                "where": (dag_id, run_id, task_id) if map_index < 0 else (dag_id, run_id, task_id, map_index),
                 "chosen": list(answer.chosen_options),
                 "params_input": answer.params_input,
                 "user": (user.get_id(), user.get_name()),
@@ -141,8 +165,10 @@ def client() -> Iterator[TestClient]:
         yield test_client
 
 
-def links(approver: str | None = "dora", lifetime_s: float = 600, secret: str = SECRET) -> dict[str, str]:
-    """Links as ``wmill.get_resume_urls()`` makes them in the task."""
+def links(
+    approver: str | None = "dora", lifetime_s: float = 600, secret: str = SECRET, map_index: int = -1
+) -> dict[str, str]:
+    """Links as ``wmill.get_resume_urls()`` makes them in the task (in loop iteration ``map_index``)."""
     return resume_urls(
         base_url="http://testserver",
         secret=secret,
@@ -151,6 +177,7 @@ def links(approver: str | None = "dora", lifetime_s: float = 600, secret: str = 
         task_id=TASK,
         lifetime_s=lifetime_s,
         approver=approver,
+        map_index=map_index,
     )
 
 
@@ -171,6 +198,20 @@ def test_a_valid_link_records_the_answer_as_its_approver(server: FakeServer, cli
         }
     ]
     assert server.used_links() == [_resume_id(link)]
+
+
+def test_a_loop_iteration_link_answers_that_iteration_only(server: FakeServer, client: TestClient) -> None:
+    server.map_index = 2
+    server.rules()
+    made = links(map_index=2)
+    assert made["approvalPage"].endswith(f"/tasks/{TASK}/required_actions?map_index=2")
+    other = made["resume"].replace("map_index=2", "map_index=1")
+    assert client.post(other, json={}).status_code == 403  # the map index is signed
+    unmapped = made["resume"].replace("&map_index=2", "")
+    assert client.post(unmapped, json={}).status_code == 403
+    assert client.post(made["resume"], json={"ok": 1}).status_code == 200
+    assert [r["where"] for r in server.recorded] == [(DAG, RUN, TASK, 2)]
+    assert server.used_links() == [_resume_id(made["resume"])]
 
 
 def test_a_link_works_once(server: FakeServer, client: TestClient) -> None:

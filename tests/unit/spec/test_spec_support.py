@@ -223,7 +223,7 @@ def test_while_loops_that_cannot_end_are_reported() -> None:
     assert problem.severity == "warning" and "no stop_after_if" in problem.message
 
 
-def test_approval_steps_run_at_the_top_level_only() -> None:
+def test_approval_steps_run_where_steps_are_tasks_of_their_own() -> None:
     approval = {
         "required_events": 2,
         "timeout": 60,
@@ -234,8 +234,32 @@ def test_approval_steps_run_at_the_top_level_only() -> None:
         "hide_cancel": True,
         "continue_on_disapprove_timeout": True,
     }
+    asking = {**step("b"), "suspend": approval}
     assert _check(flow({**step("a"), "suspend": approval})) == []
-    nested = {"id": "l", "value": {**LOOP, "modules": [{**step("b"), "suspend": approval}]}}
-    [problem] = _check(flow(nested))
+    # In the body of a top-level for-loop, branchone or branchall: an approval task per iteration.
+    assert _check(flow({"id": "l", "value": {**LOOP, "modules": [asking]}})) == []
+    branchone = {"type": "branchone", "branches": [{"expr": "true", "modules": [asking]}], "default": []}
+    assert _check(flow({"id": "o", "value": branchone})) == []
+    branchall = {"type": "branchall", "parallel": True, "branches": [{"modules": [asking]}]}
+    assert _check(flow({"id": "p", "value": branchall})) == []
+
+    # Where the container runs inside one task, the refusal says which container and why.
+    retried = {"id": "l", "value": {**LOOP, "modules": [asking]}, "retry": {"constant": {"attempts": 2}}}
+    [problem] = _check(flow(retried))
     assert problem.json_path == "value.modules[0].value.modules[0].suspend"
-    assert problem.message.startswith("not supported yet: an approval step inside a loop")
+    assert problem.message.startswith(
+        "not supported yet: an approval step inside for-loop 'l' (it has a retry"
+    )
+    nested = {"id": "l", "value": {**LOOP, "modules": [{"id": "o", "value": branchone}]}}
+    [problem] = _check(flow(nested))
+    assert "inside branchone 'o' (a container nested in another container" in problem.message
+    endless = {"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": [asking]}}
+    messages = [p.message for p in _check(flow(endless)) if p.severity == "error"]
+    assert messages == [
+        "not supported yet: an approval step inside while-loop 'w' (while-loops run in one task): "
+        "an Airflow approval task cannot wait inside another task"
+    ]
+    document = flow(step("a"))
+    document["value"]["failure_module"] = {**step("failure"), "suspend": approval}
+    [problem] = _check(document)
+    assert problem.message.startswith("not supported yet: an approval step in the failure module")

@@ -245,7 +245,9 @@ def test_a_sub_flow_run_as_its_own_dag_waits_for_its_approval_and_its_caller_for
 
     wait_until(child_started, "the sub-flow step started its child run")
     # The caller's step waits deferred (no worker slot held) while the child waits for its approver.
-    wait_until(lambda: deployment.task_instances(dag_id, run_id)["call"]["state"] == "deferred", "call defers")
+    wait_until(
+        lambda: deployment.task_instances(dag_id, run_id)["call"]["state"] == "deferred", "call defers"
+    )
     assert answer(deployment, "approving_child", child_run[0], "alice", "Approve") == 200
     assert deployment.wait_for_run(dag_id, run_id) == "success"
     assert deployment.xcom(dag_id, run_id, "flow_result") == {"got": {"value": 8, "approvers": ["alice"]}}

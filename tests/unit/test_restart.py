@@ -107,7 +107,11 @@ def test_an_approval_in_a_loop_is_no_step_of_its_own_but_part_of_the_iteration()
     asking = {**step("s1"), "suspend": {"required_events": 1, "timeout": 60}}
     tasks = tasks_of(loop("seq", asking, step("s2")))
     assert "s1_approval" not in step_ids(tasks) and {"s1", "s2"} <= set(step_ids(tasks))
-    assert loops(tasks)["seq"].body == ("seq_iterations.s1", "seq_iterations.s1_approval", "seq_iterations.s2")
+    assert loops(tasks)["seq"].body == (
+        "seq_iterations.s1",
+        "seq_iterations.s1_approval",
+        "seq_iterations.s2",
+    )
 
 
 def test_loops_know_whether_they_are_sequential() -> None:

@@ -1,13 +1,16 @@
 """Approve or reject an OpenFlow approval step from a script, over Airflow's REST API.
 
     python examples/approve.py --base http://127.0.0.1:8080 --user alice --password secret \\
-        --dag my_flow --run 'manual__2026-11-21T10:00:00+00:00' [--reject] [--form '{"comment": "ok"}']
+        --dag my_flow --run 'manual__2026-11-21T10:00:00+00:00' [--reject] [--form '{"comment": "ok"}'] \
+        [--iteration 2]
 
 It logs in (``POST /auth/token``), finds the run's open approval request
 (``GET /api/v2/dags/{dag}/dagRuns/{run}/hitlDetails``) and answers it through the provider's
-endpoint ``POST /openflow/approvals/{dag}/{run}/{task}``, which refuses what the step does not
-allow (403, 409, 422) instead of accepting it. Standard library only. Exit code 0 when the answer
-was recorded, 1 when it was refused or there was nothing to answer.
+endpoint ``POST /openflow/approvals/{dag}/{run}/{task}[/{map_index}]``, which refuses what the
+step does not allow (403, 409, 422) instead of accepting it. An approval inside a loop asks once per
+iteration: ``--iteration N`` answers iteration N's request (without it, the first open one).
+Standard library only. Exit code 0 when the answer was recorded, 1 when it was refused or there was
+nothing to answer.
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ def login(base: str, user: str, password: str) -> str:
     return str(body["access_token"])
 
 
-def open_approval(base: str, token: str, dag_id: str, run_id: str) -> str | None:
-    """The task id of the run's approval request that waits for an answer, if any."""
+def open_approval(
+    base: str, token: str, dag_id: str, run_id: str, iteration: int | None = None
+) -> tuple[str, int] | None:
+    """(task id, map index) of the run's approval request that waits for an answer (of loop
+    iteration ``iteration``, if given), if any."""
     quoted = (
         f"/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
     )
@@ -54,8 +60,9 @@ def open_approval(base: str, token: str, dag_id: str, run_id: str) -> str | None
     if status != 200:
         raise SystemExit(f"cannot list approval requests: {status} {body}")
     for detail in body.get("hitl_details", []):
-        if detail["task_instance"]["state"] == "awaiting_input":
-            return str(detail["task_instance"]["task_id"])
+        ti = detail["task_instance"]
+        if ti["state"] == "awaiting_input" and iteration in (None, ti["map_index"]):
+            return str(ti["task_id"]), int(ti["map_index"])
     return None
 
 
@@ -67,14 +74,16 @@ def answer(
     *,
     approve: bool = True,
     form: dict[str, Any] | None = None,
+    iteration: int | None = None,
 ) -> tuple[int, Any]:
     """Answer the run's open approval request; (HTTP status, response body)."""
-    task_id = open_approval(base, token, dag_id, run_id)
-    if task_id is None:
-        return 404, {"detail": "no approval request of this run waits for an answer"}
-    path = "/openflow/approvals/" + "/".join(
-        urllib.parse.quote(p, safe="") for p in (dag_id, run_id, task_id)
-    )
+    found = open_approval(base, token, dag_id, run_id, iteration)
+    if found is None:
+        which = "" if iteration is None else f" (iteration {iteration})"
+        return 404, {"detail": f"no approval request of this run{which} waits for an answer"}
+    task_id, map_index = found
+    parts = [dag_id, run_id, task_id, *([str(map_index)] if map_index >= 0 else [])]
+    path = "/openflow/approvals/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
     body = {"chosen_options": ["Approve" if approve else "Reject"], "params_input": form or {}}
     return call(base, "POST", path, body, token=token)
 
@@ -88,10 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True)
     parser.add_argument("--reject", action="store_true", help="reject instead of approving")
     parser.add_argument("--form", default="{}", help="the approval form's payload, as a JSON object")
+    parser.add_argument(
+        "--iteration", type=int, help="for an approval inside a loop: the iteration to answer"
+    )
     args = parser.parse_args(argv)
     token = login(args.base, args.user, args.password)
     status, body = answer(
-        args.base, token, args.dag, args.run, approve=not args.reject, form=json.loads(args.form)
+        args.base,
+        token,
+        args.dag,
+        args.run,
+        approve=not args.reject,
+        form=json.loads(args.form),
+        iteration=args.iteration,
     )
     print(json.dumps({"status": status, "response": body}, indent=2, default=str))
     return 0 if status == 200 else 1

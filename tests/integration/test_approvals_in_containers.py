@@ -5,6 +5,8 @@ Airflow's HITL endpoint, the OpenFlow endpoint and the signed links, with map in
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.flows import flow, py
-from tests.integration.deployment import AirflowDeployment
+from tests.integration.deployment import AirflowDeployment, password
 from tests.integration.test_approvals import USERS, answer, hitl_path, wait_for_request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +23,9 @@ APPROVAL = "l_iterations.a_approval"
 SUSPEND = {"required_events": 1, "timeout": 600}
 
 
-def loop_flow(*, parallel: bool, items: list[Any], send_links: bool = False) -> dict[str, Any]:
+def loop_flow(
+    *, parallel: bool, items: list[Any], send_links: bool = False, required_events: int = 1
+) -> dict[str, Any]:
     """A for-loop whose step ``a`` asks for approval in every iteration; ``b`` reports what it saw
     of its own iteration's approval; ``total`` the loop's array. With ``send_links``, ``a`` writes
     its iteration's signed resume links to ``flow_input.out/<index>.json``."""
@@ -34,7 +38,7 @@ def loop_flow(*, parallel: bool, items: list[Any], send_links: bool = False) -> 
             "return {'invoice': x}"
         )
         transforms.update(out="flow_input.out", i="flow_input.iter.index")
-    a = {**py("a", code, **transforms), "suspend": SUSPEND}
+    a = {**py("a", code, **transforms), "suspend": {**SUSPEND, "required_events": required_events}}
     b = py(
         "b",
         "return {'invoice': prev['invoice'], 'resume': r, 'approvers': ap, 'index': i}",
@@ -97,7 +101,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows").mkdir(parents=True)
     flows = {
         "parallel_invoices": loop_flow(parallel=True, items=[10, 20, 30], send_links=True),
-        "sequential_invoices": loop_flow(parallel=False, items=[1, 2, 3]),
+        "sequential_invoices": loop_flow(parallel=False, items=[1, 2], required_events=2),
         "branch_approval": branch_flow(),
         "approving_child": child_flow(),
         "calls_approving_child": caller_flow(),
@@ -149,7 +153,12 @@ def test_a_parallel_loop_asks_for_every_iteration_at_once_and_a_rejection_follow
     reject = {"chosen_options": ["Reject"], "params_input": {}}
     status, body = deployment.plugin_status("POST", f"{endpoint}/7", reject, user="bob")
     assert status == 404 and "/ 7" in body["detail"]  # no such iteration waits
-    assert deployment.plugin_status("POST", f"{endpoint}/1", reject, user="bob")[0] == 200
+    command = [
+        sys.executable, str(REPO / "examples" / "approve.py"), "--base", deployment.base, "--user", "bob",
+        "--password", password("bob"), "--dag", dag_id, "--run", run_id, "--reject", "--iteration", "1",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)  # as a user would
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == 200, done.stdout + done.stderr
     # Iteration 2 with its own signed link (wmill.get_resume_urls() inside the iteration).
     links = {i: json.loads((tmp_path / f"{i}.json").read_text()) for i in range(3)}
     assert links[2]["approvalPage"].endswith(f"/tasks/{APPROVAL}/required_actions?map_index=2")
@@ -192,21 +201,24 @@ def test_a_parallel_loop_asks_for_every_iteration_at_once_and_a_rejection_follow
 def test_a_sequential_loop_asks_for_the_next_iteration_only_once_one_is_approved(
     deployment: AirflowDeployment,
 ) -> None:
+    """Each iteration needs two approvers (required_events 2): its request opens again after the
+    first answer, on the same task instance."""
     dag_id = "sequential_invoices"
     deployment.wait_for_dag(dag_id)
     run_id = deployment.trigger(dag_id)
-    for index, approver in enumerate(["alice", "bob", "carol"]):
+    for index, approvers in enumerate([("alice", "bob"), ("bob", "carol")]):
         wait_for_request(deployment, dag_id, run_id, task_id=APPROVAL, map_index=index)
         later = states(deployment, dag_id, run_id, APPROVAL)
-        assert all(later.get(i) in (None, "scheduled") for i in range(index + 1, 3)), later
-        assert (
-            answer(deployment, dag_id, run_id, approver, "Approve", task_id=APPROVAL, map_index=index) == 200
-        )
+        assert all(later.get(i) in (None, "scheduled") for i in range(index + 1, 2)), later
+        for approver in approvers:
+            status = answer(
+                deployment, dag_id, run_id, approver, "Approve", task_id=APPROVAL, map_index=index
+            )
+            assert status == 200
     assert deployment.wait_for_run(dag_id, run_id) == "success"
     assert deployment.xcom(dag_id, run_id, "total") == [
-        {"invoice": 1, "resume": {}, "approvers": ["alice"], "index": 0},
-        {"invoice": 2, "resume": {}, "approvers": ["bob"], "index": 1},
-        {"invoice": 3, "resume": {}, "approvers": ["carol"], "index": 2},
+        {"invoice": 1, "resume": {}, "approvers": ["alice", "bob"], "index": 0},
+        {"invoice": 2, "resume": {}, "approvers": ["bob", "carol"], "index": 1},
     ]
 
 

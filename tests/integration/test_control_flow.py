@@ -255,6 +255,18 @@ def test_run_flow_times_out_each_loop_iterations_approval_of_its_own() -> None:
     )
     assert done.task_states["l_iterations.a_approval[1]"] == "success"
 
+    # Without it, a parallel loop's iterations that time out fail the loop (no skip_failures):
+    # the flow fails and its failure module sees the loop's array, with the errors at their indexes.
+    del suspend["continue_on_disapprove_timeout"]
+    loop["value"]["parallel"] = True
+    document = flow(loop)
+    document["value"]["failure_module"] = py(
+        "failure", "return e", e="previous_result.map(r => r.error.name)"
+    )
+    failed = airflow_openflow.run_flow(document, {})
+    assert (failed.status, failed.result) == ("failure", ["SuspendedTimedOut", "SuspendedTimedOut"])
+    assert failed.task_states["l_iterations.a_approval[0]"] == "failed"
+
 
 def test_run_flow_runs_an_approval_in_a_flow_with_a_schema() -> None:
     """Its form has a field named like a flow input, of another schema: the task still opens its

@@ -126,7 +126,11 @@ class StepApprovalOperator(HITLOperator):
         self.intro = (
             f"Step **{self.step_name}** (`{module.id}`) of flow **{self.flow_name}** has run; the"
             f" flow waits for {needed} before it goes on (at most {self.timeout_s:g} s)."
-            + ("" if suspend.hide_cancel else " A rejection fails the flow.")
+            + (
+                ""
+                if suspend.hide_cancel
+                else _after_rejection(suspend.continue_on_disapprove_timeout, in_body)
+            )
         )
         super().__init__(
             subject=f"Approve “{self.step_name}” of flow “{self.flow_name}”",
@@ -331,6 +335,15 @@ class StepApprovalOperator(HITLOperator):
     def _step_result(self, ti: Any) -> Any:
         """The approval passes the step's result on: a flow ending on an approval returns it."""
         return _pull(ti, self.step_task_id, "return_value")
+
+
+def _after_rejection(goes_on: bool, in_body: bool) -> str:
+    """What the request's body says a rejection does."""
+    if goes_on:
+        return " A rejection lets the flow go on (continue_on_disapprove_timeout)."
+    if in_body:
+        return " A rejection fails the step; its loop or branch then follows its own rules (skip_failures)."
+    return " A rejection fails the flow."
 
 
 def _pull(ti: Any, task_id: str, key: str) -> Any:

@@ -79,10 +79,11 @@ def resume_urls(
         **({"map_index": map_index} if map_index >= 0 else {}),
     }
     tail = f"{where}/{resume_id}/{expires}/{sig}" + (f"?{urlencode(query)}" if query else "")
-    page_query = f"?{urlencode({'map_index': map_index})}" if map_index >= 0 else ""
+    # The UI's page of one mapped instance is .../mapped/<i>/... (its ?map_index= form shows none).
+    instance = f"/mapped/{map_index}" if map_index >= 0 else ""
     return {
         "approvalPage": f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
-        f"{quote(task_id, safe='')}/required_actions{page_query}",
+        f"{quote(task_id, safe='')}{instance}/required_actions",
         "resume": f"{base}/openflow/resume/{tail}",
         "cancel": f"{base}/openflow/cancel/{tail}",
     }

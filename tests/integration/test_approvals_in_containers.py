@@ -161,7 +161,7 @@ def test_a_parallel_loop_asks_for_every_iteration_at_once_and_a_rejection_follow
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == 200, done.stdout + done.stderr
     # Iteration 2 with its own signed link (wmill.get_resume_urls() inside the iteration).
     links = {i: json.loads((tmp_path / f"{i}.json").read_text()) for i in range(3)}
-    assert links[2]["approvalPage"].endswith(f"/tasks/{APPROVAL}/required_actions?map_index=2")
+    assert links[2]["approvalPage"].endswith(f"/tasks/{APPROVAL}/mapped/2/required_actions")
     assert "map_index=2" in links[2]["resume"]
 
     def call(url: str) -> int:

@@ -204,7 +204,7 @@ def test_a_loop_iteration_link_answers_that_iteration_only(server: FakeServer, c
     server.map_index = 2
     server.rules()
     made = links(map_index=2)
-    assert made["approvalPage"].endswith(f"/tasks/{TASK}/required_actions?map_index=2")
+    assert made["approvalPage"].endswith(f"/tasks/{TASK}/mapped/2/required_actions")  # the UI's page of it
     other = made["resume"].replace("map_index=2", "map_index=1")
     assert client.post(other, json={}).status_code == 403  # the map index is signed
     unmapped = made["resume"].replace("&map_index=2", "")

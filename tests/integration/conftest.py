@@ -11,6 +11,7 @@ import pytest
 DEPLOYMENT_GROUPS = {
     "test_faults.py": "deployments-1",
     "test_scheduled_runs.py": "deployments-1",
+    "test_approvals_in_containers.py": "deployments-1",
     "test_approvals.py": "deployments-2",
     "test_restart_cli.py": "deployments-2",
     "test_deployment.py": "deployments-3",

@@ -308,8 +308,9 @@ def _workspace_to_migrate(root: Path) -> Path:
     _schedule(folder, "timed", "f/mig/timed", tz="Mars/Olympus")
     (folder / "lost.schedule.yaml").write_text("schedule: [unclosed\n")
     approval = {"id": "b", "value": {"type": "identity"}, "suspend": {"required_events": 1}}
-    loop = {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1]"}, "modules": [approval]}
-    flow("approval", {"id": "l", "value": {**loop, "skip_failures": False}})
+    # Inside a while-loop, which runs in one task: no approval task can wait there.
+    loop = {"type": "whileloopflow", "modules": [approval], "skip_failures": False}
+    flow("approval", {"id": "l", "value": loop, "stop_after_if": {"expr": "true"}})
     (folder / "broken.flow").mkdir()
     (folder / "broken.flow" / "flow.yaml").write_text("summary: broken\nvalue:\n  modules: [\n")
     return folder

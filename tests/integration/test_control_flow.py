@@ -268,6 +268,25 @@ def test_run_flow_times_out_each_loop_iterations_approval_of_its_own() -> None:
     assert failed.task_states["l_iterations.a_approval[0]"] == "failed"
 
 
+def test_run_flow_runs_an_approval_in_a_sequential_branchall_before_the_next_branch() -> None:
+    """An approval in branch 0 is a task of that branch: branch 1 starts once it has ended (here
+    at its timeout, going on with continue_on_disapprove_timeout)."""
+    suspend = {"required_events": 1, "timeout": 2, "continue_on_disapprove_timeout": True}
+    a = {**py("a", "return 'a'"), "suspend": suspend}
+    after = py("after_a", "return [p, r]", p="previous_result", r="resume.error.name")
+    branches = {
+        "id": "both",
+        "value": {
+            "type": "branchall",
+            "parallel": False,
+            "branches": [{"modules": [a, after]}, {"modules": [py("b", "return 'b'")]}],
+        },
+    }
+    done = airflow_openflow.run_flow(flow(branches), {})
+    assert (done.status, done.result) == ("success", [["a", "SuspendedTimedOut"], "b"])
+    assert done.task_states["both_branch_0.a_approval"] == "success"
+
+
 def test_run_flow_runs_an_approval_in_a_flow_with_a_schema() -> None:
     """Its form has a field named like a flow input, of another schema: the task still opens its
     request (issue 14, item 0)."""

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -391,6 +392,31 @@ class AirflowDeployment:
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
         return body["value"]
+
+
+@contextlib.contextmanager
+def deployment_of_flows(
+    base: Path,
+    flows: dict[str, dict[str, Any]],
+    *,
+    extra_env: dict[str, str] | None = None,
+    users: dict[str, str] | None = None,
+) -> Iterator[AirflowDeployment]:
+    """A started deployment whose DAG folder holds the DAG file users copy (dags/openflow_dags.py,
+    with its .airflowignore) and ``flows`` (name -> document) as ``flows/<name>.json``; stopped on
+    exit."""
+    repo = Path(__file__).resolve().parents[2]
+    dags = base / "dags"
+    (dags / "flows").mkdir(parents=True)
+    for name, document in flows.items():
+        (dags / "flows" / f"{name}.json").write_text(json.dumps(document))
+    (dags / "openflow_dags.py").write_text((repo / "dags" / "openflow_dags.py").read_text())
+    (dags / ".airflowignore").write_text((repo / "dags" / ".airflowignore").read_text())
+    deployment = AirflowDeployment(base / "home", dags, extra_env=extra_env, users=users).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
 
 
 def password(user: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_openflow.cli import main
 from tests.flows import flow, py
-from tests.integration.deployment import AirflowDeployment, password
+from tests.integration.deployment import AirflowDeployment, deployment_of_flows, password
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"alice": "user", "bob": "user", "carol": "user", "vera": "viewer", "olga": "op"}
@@ -95,9 +95,6 @@ def schema_flow(suspend: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
-    base = tmp_path_factory.mktemp("approvals")
-    dags = base / "dags"
-    (dags / "flows").mkdir(parents=True)
     flows = {
         "two_approvals": approval_flow({"required_events": 2, "timeout": 600, "resume_form": FORM}),
         "one_approval": approval_flow({"required_events": 1, "timeout": 600}),
@@ -122,17 +119,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
             {"required_events": 1, "timeout": 12, "continue_on_disapprove_timeout": True}
         ),
     }
-    for name, document in flows.items():
-        (dags / "flows" / f"{name}.json").write_text(json.dumps(document))
-    (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
-    (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     # The scheduler enforces approval timeouts; check them every second rather than every 15 s.
     env = {"AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "1"}
-    deployment = AirflowDeployment(base / "home", dags, users=USERS, extra_env=env).start()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
+    base = tmp_path_factory.mktemp("approvals")
+    with deployment_of_flows(base, flows, users=USERS, extra_env=env) as started:
+        yield started
 
 
 def hitl_path(dag_id: str, run_id: str, task_id: str = "a_approval", map_index: int = -1) -> str:

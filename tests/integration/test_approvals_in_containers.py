@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.flows import flow, py
-from tests.integration.deployment import AirflowDeployment, password
+from tests.integration.deployment import AirflowDeployment, deployment_of_flows, password
 from tests.integration.test_approvals import USERS, answer, hitl_path, wait_for_request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,9 +96,6 @@ def caller_flow() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
-    base = tmp_path_factory.mktemp("approvals_in_containers")
-    dags = base / "dags"
-    (dags / "flows").mkdir(parents=True)
     flows = {
         "parallel_invoices": loop_flow(parallel=True, items=[10, 20, 30], send_links=True),
         "sequential_invoices": loop_flow(parallel=False, items=[1, 2], required_events=2),
@@ -106,15 +103,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         "approving_child": child_flow(),
         "calls_approving_child": caller_flow(),
     }
-    for name, document in flows.items():
-        (dags / "flows" / f"{name}.json").write_text(json.dumps(document))
-    (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
-    (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
-    deployment = AirflowDeployment(base / "home", dags, users=USERS).start()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
+    base = tmp_path_factory.mktemp("approvals_in_containers")
+    with deployment_of_flows(base, flows, users=USERS) as started:
+        yield started
 
 
 def states(deployment: AirflowDeployment, dag_id: str, run_id: str, task_id: str) -> dict[int, str | None]:

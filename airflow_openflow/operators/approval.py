@@ -50,7 +50,9 @@ class StepApprovalOperator(HITLOperator):
     """Waits for the approvals a step's ``suspend`` asks for, then lets the flow go on.
 
     The task ``<step>_approval``, after the step: an Airflow human-in-the-loop request that waits
-    in ``awaiting_input`` (no worker slot). Approvers answer on Airflow's "Required Actions" page,
+    in ``awaiting_input`` (no worker slot). In a loop iteration it is mapped with the iteration
+    (one request per iteration, its subject naming the iteration), in a branch on tasks it is in
+    the branch's group (compile/body.py). Approvers answer on Airflow's "Required Actions" page,
     through its REST API, through the OpenFlow approvals endpoint or with a signed resume link.
     ``required_events`` approvals from different users are collected in rounds on the same task
     instance. Each answer is checked against the step's rules (``self_approval_disabled``,
@@ -124,8 +126,9 @@ class StepApprovalOperator(HITLOperator):
         self.step_name = step_name or module.summary or module.id
         needed = "one approval" if self.required == 1 else f"{self.required} approvals from different users"
         self.intro = (
-            f"Step **{self.step_name}** (`{module.id}`) of flow **{self.flow_name}** has run; the"
-            f" flow waits for {needed} before it goes on (at most {self.timeout_s:g} s)."
+            f"Step **{self.step_name}** (`{module.id}`) of flow **{self.flow_name}** has run; "
+            f"{'its loop iteration or branch' if in_body else 'the flow'} waits for {needed} before it"
+            f" goes on (at most {self.timeout_s:g} s)."
             + (
                 ""
                 if suspend.hide_cancel

@@ -328,7 +328,7 @@ def _runs_in_one_task(module: FlowModule) -> str:
     elif isinstance(value, WhileloopFlow):
         why = "while-loops run in one task"
     else:
-        why = "a container nested in another container runs inside that container's task"
+        why = "a container nested in another container runs in one task"
     return f"inside {kind} {module.id!r} ({why})"
 
 

@@ -295,18 +295,17 @@ class FlowDags:
         path, root, flow_path, dag_id, found_in_root = located
         root_of_workspace = located.workspace_root
         prepare = functools.partial(prepare_document, path, root_of_workspace)
-        loaded = (
-            None if self.parse_cache is None else self.parse_cache.lookup(path, root_of_workspace, prepare)
-        )
+        cache = self.parse_cache
+        loaded = None if cache is None else cache.lookup(path, root_of_workspace, prepare)
         schedule, schedule_problems = self.flow_schedule(path, root, flow_path, found_in_root=found_in_root)
         dag_kwargs = self.dag_kwargs
         if schedule is not None:  # the flow's own schedule: the DAG file's for every flow is not used
             dag_kwargs = {k: v for k, v in dag_kwargs.items() if k != "schedule"}
         kept = None
-        if self.reuse_dags and loaded is not None and loaded.source is not None:
+        if self.reuse_dags and cache is not None and loaded is not None and loaded.source is not None:
             kept = KeptDag.name_for(dag_id, flow_path, self.fileloc, schedule, schedule_problems, dag_kwargs)
             if kept is not None and loaded.hit:
-                reused = kept.read(self.parse_cache, loaded.source, self._dag_id_of_file)  # type: ignore[arg-type]
+                reused = kept.read(cache, loaded.source, self._dag_id_of_file)
                 if reused is not None:
                     return reused
         flow, problems = loaded.prepared() if loaded is not None else prepare()
@@ -331,8 +330,8 @@ class FlowDags:
             flow_schedule=schedule,
             **dag_kwargs,
         )
-        if kept is not None and loaded is not None and loaded.source is not None:
-            kept.write(self.parse_cache, loaded.source, dag, warnings, sub_flows)  # type: ignore[arg-type]
+        if kept is not None and cache is not None and loaded is not None and loaded.source is not None:
+            kept.write(cache, loaded.source, dag, warnings, sub_flows)
         return dag, warnings
 
 

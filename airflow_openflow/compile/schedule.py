@@ -2,7 +2,8 @@
 
 Precedence, most specific first: ``load_openflow_dags(..., schedules={"<flow path>": ...})``, then
 a ``schedule=`` given to every DAG through ``load_openflow_dags``'s DAG keywords, then the flow's
-schedule files (``spec/schedules.py``), else no schedule. See docs/schedules.md.
+schedule files (``spec/schedules.py``, ``spec/schedule_files.py``), else no schedule. See
+docs/schedules.md.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_openflow.spec.errors import Problem
-from airflow_openflow.spec.schedules import ScheduleFile, choose_schedule
+from airflow_openflow.spec.schedule_files import ScheduleFile
+from airflow_openflow.spec.schedules import choose_schedule
 
 
 @dataclass(frozen=True)

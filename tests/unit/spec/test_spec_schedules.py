@@ -1,4 +1,5 @@
-"""Windmill schedule files (spec/schedules.py) and what they make of a flow's DAG schedule."""
+"""Windmill schedule files (spec/schedule_files.py, spec/schedules.py) and what they make of a
+flow's DAG schedule."""
 
 from __future__ import annotations
 
@@ -8,12 +9,8 @@ from typing import Any
 import pytest
 from spec_helpers import line, write
 
-from airflow_openflow.spec.schedules import (
-    choose_schedule,
-    index_schedules,
-    read_schedule_file,
-    to_airflow_cron,
-)
+from airflow_openflow.spec.schedule_files import read_schedule_file, to_airflow_cron
+from airflow_openflow.spec.schedules import choose_schedule, index_schedules
 
 FLOW = """
 summary: poll

@@ -1,6 +1,7 @@
 """The evaluator behind runtime/expressions.py: one evaluation of an expression in QuickJS, in one
 or more passes (the module docstring of runtime/expressions.py says why passes), with the JavaScript
-prelude of a pass (expression_prelude.js, a package resource).
+prelude of a pass (expression_prelude.js, a package resource). The expression's text and the JSON
+crossing into QuickJS: runtime/expression_text.py.
 
 Imports QuickJS only when an expression is evaluated.
 """
@@ -8,127 +9,34 @@ Imports QuickJS only when an expression is evaluated.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from importlib import resources
 from typing import Any, Final
 
 from airflow_openflow.runtime import expression_reuse
 from airflow_openflow.runtime.errors import ExpressionError, StepError
 from airflow_openflow.runtime.expression_scope import NOT_SET, EvalScope
-from airflow_openflow.spec.js_text import has_code_semicolon, skip_trivia
+from airflow_openflow.runtime.expression_text import (
+    FAST_MEMBER,
+    IDENT_FULL,
+    MAY_THROW_NULL,
+    OBJECT_PROTO_NAMES,
+    RESERVED_NAMES,
+    Key,
+    dumps,
+    fmt_number,
+    js_truthy,
+    json_copy,
+    literal_refs,
+    parse_report,
+    to_function_body,
+)
 from airflow_openflow.spec.parse_reader import strip_legacy_import
 
-_Key = tuple[str, str]  # ("results" | "variable" | "resource", id or path)
 _STACK_BYTES: Final = 1024 * 1024  # QuickJS's own default; deep recursion -> RangeError
 _MAX_PASSES: Final = 1000  # each pass adds at least one fetched value; this only stops pathological code
 _REPORT_TIME_S: Final = 1.0  # reading the outcome of a pass: string concatenation only
-
-
-# ---------------------------------------------------------------------------------------------
-# Source handling
-
-_STATEMENT_KEYWORDS: Final = frozenset(
-    {"const", "let", "var", "if", "try", "for", "while", "return", "throw", "switch"}
-    | {"function", "do", "class"}
-)
-_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
-_IDENT_FULL = re.compile(r"[A-Za-z_$][\w$]*\Z")
-_FAST_MEMBER = re.compile(r"(flow_input|flow_env|results)\.([A-Za-z_$][\w$]*)\Z")
-# Literal references, fetched before the first pass (see module docstring).
-_RESULTS_REF = re.compile(
-    r"""(?<![\w$.])results\s*(?:\?\.|\.)\s*([A-Za-z_$][\w$]*)"""
-    r"""|(?<![\w$.])results\s*(?:\?\.)?\s*\[\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*\]"""
-)
-_MAY_THROW_NULL = re.compile(r"throw|reject|Promise|eval|Function")
-_CALL_REF = re.compile(
-    r"""(?<![\w$.])(variable|resource)\s*\(\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)'|`([^`\\$\n]*)`)\s*\)"""
-)
-# Names every JS object inherits: ``flow_input.constructor`` is not undefined, so no fast path.
-_OBJECT_PROTO_NAMES: Final = frozenset(dir(object)) | frozenset(
-    {
-        "constructor", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "toLocaleString",
-        "toString", "valueOf", "__proto__", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
-        "__lookupSetter__",
-    }
-)  # fmt: skip
-_RESERVED_NAMES: Final = frozenset(
-    {"flow_input", "previous_result", "results", "flow_env", "params", "result", "variable", "resource"}
-)
-
-
-def _is_function_body(src: str) -> bool:
-    start = skip_trivia(src)
-    m = _IDENT.match(src, start)
-    if m and m.group() in _STATEMENT_KEYWORDS:
-        return True
-    return has_code_semicolon(src)
-
-
-@lru_cache(maxsize=2048)
-def _to_function_body(src: str) -> str:
-    if _is_function_body(src):
-        return src
-    # Newlines keep a trailing ``// comment`` from swallowing the closing parenthesis.
-    return f"return (\n{src}\n);"
-
-
-@lru_cache(maxsize=2048)
-def _literal_refs(src: str) -> tuple[_Key, ...]:
-    """The ids ``src`` reads literally, in order, each once (fetched before the first pass)."""
-    keys: list[_Key] = []
-    for m in _RESULTS_REF.finditer(src):
-        keys.append(("results", next(g for g in m.groups() if g is not None)))
-    for m in _CALL_REF.finditer(src):
-        keys.append((m.group(1), next(g for g in m.groups()[1:] if g is not None)))
-    return tuple(dict.fromkeys(keys))
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON helpers
-
-
-_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # what json.dumps would make
-
-
-def _dumps(value: Any, expr: str, what: str) -> str:
-    try:
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ExpressionError(expr, "TypeError", f"{what} is not JSON-serializable: {exc}") from exc
-
-
-def _parse_report(text: Any) -> dict[str, Any] | None:
-    """The prelude's report: one JSON line (settled, ok, error, misses), a newline, the value's JSON."""
-    if not isinstance(text, str):
-        return None
-    line, _, value = text.partition("\n")
-    report = json.loads(line)
-    if not isinstance(report, dict):
-        return None
-    report["json"] = value
-    return report
-
-
-def _json_copy(value: Any, expr: str, what: str) -> Any:
-    return json.loads(_dumps(value, expr, what))
-
-
-def _js_truthy(value: Any) -> bool:
-    """``Boolean(v)`` for a JSON value: unlike Python, empty arrays and objects are true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value != 0
-    if isinstance(value, str):
-        return value != ""
-    return True
-
-
-def _fmt_number(x: float) -> str:
-    return f"{x:.3g}" if x != int(x) else str(int(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,8 +94,8 @@ class Evaluation:
         self.predicate = predicate
         self.source = strip_legacy_import(expr)  # the loader strips it too: this is for other callers
         self.budget = time_limit_s  # JavaScript time left, over all passes
-        self.entries: dict[_Key, str] = {}  # fetched values, as JSON entry text
-        self.host_errors: dict[_Key, BaseException] = {}  # prefetch failures, raised if really read
+        self.entries: dict[Key, str] = {}  # fetched values, as JSON entry text
+        self.host_errors: dict[Key, BaseException] = {}  # prefetch failures, raised if really read
 
     # -- driver -----------------------------------------------------------------------------
 
@@ -197,7 +105,7 @@ class Evaluation:
         fast = self._fast_path()
         if fast is not None:
             return self._finish(fast[0])
-        body = _to_function_body(self.source)
+        body = to_function_body(self.source)
         head = self._input_head(body)
         self._prefetch()
         warm = self._warm_context()
@@ -225,17 +133,17 @@ class Evaluation:
         )
 
     def _finish(self, value: Any) -> Any:
-        return _js_truthy(value) if self.predicate else value
+        return js_truthy(value) if self.predicate else value
 
     def _fast_path(self) -> tuple[Any] | None:
         """Plain lookups need no JavaScript (Windmill does the same for ``flow_input.x``)."""
         src = self.source.strip()
         scope = self.scope
         if src == "flow_input":
-            return (_json_copy(scope.flow_input, self.expr, "flow_input"),)
+            return (json_copy(scope.flow_input, self.expr, "flow_input"),)
         if src == "previous_result":
-            return (_json_copy(scope.previous_result, self.expr, "previous_result"),)
-        m = _FAST_MEMBER.match(src)
+            return (json_copy(scope.previous_result, self.expr, "previous_result"),)
+        m = FAST_MEMBER.match(src)
         if m is None:
             return None
         base, name = m.groups()
@@ -244,13 +152,13 @@ class Evaluation:
                 value = scope.results(name)
             except StepError as exc:
                 raise ExpressionError(self.expr, exc.name, exc.message) from exc
-            return (_json_copy(value, self.expr, f"results.{name}"),)
+            return (json_copy(value, self.expr, f"results.{name}"),)
         container = scope.flow_input if base == "flow_input" else scope.flow_env
         if not isinstance(container, Mapping):
             return None  # let JavaScript say what reading a member of it means
         if name in container:
-            return (_json_copy(container[name], self.expr, f"{base}.{name}"),)
-        if name in _OBJECT_PROTO_NAMES:
+            return (json_copy(container[name], self.expr, f"{base}.{name}"),)
+        if name in OBJECT_PROTO_NAMES:
             return None
         return (None,)
 
@@ -275,7 +183,7 @@ class Evaluation:
         if name == "__null__":
             # Out of memory with too little left to make the error object, QuickJS throws null.
             # Code can throw null itself, but not without writing one of these words.
-            if not _MAY_THROW_NULL.search(self.source):
+            if not MAY_THROW_NULL.search(self.source):
                 raise self._memory_error()
             name = "Error"
         raise ExpressionError(self.expr, name, message, stack=err.get("stack") or None)
@@ -304,11 +212,11 @@ class Evaluation:
         return self.scope.variable if kind == "variable" else self.scope.resource
 
     def _prefetch(self) -> None:
-        for key in _literal_refs(self.source):
+        for key in literal_refs(self.source):
             if self._callback(key[0]) is not None:
                 self._fetch(key, deferred=True)
 
-    def _fetch(self, key: _Key, *, deferred: bool) -> None:
+    def _fetch(self, key: Key, *, deferred: bool) -> None:
         """Fetch one value into ``entries``. A StepError becomes a JS Error at the read; any other
         exception propagates now, or, for a prefetch (``deferred``), only if the code reads it."""
         kind, name = key
@@ -330,7 +238,7 @@ class Evaluation:
             self.entries[key] = "{}"
             return
         label = f"results.{name}" if kind == "results" else f"{kind}({name!r})"
-        self.entries[key] = '{"v":' + _dumps(value, self.expr, label) + "}"
+        self.entries[key] = '{"v":' + dumps(value, self.expr, label) + "}"
 
     # -- one pass ---------------------------------------------------------------------------
 
@@ -346,7 +254,7 @@ class Evaluation:
         if scope.result is not NOT_SET:
             names["result"] = scope.result
         for key, value in scope.extra.items():
-            if not _IDENT_FULL.match(key) or key in _RESERVED_NAMES:
+            if not IDENT_FULL.match(key) or key in RESERVED_NAMES:
                 raise ValueError(f"EvalScope.extra: {key!r} cannot be a name in expression scope")
             names[key] = value
         head = {
@@ -356,7 +264,7 @@ class Evaluation:
             "has_resource": scope.resource is not None,
             "names": names,
         }
-        text = _dumps(head, self.expr, "the expression scope")
+        text = dumps(head, self.expr, "the expression scope")
         return text[:-1]  # without the closing brace: tables follow
 
     def _input_text(self, head: str) -> str:
@@ -386,7 +294,7 @@ class Evaluation:
             while self._timed(ctx, ctx.execute_pending_job):
                 pass
             ctx.set_time_limit(_REPORT_TIME_S)
-            report = _parse_report(report_fn())
+            report = parse_report(report_fn())
         except Exception:
             report = None  # time or memory limit, an uncaught job, the binding: start afresh
         except BaseException:  # e.g. KeyboardInterrupt: jobs of this pass may still be queued
@@ -430,7 +338,7 @@ class Evaluation:
         if callable(report_fn):  # else the prelude itself was interrupted; the failure says why
             try:
                 ctx.set_time_limit(_REPORT_TIME_S)
-                report = _parse_report(report_fn())
+                report = parse_report(report_fn())
             except Exception:
                 report = None  # e.g. the heap is still full; the failure above says why
         return report, failure
@@ -455,7 +363,7 @@ class Evaluation:
         if "out of memory" in head:
             return self._memory_error()
         name, sep, message = head.partition(": ")
-        if sep and _IDENT_FULL.match(name):
+        if sep and IDENT_FULL.match(name):
             return ExpressionError(self.expr, name, message.strip())
         return ExpressionError(self.expr, "Error", head or "uncaught exception")
 
@@ -463,11 +371,11 @@ class Evaluation:
         return ExpressionError(
             self.expr,
             "ExpressionTimeout",
-            f"expression exceeded its {_fmt_number(self.time_limit_s)} s time limit",
+            f"expression exceeded its {fmt_number(self.time_limit_s)} s time limit",
         )
 
     def _memory_error(self) -> ExpressionError:
-        mib = _fmt_number(self.memory_limit_bytes / (1024 * 1024))
+        mib = fmt_number(self.memory_limit_bytes / (1024 * 1024))
         return ExpressionError(
             self.expr, "ExpressionMemoryLimit", f"expression exceeded its {mib} MiB memory limit"
         )

@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from airflow_openflow.operators.approval import StepApprovalOperator
 
 
-def asks_approval(module: FlowModule) -> bool:
-    """Whether the step has a ``suspend`` that waits for at least one approval."""
-    return module.suspend is not None and module.suspend.required_events > 0
-
-
 def approval_task(
     module: FlowModule, step_plan: StepPlan, task_id: str, **task_kwargs: Any
 ) -> StepApprovalOperator:

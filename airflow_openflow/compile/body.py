@@ -8,11 +8,11 @@ from typing import Any
 from airflow.sdk import TriggerRule
 from airflow.sdk.definitions.param import ParamsDict
 
-from airflow_openflow.compile.approval import approval_task, asks_approval
+from airflow_openflow.compile.approval import approval_task
 from airflow_openflow.compile.task import display_name, task_settings
 from airflow_openflow.operators.body import BodyStepOperator
 from airflow_openflow.runtime.plan import Prefix, StepPlan
-from airflow_openflow.spec.model import FlowModule
+from airflow_openflow.spec.model import FlowModule, asks_approval
 
 #: The trigger a gated first step starts on, by class path (not imported at DAG-parse time).
 EARLIER_ITERATION_TRIGGER = "airflow_openflow.triggers.waits.EarlierIterationTrigger"

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule
 
 from airflow_openflow.compile import branchall, branchone, forloop, subflow
-from airflow_openflow.compile.approval import approval_task, asks_approval
+from airflow_openflow.compile.approval import approval_task
 from airflow_openflow.compile.builders import build_step
 from airflow_openflow.compile.naming import TaskIds, flow_display_name, helper_display_name
 from airflow_openflow.compile.params import params_from_schema
@@ -24,7 +24,15 @@ from airflow_openflow.operators.sleep import FlowSleepOperator
 from airflow_openflow.runtime.plan import FlowInfo, Prefix, StepPlan, Tail
 from airflow_openflow.spec.errors import FlowDocumentError, Problem
 from airflow_openflow.spec.locate import join_path, with_lines_from_file
-from airflow_openflow.spec.model import FlowModule, Identity, OpenFlow, PathFlow, StopAfterIf, all_modules
+from airflow_openflow.spec.model import (
+    FlowModule,
+    Identity,
+    OpenFlow,
+    PathFlow,
+    StopAfterIf,
+    all_modules,
+    asks_approval,
+)
 from airflow_openflow.spec.scripts import with_scripts_inlined
 from airflow_openflow.spec.subflows import with_subflows_resolved
 

@@ -27,13 +27,12 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, task_group
 
-from airflow_openflow.compile.approval import asks_approval
 from airflow_openflow.compile.body import body_chain
 from airflow_openflow.compile.naming import TaskIds, helper_display_name
 from airflow_openflow.compile.task import display_name
 from airflow_openflow.operators.loop import LoopCollectorOperator, LoopItemsOperator
 from airflow_openflow.runtime.plan import StepPlan
-from airflow_openflow.spec.model import FlowModule, ForloopFlow
+from airflow_openflow.spec.model import FlowModule, ForloopFlow, asks_approval
 from airflow_openflow.spec.support import container_on_tasks
 
 

@@ -308,6 +308,12 @@ class OpenFlow:
     content_hash: str = ""  # sha256 of the raw bytes (plus inline files) the model was built from
 
 
+def asks_approval(module: FlowModule) -> bool:
+    """Whether the step has a ``suspend`` that waits for at least one approval (``required_events:
+    0`` turns it off, as in Windmill's engine)."""
+    return module.suspend is not None and module.suspend.required_events > 0
+
+
 def iter_modules(modules: list[FlowModule]) -> list[FlowModule]:
     """All modules of a list, depth-first, including those nested in loops and branches."""
     out: list[FlowModule] = []

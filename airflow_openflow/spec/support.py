@@ -26,6 +26,7 @@ from airflow_openflow.spec.model import (
     PathScript,
     RawScript,
     WhileloopFlow,
+    asks_approval,
     iter_modules,
 )
 from airflow_openflow.spec.scripts import find_script
@@ -293,7 +294,7 @@ class _Checker:
                 "'stop_after_all_iters_if' on a branchall has no effect yet (it does on loops)",
                 "test the array of branch results in stop_after_if of the step after the branchall",
             )
-        if module.suspend is not None and module.suspend.required_events > 0:
+        if asks_approval(module):
             self._suspend(module, where=where)
         if module.delete_after_use:
             self.warn(join_path(path, "delete_after_use"), "'delete_after_use' has no effect yet", _IGNORED)

@@ -102,6 +102,19 @@ def resolve_in_workspace(root: Path, name: str, *, relative_to: Path | None = No
     return real
 
 
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` is one file name that stays in its folder: no separator, not ``.`` or
+    ``..``, nothing :func:`resolve_in_workspace` would refuse. Such a name inside a folder whose
+    real path is known resolves without a ``realpath``, unless the file is a symlink."""
+    return (
+        bool(name.strip())
+        and name not in (".", "..")
+        and not name.startswith("~")
+        and not any(c in name for c in "/\\\0")
+        and os.sep not in name
+    )
+
+
 def is_inside_workspace(path: str | os.PathLike[str], root: Path) -> bool:
     """Whether the real path of ``path`` (symlinks followed) is ``root`` or under it."""
     return _is_inside(Path(os.path.realpath(path)), root)
@@ -111,14 +124,19 @@ def _is_inside(real: Path, root: Path) -> bool:
     return real == root or real.is_relative_to(root)
 
 
-def read_regular_file(path: str | os.PathLike[str], *, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_regular_file(
+    path: str | os.PathLike[str], *, limit: int = MAX_FILE_BYTES, follow_symlinks: bool = True
+) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes.
 
     Never blocks on a FIFO or device (opened non-blocking, checked with ``fstat`` before reading)
     and never reads more than ``limit + 1`` bytes. Raises :class:`UnsafePathError` for anything
-    that is not a regular file or is too large, ``OSError`` when it cannot be opened.
+    that is not a regular file or is too large, ``OSError`` when it cannot be opened (with
+    ``follow_symlinks=False``, also when ``path`` itself is a symlink: ``ELOOP``).
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)

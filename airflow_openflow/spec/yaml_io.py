@@ -110,10 +110,94 @@ def load_yaml(text: str) -> Any:
             )
     loader = FlowYamlLoader(text)  # derives from the safe loader
     try:
-        data = loader.get_single_data()
-        aliased = loader.alias_uses > 0
+        node = loader.get_single_node()
+        try:
+            data, aliased = _PlainNodes(loader).document(node)
+        except _NotPlain:  # PyYAML's constructor, for its errors and the tags we do not build
+            data = loader.construct_document(node) if node is not None else None
+            aliased = loader.alias_uses > 0
     finally:
         loader.dispose()
     if aliased:
         check_size(data)
     return data
+
+
+class _NotPlain(Exception):
+    """The document uses something :class:`_PlainNodes` leaves to PyYAML's constructor."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOLS = {"true": True, "false": False}
+_KEY_TYPES = (str, int, float, type(None))  # bool is an int
+
+
+class _PlainNodes:
+    """Builds the value of a composed node tree made of mappings, sequences and the 1.2 core
+    scalars, as ``FlowYamlLoader`` would, three times as fast: PyYAML's constructor pays for
+    generality (generators for recursive structures, a lookup per node) that a flow never uses.
+
+    Anything else (another tag, a merge key ``<<``, a duplicate or unhashable key) raises
+    :class:`_NotPlain`, and the caller builds the document with PyYAML's constructor, which gives
+    the same value or the error with its line. Recursion is bounded: the document's depth was
+    checked before composing (``spec/bounds.py``)."""
+
+    def __init__(self, loader: FlowYamlLoader) -> None:
+        self.loader = loader
+        self.built: dict[int, Any] = {}  # id(node) -> value: an alias is the same node again
+        self.aliased = False
+
+    def document(self, node: yaml.Node | None) -> tuple[Any, bool]:
+        return (None if node is None else self.value(node)), self.aliased
+
+    def value(self, node: yaml.Node) -> Any:
+        seen = self.built.get(id(node), self)
+        if seen is not self:
+            self.aliased = True
+            return seen
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            value = self.scalar(node, tag)
+        elif tag == _MAP and isinstance(node, yaml.MappingNode):
+            mapping: dict[Any, Any] = {}
+            self.built[id(node)] = mapping
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _NotPlain
+                key = self.value(key_node)
+                if not isinstance(key, _KEY_TYPES) or key in mapping:
+                    raise _NotPlain  # a duplicate key: PyYAML's constructor says where
+                mapping[key] = self.value(value_node)
+            return mapping
+        elif tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            sequence: list[Any] = []
+            self.built[id(node)] = sequence
+            sequence.extend(self.value(item) for item in node.value)
+            return sequence
+        else:
+            raise _NotPlain
+        self.built[id(node)] = value
+        return value
+
+    def scalar(self, node: yaml.ScalarNode, tag: str) -> Any:
+        if tag == _STR:
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            if node.value.lower() not in _BOOLS:
+                raise _NotPlain
+            return _BOOLS[node.value.lower()]
+        if tag == _INT:
+            return self.loader.construct_yaml_int(node)
+        if tag == _FLOAT:
+            return self.loader.construct_yaml_float(node)
+        if tag == "!inline":
+            return _construct_inline(self.loader, node)
+        raise _NotPlain

@@ -307,3 +307,29 @@ def test_documents_sharing_a_dag_id_all_show_up_as_the_clash(tmp_path: Path) -> 
         dag = dags[dag_id]
         assert "openflow-invalid" in dag.tags
         assert all(name in dag.doc_md for name in files), dag.doc_md
+
+
+def test_a_symlink_to_a_file_inside_the_workspace_is_followed(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "common").mkdir(parents=True)
+    (repo / "common" / "lib.py").write_text("def main():\n    return 7\n")
+    folder = repo / "x.flow"
+    folder.mkdir()
+    os.symlink(repo / "common" / "lib.py", folder / "code.py")
+    _inline_flow(folder, "code.py")
+    flow = load_flow(folder, root=repo).flow
+    assert "return 7" in flow.value.modules[0].value.content  # type: ignore[union-attr]
+
+
+def test_a_flow_folder_linked_from_outside_the_workspace_reads_nothing_there(
+    tmp_path: Path, secret_outside: Path
+) -> None:
+    outside_flow = secret_outside.parent / "x.flow"
+    outside_flow.mkdir()
+    (outside_flow / "code.py").write_text(f"# {SECRET}\n")
+    _inline_flow(outside_flow, "code.py")
+    (tmp_path / "repo").mkdir()
+    os.symlink(outside_flow, tmp_path / "repo" / "x.flow")
+    problems = _errors(tmp_path / "repo" / "x.flow" / "flow.yaml", root=tmp_path / "repo")
+    assert problems and "outside the folder flows are loaded from" in problems[0].message
+    assert SECRET not in "\n".join(p.format() for p in problems)

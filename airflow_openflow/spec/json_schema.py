@@ -127,7 +127,8 @@ def metaschema_errors(schema: Mapping[str, Any], cls: Any) -> list[Any]:
     properties = schema.get("properties")
     if not isinstance(properties, Mapping):
         return list(validator.iter_errors(dict(schema)))
-    errors = list(validator.iter_errors({**schema, "properties": {}}))
+    rest = {**schema, "properties": {}}  # the schema around its inputs: checked once per shape too
+    errors = [] if _known_valid(cls, rest) else list(validator.iter_errors(rest))
     for name, sub in properties.items():
         if _known_valid(cls, sub):
             continue

@@ -199,5 +199,5 @@ class _PlainNodes:
         if tag == _FLOAT:
             return self.loader.construct_yaml_float(node)
         if tag == "!inline":
-            return _construct_inline(self.loader, node)
+            return INLINE_PREFIX + str(node.value).strip()  # as _construct_inline
         raise _NotPlain

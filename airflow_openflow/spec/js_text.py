@@ -10,6 +10,8 @@ wrong under that reading.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 from typing import Final
 
@@ -175,10 +177,16 @@ def has_code_semicolon(src: str) -> bool:
     return any(c == ";" for _, c in code_chars(src))
 
 
+#: Text with no quote, template, comment, regex nor bracket: nothing ``syntax_problem`` can find.
+_NO_LITERALS_NOR_BRACKETS = re.compile(r"[\w$.?\s]*")
+
+
 def syntax_problem(src: str) -> tuple[str, int] | None:
     """What is certainly wrong with ``src`` as JavaScript, found without parsing it: a string,
     template literal or comment that never ends, or brackets that do not pair up. Returns
     ``(message, index)`` of the first problem, or None."""
+    if _NO_LITERALS_NOR_BRACKETS.fullmatch(src):  # most expressions: `previous_result`, `a.b`
+        return None
     unterminated: list[tuple[str, int]] = []
     stack: list[tuple[str, int]] = []
     mismatch: tuple[str, int] | None = None

@@ -326,11 +326,9 @@ class _Runner:
         _check_inputs(dag, inputs)
         mode = choose_mode(dag, requested)
         limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if mode == "executor":  # DAG.test ignores max_active_tis_per_dagrun; our executor does not
-            from airflow_openflow.compat.local_executor import honour_limits
-
+        if mode == "executor":
             self._ensure_servers()
-            limits = honour_limits(dag)
+            limits = _executor_mode(dag)
         watching = observer(dag) if observer is not None else contextlib.nullcontext()
         with _quiet(), _approval_timeouts(dag), limits, watching:
             try:
@@ -404,6 +402,18 @@ def _approval_timeouts(dag: Any) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def _executor_mode(dag: Any) -> Iterator[None]:
+    """What ``DAG.test(use_executor=True)`` lacks: the scheduler's concurrency limits (it ignores
+    ``max_active_tis_per_dagrun``; our executor does not), and a loop that sends a step's
+    successor as soon as the step ended rather than at its next look, up to a second later."""
+    from airflow_openflow.compat.dag_test_loop import woken_by
+    from airflow_openflow.compat.local_executor import honour_limits, results_waiting
+
+    with honour_limits(dag), woken_by(results_waiting):
+        yield
 
 
 def _check_inputs(dag: Any, inputs: dict[str, Any]) -> None:

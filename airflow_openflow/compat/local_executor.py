@@ -56,6 +56,16 @@ _ABORT_GRACE_SECONDS = 5.0
 _running: weakref.WeakSet[RunnerLocalExecutor] = weakref.WeakSet()
 
 
+def results_waiting() -> bool:
+    """Whether an executor of this process has a result its owner has not read yet (a task
+    instance ended): what ``DAG.test``'s loop is woken by (``compat/dag_test_loop.py``)."""
+    for executor in list(_running):
+        with contextlib.suppress(Exception):  # a queue being closed
+            if not executor.result_queue.empty():
+                return True
+    return False
+
+
 def abort_all() -> None:
     """Stop the workers of every executor of this process that has not ended (see ``abort``)."""
     for executor in list(_running):

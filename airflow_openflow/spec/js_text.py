@@ -11,7 +11,6 @@ wrong under that reading.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator
 from typing import Final
 

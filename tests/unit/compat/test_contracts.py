@@ -392,3 +392,38 @@ def test_dag_pickle_round_trip_serializes_as_the_dag_built() -> None:
     _require("dag_pickle.loads", serialized(back) == serialized(dag), "a DAG read back serializes otherwise")
     _require("dag_pickle", back.params.get_param("n").value is NOTSET, "NOTSET is not the process's own")
     assert dag_pickle.checked_dumps({"on_failure_callback": _params}) is None  # this test module's code
+
+
+def test_dag_test_loop_sleeps_with_the_time_module_from_dag_test_itself() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_openflow.compat.dag_test_loop import dag_test_code
+
+    source = inspect.getsource(DAG.test)
+    _require("dag_test_loop.woken_by", "import time" in source, "DAG.test no longer imports time")
+    _require("dag_test_loop.woken_by", "time.sleep(1)" in source, "DAG.test waits otherwise")
+    _require("dag_test_loop.woken_by", dag_test_code() is DAG.test.__code__, "DAG.test's code object")
+
+
+def test_dag_test_loop_shortens_only_the_sleeps_of_dag_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from airflow_openflow.compat import dag_test_loop
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # the real sleep, as woken_by finds it
+
+    def loop_like() -> None:  # stands for DAG.test: its code object is the one shortened
+        time.sleep(1)
+
+    def other() -> None:
+        time.sleep(1)
+
+    news = iter([False, False, True])
+    monkeypatch.setattr(dag_test_loop, "dag_test_code", lambda: loop_like.__code__)
+    with dag_test_loop.woken_by(lambda: next(news)):
+        loop_like()  # two looks without news (two short sleeps), then news: it returns
+        assert slept == [dag_test_loop.POLL_S, dag_test_loop.POLL_S]
+        other()  # any other caller sleeps as asked
+        assert slept[-1] == 1
+    assert time.sleep == slept.append  # restored

@@ -192,6 +192,10 @@ class AirflowDeployment:
                 # CPU the tasks need, and no test changes the DAG files of a running deployment.
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # A Celery slot is freed when the task's supervisor notices its process ended, at
+                # its next look: every 5 s by default, 1 s here (docs/performance.md: a setting
+                # deployments use too); the tests wait that much less for every task.
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 # The parse cache of this deployment's flows goes with its home, not the user's.
                 "AIRFLOW__OPENFLOW__PARSE_CACHE_DIR": str(home / "parse-cache"),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -40,7 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +47,10 @@ from typing import Any
 from airflow_openflow.compat.metadata import (
     apply_live_config,
     create_metadata_db,
-    expire_awaiting_input_sweep,
     run_outcome_rows,
 )
 from airflow_openflow.process_trees import stop_processes
+from airflow_openflow.run_contexts import approval_timeouts, executor_mode, quiet
 from airflow_openflow.run_modes import (
     choose_mode,
     requested_mode,
@@ -207,7 +206,7 @@ class _Runner:
         apply_live_config(live, dags_folder=str(self.dags))
 
     def _init_db(self) -> None:
-        with _quiet():
+        with quiet():
             create_metadata_db()
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -325,12 +324,12 @@ class _Runner:
         (dag,) = load_openflow_dags(target, {"__file__": str(dag_file)}, strict=True).values()
         _check_inputs(dag, inputs)
         mode = choose_mode(dag, requested)
-        limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        executor_only: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if mode == "executor":
             self._ensure_servers()
-            limits = _executor_mode(dag)
+            executor_only = executor_mode(dag)
         watching = observer(dag) if observer is not None else contextlib.nullcontext()
-        with _quiet(), _approval_timeouts(dag), limits, watching:
+        with quiet(), approval_timeouts(dag), executor_only, watching:
             try:
                 dag_run = dag.test(run_conf=inputs, use_executor=mode == "executor")
             except BaseException:
@@ -375,47 +374,6 @@ class FlowInputError(ValueError):
     params when the run is created)."""
 
 
-@contextlib.contextmanager
-def _approval_timeouts(dag: Any) -> Iterator[None]:
-    """Approval tasks wait in ``awaiting_input`` until answered through the API server, or until
-    their timeout, which only the scheduler enforces; ``DAG.test`` has none. So while a flow with
-    approval steps runs, Airflow's own timeout sweep runs every second in a thread."""
-    from airflow_openflow.operators.approval import StepApprovalOperator
-
-    if not any(isinstance(task, StepApprovalOperator) for task in dag.tasks):
-        yield
-        return
-    stop = threading.Event()
-    sweep_once = expire_awaiting_input_sweep(logging.getLogger("airflow_openflow.runner.approvals"))
-
-    def sweep() -> None:
-        while not stop.wait(1.0):
-            try:
-                sweep_once()
-            except Exception:  # keep sweeping: one failed database round must not end the wait
-                logging.getLogger(__name__).exception("approval timeout sweep failed")
-
-    thread = threading.Thread(target=sweep, name="openflow-approval-timeouts", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-@contextlib.contextmanager
-def _executor_mode(dag: Any) -> Iterator[None]:
-    """What ``DAG.test(use_executor=True)`` lacks: the scheduler's concurrency limits (it ignores
-    ``max_active_tis_per_dagrun``; our executor does not), and a loop that sends a step's
-    successor as soon as the step ended rather than at its next look, up to a second later."""
-    from airflow_openflow.compat.dag_test_loop import woken_by
-    from airflow_openflow.compat.local_executor import honour_limits, results_waiting
-
-    with honour_limits(dag), woken_by(results_waiting):
-        yield
-
-
 def _check_inputs(dag: Any, inputs: dict[str, Any]) -> None:
     import copy
 
@@ -431,29 +389,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """Airflow's scheduling loop prints to stdout; keep stdout for the caller (the CLI prints the
-    result there) by sending file descriptor 1 to stderr while Airflow runs."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    # The scheduling loop's INFO chatter (and a warning on every loop while tasks are queued) is
-    # progress, not news: keep this process's console to warnings. Task logs keep their own level.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)
-    test_loop_log = logging.getLogger("airflow.sdk.definitions.dag")
-    test_loop_level = test_loop_log.level
-    test_loop_log.setLevel(logging.ERROR)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        root.setLevel(level)
-        test_loop_log.setLevel(test_loop_level)

@@ -82,7 +82,8 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     import airflow_openflow
-    from airflow_openflow.runner import _get_runner, _quiet
+    from airflow_openflow.run_contexts import quiet
+    from airflow_openflow.runner import _get_runner
 
     document = flow_document(steps)
 
@@ -99,7 +100,7 @@ def main() -> None:
     dag = hand_written_dag(_get_runner().dags, steps)
 
     def hand_written() -> None:
-        with _quiet():  # the same console logging as run_flow's
+        with quiet():  # the same console logging as run_flow's
             dag_run = dag.test()
         assert str(dag_run.state) == "success", dag_run.state
 

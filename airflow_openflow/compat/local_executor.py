@@ -33,6 +33,13 @@ the end of a loop) is dropped, not started. It overrides ``order_queued_tasks_by
 order in which ``BaseExecutor`` sends queued work), ``_process_workloads`` and ``change_state``,
 and reads the ``task_instance`` table. Public replacement: ``DAG.test`` honouring those limits
 (or ``run_flow`` running a scheduler of its own).
+
+A task instance resumed from the triggerer is sent to a worker only once the workload that
+deferred it has reported its end: ``DAG.test`` reads a report that arrives after the resumed
+workload was sent as the resumed one's ("state mismatch", apache/airflow#72716), but one read while
+the task instance is still queued here is known to be stale (``has_task``) and ignored. So a
+trigger may resume a task in a worker as soon as it fires (``triggers/waits.py``,
+``resumes_safely``). Public replacement: the fix of #72716.
 """
 
 from __future__ import annotations
@@ -241,6 +248,10 @@ class RunnerLocalExecutor(LocalExecutor):
             super().order_queued_tasks_by_priority(),
             key=lambda item: (-(item[1].ti.priority_weight or 0), item[0].map_index),
         )
+        # A task instance whose earlier workload has not reported its end yet (it deferred, and its
+        # trigger fired at once) stays queued until it has: that late report, read while the
+        # resumed one is still queued here, cannot fail it (apache/airflow#72716).
+        ordered = [(key, workload) for key, workload in ordered if key.primary not in self._sent]
         dag_ids = sorted({key.dag_id for key, _ in ordered if key.dag_id in _limits})
         if not dag_ids:
             return ordered

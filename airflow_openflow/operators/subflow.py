@@ -86,7 +86,7 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             note=f"sub-flow of {context['ti'].dag_id}, run {context['ti'].run_id}, step {self.task_id}",
         )
         context["ti"].xcom_push(key="trigger_run_id", value=run_id)  # read by TriggerDagRunLink
-        from airflow_openflow.triggers.waits import DagRunEndedTrigger, not_before
+        from airflow_openflow.triggers.waits import SETTLE_S, DagRunEndedTrigger, not_before
 
         # The trigger ends the step itself where the step's rules need no expression (the
         # module's stop_after_if on a success, retry_if on a failure with attempts left); the rest
@@ -97,11 +97,19 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             on_failure = None if retry_if else "fail"  # Airflow retries it
         else:
             on_failure = "continue" if module.continue_on_error else "fail"
+        resume_after = not_before(self._executor_name())
+        if resume_after and (module.stop_after_if is not None or on_failure is None):
+            self.log.info(
+                "sub-flow %s: a rule to evaluate resumes the step in a worker, no sooner than %.0f s "
+                "after this deferral under this executor (apache/airflow#72716; docs/mapping.md)",
+                self._path,
+                SETTLE_S,
+            )
         trigger = DagRunEndedTrigger(
             dag_id=self.trigger_dag_id,
             run_id=run_id,
             poll_interval=self.poll_interval,
-            not_before=not_before(),
+            not_before=resume_after,
             result_task_id=self.child_result_task_id,
             end_on_success=module.stop_after_if is None,
             end_on_failure=on_failure,
@@ -129,6 +137,12 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         ctx = AirflowStepContext(context, self.plan)
         outcome = finish_sub_flow(self.module, ctx, succeeded=status == "success", result=result)
         return self.finish(context, outcome)
+
+    def _executor_name(self) -> str:
+        """The executor that runs this task, as configured (its own, else the default)."""
+        from airflow.sdk import conf
+
+        return str(self.executor or conf.get("core", "executor", fallback="") or "")
 
     @property
     def _path(self) -> str:

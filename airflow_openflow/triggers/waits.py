@@ -8,7 +8,8 @@ task instance's state attribute is running", apache/airflow#72716, open). So:
   workload ran before it deferred, and its trigger fires as soon as it may;
 - a sub-flow step is ended by its trigger (``DagRunEndedTrigger``) where its rules need no
   expression, no worker resumes it; a ``stop_after_if`` or ``retry_if`` to evaluate resumes it in
-  a worker no sooner than ``not_before`` = the deferral + ``SETTLE_S``.
+  a worker: at once under an executor that keeps the resumed task instance safe
+  (``resumes_safely``), else no sooner than ``not_before`` = the deferral + ``SETTLE_S``.
 """
 
 from __future__ import annotations
@@ -53,10 +54,32 @@ def set_xcom(dag_id: str, run_id: str, task_id: str, map_index: int, key: str, v
 #: Seconds after a deferral from a worker before a trigger resumes the task in a worker.
 SETTLE_S = 10.0
 
+#: Executors under which a task resumed in a worker cannot be failed by the late end report of the
+#: workload that deferred it. The CeleryExecutor reads a workload's report only while it is its
+#: task instance's newest (the resumed workload replaces the one that deferred; a report read
+#: before, while the task instance is scheduled, is known stale: Airflow 3.3.2's own guard), and
+#: ``run_flow``'s executor holds a resumed task instance back until that report has been read
+#: (``compat/local_executor.py``). The LocalExecutor of a deployment (#72716), and executors not
+#: checked (Kubernetes, Edge, aliases), keep the wait.
+RESUME_SAFE_EXECUTORS = frozenset({"CeleryExecutor", "RunnerLocalExecutor"})
 
-def not_before() -> float:
-    """When a deferral that starts now may end at the earliest (epoch seconds)."""
-    return time.time() + SETTLE_S
+
+def resumes_safely(executor: str | None) -> bool:
+    """Whether a task run by ``executor`` may be resumed in a worker as soon as its trigger fires.
+
+    ``executor``: as configured (``[core] executor``, whose first entry is the default, or a task's
+    own ``executor``): a class name, a class path, or ``alias:class.path``."""
+    if not executor:
+        return False
+    default = executor.split(",", 1)[0].strip()
+    class_path = default.rsplit(":", 1)[-1]
+    return class_path.rsplit(".", 1)[-1] in RESUME_SAFE_EXECUTORS
+
+
+def not_before(executor: str | None = None) -> float:
+    """When a deferral that starts now may end in a worker at the earliest (epoch seconds; 0: at
+    once) for a task run by ``executor`` (see ``resumes_safely``)."""
+    return 0.0 if resumes_safely(executor) else time.time() + SETTLE_S
 
 
 async def _settle(until: float) -> None:

@@ -34,6 +34,36 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 WORKER_CONCURRENCY = 4
 
 
+# Tasks that defer from a worker on a trigger that fires at once and resume in a worker, whose
+# deferring workload ends late: a process started by the task holds the task's output pipes, so the
+# supervisor (the workload) ends only when it exits, as a workload can under load. The shape of
+# apache/airflow#72716.
+RESUME_RACE_DAG = """\
+import datetime
+import subprocess
+import time
+
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.sdk import DAG, BaseOperator
+
+
+class DeferThenResume(BaseOperator):
+    def execute(self, context):
+        subprocess.Popen(["sleep", "8"])  # outlives the task process, holding its stdout/stderr
+        now = datetime.datetime.now(tz=datetime.timezone.utc)
+        self.defer(trigger=DateTimeTrigger(moment=now), method_name="resumed")
+
+    def resumed(self, context, event=None):
+        time.sleep(15)  # still running when the scheduler hears that the first workload ended
+        return "resumed"
+
+
+with DAG(dag_id="resume_race_control", schedule=None):
+    for i in range(3):
+        DeferThenResume(task_id=f"defer_{i}")
+"""
+
+
 class PostgresDatabase:
     """A metadata database of the deployment's own on the machine's PostgreSQL, dropped at the end:
     a copy of a migrated template (``_migrated_template``), made in a fraction of a second where
@@ -415,6 +445,12 @@ class AirflowDeployment:
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         body = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in body["task_instances"]}
+
+    def state_mismatches(self, dag_id: str) -> list[str]:
+        """The scheduler's "state mismatch" audit entries of a DAG: what apache/airflow#72716 leaves
+        behind when it fails a resumed task instance."""
+        body = self.api("GET", f"/eventLogs?dag_id={dag_id}&event=state%20mismatch&limit=100")
+        return [str(entry.get("extra")) for entry in body["event_logs"]]
 
     def describe_task(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> str:
         """A task instance's state and the events of its latest try's log, plus the triggerer's log

@@ -9,6 +9,7 @@ triggerer, a Celery worker) running the DAG file users copy, with the project's 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.deployment import AirflowDeployment
+from tests.integration.deployment import RESUME_RACE_DAG, AirflowDeployment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,6 +153,10 @@ PARENT_FLOW = {
     },
 }
 
+# The same call with a rule to evaluate once the child has run: the step resumes in a worker.
+STOPPING_PARENT_FLOW = copy.deepcopy(PARENT_FLOW)
+STOPPING_PARENT_FLOW["value"]["modules"][0]["stop_after_if"] = {"expr": "result.doubled > 100"}
+
 
 STATE_STEP = """\
 import pathlib
@@ -203,10 +208,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows" / "sequential_loop_demo.json").write_text(json.dumps(sequential))
     (dags / "flows" / "child_flow.json").write_text(json.dumps(CHILD_FLOW))
     (dags / "flows" / "parent_flow.json").write_text(json.dumps(PARENT_FLOW))
+    (dags / "flows" / "stopping_parent_flow.json").write_text(json.dumps(STOPPING_PARENT_FLOW))
     (dags / "flows" / "state_demo.json").write_text(json.dumps(STATE_FLOW))
     shutil.copytree(REPO / "dags" / "flows" / "f", dags / "flows" / "f")  # the shipped examples
     (dags / "flows" / "broken_flow.yaml").write_text("summary: broken\nvalue:\n  modules:\n    - id: a\n")
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
+    (dags / "resume_race_control.py").write_text(RESUME_RACE_DAG)
     (dags / ".airflowignore").write_text((REPO / "dags" / ".airflowignore").read_text())
     deployment = AirflowDeployment(base / "home", dags).start()
     try:
@@ -342,6 +349,50 @@ def test_a_sub_flow_step_runs_the_child_flows_own_dag_and_takes_its_result(
     assert error["name"] == "ValueError" and "negative: -4" in error["message"], explained
     states = deployment.task_instances("parent_flow", failing)
     assert states["call"]["state"] == "failed" and states["after"]["state"] == "upstream_failed"
+
+
+def test_a_sub_flow_steps_rule_is_evaluated_in_a_worker_resumed_at_once_on_celery(
+    deployment: AirflowDeployment,
+) -> None:
+    """``stop_after_if`` on a sub-flow step: the step resumes in a worker once the child has run
+    (the rule is evaluated there), at once: the CeleryExecutor cannot fail a resumed task with the
+    late end report of the workload that deferred it (apache/airflow#72716), so the 10 s wait the
+    LocalExecutor needs is not taken. Both answers of the rule: a stop, and going on."""
+    deployment.wait_for_dag("child_flow")
+    deployment.api("PATCH", "/dags/child_flow", {"is_paused": False})
+    deployment.wait_for_dag("stopping_parent_flow")
+    stopped = deployment.trigger("stopping_parent_flow", {"n": 60})
+    going_on = deployment.trigger("stopping_parent_flow", {"n": 1})
+    assert deployment.wait_for_run("stopping_parent_flow", stopped) == "success"
+    assert deployment.wait_for_run("stopping_parent_flow", going_on) == "success"
+    expected = {"doubled": 122, "kind": "from the caller"}
+    assert deployment.xcom("stopping_parent_flow", stopped, "flow_result") == expected
+    assert deployment.xcom("stopping_parent_flow", going_on, "flow_result") == {
+        "got": {"doubled": 4, "kind": "from the caller"}
+    }
+    states = deployment.task_instances("stopping_parent_flow", stopped)
+    assert states["after"]["state"] == "skipped"
+    for run_id in (stopped, going_on):
+        log = deployment.describe_task("stopping_parent_flow", run_id, "call")
+        call = deployment.task_instances("stopping_parent_flow", run_id)["call"]
+        assert call["state"] == "success" and call["try_number"] == 1, log
+        assert "ended, flow status success" in log, log  # resumed in a worker (execute_complete)
+        assert "no sooner than" not in log, log  # no wait announced before it
+    assert deployment.state_mismatches("stopping_parent_flow") == []
+
+
+def test_the_resume_race_of_airflow_3_3_2_does_not_strike_on_celery(deployment: AirflowDeployment) -> None:
+    """Why a resume needs no wait here: the tasks that ``test_waits.py`` shows failed by
+    apache/airflow#72716 under the LocalExecutor (deferred from a worker on a trigger that fires at
+    once, resumed while the workload that deferred them has not ended) all succeed on the
+    CeleryExecutor, on their first try. If this fails, ``triggers/waits.py`` must count the
+    CeleryExecutor among the executors that need the wait again (``RESUME_SAFE_EXECUTORS``)."""
+    deployment.wait_for_dag("resume_race_control")
+    run_id = deployment.trigger("resume_race_control")
+    assert deployment.wait_for_run("resume_race_control", run_id) == "success"
+    tis = deployment.task_instances("resume_race_control", run_id)
+    assert {(ti["state"], ti["try_number"]) for ti in tis.values()} == {("success", 1)}, tis
+    assert deployment.state_mismatches("resume_race_control") == []
 
 
 def test_clearing_a_step_drops_its_flow_user_state_and_reruns_its_workflow_tasks(

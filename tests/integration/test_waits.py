@@ -23,41 +23,12 @@ from typing import Any
 import pytest
 
 from tests.flows import flow, py
-from tests.integration.deployment import AirflowDeployment
-from tests.integration.test_deployment import CHILD_FLOW, PARENT_FLOW
+from tests.integration.deployment import RESUME_RACE_DAG, AirflowDeployment
+from tests.integration.test_deployment import CHILD_FLOW, PARENT_FLOW, STOPPING_PARENT_FLOW
 
 REPO = Path(__file__).resolve().parents[2]
 
 LOCAL_EXECUTOR = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
-
-# Tasks that defer from a worker on a trigger that fires at once and resume in a worker, whose
-# deferring workload ends late: a process started by the task holds the task's output pipes, so the
-# supervisor (the workload) ends only when it exits, as a workload can under load. The shape of
-# apache/airflow#72716.
-RACE_CONTROL_DAG = """\
-import datetime
-import subprocess
-import time
-
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import DAG, BaseOperator
-
-
-class DeferThenResume(BaseOperator):
-    def execute(self, context):
-        subprocess.Popen(["sleep", "8"])  # outlives the task process, holding its stdout/stderr
-        now = datetime.datetime.now(tz=datetime.timezone.utc)
-        self.defer(trigger=DateTimeTrigger(moment=now), method_name="resumed")
-
-    def resumed(self, context, event=None):
-        time.sleep(15)  # still running when the scheduler hears that the first workload ended
-        return "resumed"
-
-
-with DAG(dag_id="resume_race_control", schedule=None):
-    for i in range(3):
-        DeferThenResume(task_id=f"defer_{i}")
-"""
 
 
 def loop(
@@ -113,6 +84,7 @@ FLOWS = {
     "sleep_demo": SLEEP,
     "child_flow": CHILD_FLOW,
     "parent_flow": PARENT_FLOW,
+    "stopping_parent_flow": STOPPING_PARENT_FLOW,
 }
 
 
@@ -123,7 +95,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
     (dags / "flows").mkdir(parents=True)
     for name, document in FLOWS.items():
         (dags / "flows" / f"{name}.json").write_text(json.dumps(document))
-    (dags / "resume_race_control.py").write_text(RACE_CONTROL_DAG)
+    (dags / "resume_race_control.py").write_text(RESUME_RACE_DAG)
     (dags / "openflow_dags.py").write_text((REPO / "dags" / "openflow_dags.py").read_text())
     # The LocalExecutor: the CeleryExecutor keeps a task instance whose workload has not ended from
     # being queued again, which hides the race; the LocalExecutor of Airflow 3.3.2 does not.
@@ -132,12 +104,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDepl
         yield deployment
     finally:
         deployment.stop()
-
-
-def _mismatches(deployment: AirflowDeployment, dag_id: str) -> list[str]:
-    """The scheduler's "state mismatch" audit entries of a DAG (what #72716 leaves behind)."""
-    body = deployment.api("GET", f"/eventLogs?dag_id={dag_id}&event=state%20mismatch&limit=100")
-    return [str(entry.get("extra")) for entry in body["event_logs"]]
 
 
 def _all_task_instances(deployment: AirflowDeployment, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -173,7 +139,7 @@ def test_the_resume_race_of_airflow_3_3_2_is_real_here(deployment: AirflowDeploy
         ti["task_id"]: ti["state"] for ti in _all_task_instances(deployment, "resume_race_control", run_id)
     }
     assert set(states.values()) == {"failed"}, states
-    assert len(_mismatches(deployment, "resume_race_control")) == 3
+    assert len(deployment.state_mismatches("resume_race_control")) == 3
 
 
 def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment: AirflowDeployment) -> None:
@@ -214,7 +180,7 @@ def test_concurrent_sequential_loops_run_in_order_each_iteration_once(deployment
         assert set(tries.values()) == {1}, tries
     assert seen_deferred  # iterations waited deferred, not in a worker
     assert most_first_steps_at_once <= 1  # one iteration of a sequential loop at a time
-    assert _mismatches(deployment, "one_step_loop") == _mismatches(deployment, "two_step_loop") == []
+    assert deployment.state_mismatches("one_step_loop") == deployment.state_mismatches("two_step_loop") == []
 
 
 def test_a_parallelism_window_and_a_sleep_end_without_the_race(deployment: AirflowDeployment) -> None:
@@ -229,7 +195,17 @@ def test_a_parallelism_window_and_a_sleep_end_without_the_race(deployment: Airfl
     tis = {ti["task_id"]: ti for ti in _all_task_instances(deployment, "sleep_demo", sleep)}
     assert tis["a_sleep"]["state"] == "success" and tis["a_sleep"]["try_number"] == 1
     assert tis["b"]["start_date"] >= tis["a_sleep"]["end_date"]
-    assert _mismatches(deployment, "window_loop") == _mismatches(deployment, "sleep_demo") == []
+    assert deployment.state_mismatches("window_loop") == deployment.state_mismatches("sleep_demo") == []
+
+
+def _run_caller(deployment: AirflowDeployment, dag_id: str, **conf: Any) -> str:
+    """A successful run of ``dag_id``, a flow that calls ``child_flow`` (unpaused here)."""
+    deployment.wait_for_dag("child_flow")
+    deployment.api("PATCH", "/dags/child_flow", {"is_paused": False})
+    deployment.wait_for_dag(dag_id)
+    run_id = deployment.trigger(dag_id, conf)
+    assert deployment.wait_for_run(dag_id, run_id) == "success"
+    return run_id
 
 
 def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_run(
@@ -237,11 +213,7 @@ def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_ru
 ) -> None:
     """The child's success ends the step in the triggerer (no resume in a worker, so no wait
     before it): the next step reads the child's result."""
-    deployment.wait_for_dag("child_flow")
-    deployment.api("PATCH", "/dags/child_flow", {"is_paused": False})
-    deployment.wait_for_dag("parent_flow")
-    run_id = deployment.trigger("parent_flow", {"n": 1})
-    assert deployment.wait_for_run("parent_flow", run_id) == "success"
+    run_id = _run_caller(deployment, "parent_flow", n=1)
     assert deployment.xcom("parent_flow", run_id, "flow_result") == {
         "got": {"doubled": 4, "kind": "from the caller"}
     }
@@ -250,4 +222,22 @@ def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_ru
     # The step's log: the trigger ended it; no worker resumed it (execute_complete logs "ended").
     log = deployment.describe_task("parent_flow", run_id, "call")
     assert "flow success; the step ends here" in log and "ended, flow status" not in log, log
-    assert _mismatches(deployment, "parent_flow") == []
+    assert deployment.state_mismatches("parent_flow") == []
+
+
+def test_a_sub_flow_steps_rule_resumes_it_in_a_worker_after_the_settle_wait(
+    deployment: AirflowDeployment,
+) -> None:
+    """Under the LocalExecutor a step resumed in a worker could meet the race: the step with a
+    ``stop_after_if`` to evaluate says so in its log and resumes no sooner than 10 s after its
+    deferral, on its first try, with no "state mismatch"."""
+    run_id = _run_caller(deployment, "stopping_parent_flow", n=60)
+    assert deployment.xcom("stopping_parent_flow", run_id, "flow_result") == {
+        "doubled": 122,
+        "kind": "from the caller",
+    }
+    log = deployment.describe_task("stopping_parent_flow", run_id, "call")
+    call = deployment.task_instances("stopping_parent_flow", run_id)["call"]
+    assert call["state"] == "success" and call["try_number"] == 1, log
+    assert "no sooner than 10 s after this deferral" in log and "ended, flow status success" in log, log
+    assert deployment.state_mismatches("stopping_parent_flow") == []

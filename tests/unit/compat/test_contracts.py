@@ -341,6 +341,19 @@ def test_local_executor_holds_back_work_through_its_queue_order() -> None:
     _require(what, {"dag_id", "task_id", "run_id", "map_index", "state"} <= columns, "task_instance columns")
 
 
+def test_local_executor_a_stale_end_report_spares_a_task_instance_still_queued() -> None:
+    """A resumed task instance held back (still in ``queued_tasks``) is one the executor "has":
+    the scheduler's event processing, which ``DAG.test`` calls, then treats the deferring
+    workload's late end report as stale instead of failing it (apache/airflow#72716)."""
+    from airflow.executors.base_executor import BaseExecutor
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    what = "local_executor.RunnerLocalExecutor (held-back resumes)"
+    _require(what, "self.queued_tasks" in inspect.getsource(BaseExecutor.has_task), "has_task")
+    source = inspect.getsource(SchedulerJobRunner.process_executor_events)
+    _require(what, "executor.has_task(ti)" in source, "process_executor_events no longer asks has_task")
+
+
 def test_dag_pickle_round_trip_serializes_as_the_dag_built() -> None:
     """A DAG with a required input (its Param holds NOTSET), a mapped loop, a branch and a task
     group, kept and read back, serializes exactly as the one built; the sentinels come back as the

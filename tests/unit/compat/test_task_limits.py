@@ -1,6 +1,6 @@
 """Which queued task instances ``RunnerLocalExecutor`` starts: the limits the scheduler keeps
 (``max_active_tis_per_dagrun``, ``max_active_tis_per_dag``, ``max_active_tasks``), which
-``DAG.test`` alone ignores."""
+``DAG.test`` alone ignores; and not a resumed one before the workload that deferred it ended."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
-from airflow_openflow.compat.local_executor import admit, honour_limits
+from airflow_openflow.compat.local_executor import RunnerLocalExecutor, admit, honour_limits
 
 
 def _queued(*keys: tuple[str, str, int]) -> list[tuple[Any, Any]]:
@@ -47,3 +47,35 @@ def test_dags_without_registered_limits_are_never_held_back() -> None:
     with honour_limits(_dag()):
         pass
     assert admit(queued, active=[("d", "capped", "r1", 0)], running=[]) == queued  # unregistered on exit
+
+
+class _Workload:
+    """What the executor orders queued work by: its task instance's priority."""
+
+    class ti:  # the attribute an ExecuteTask has
+        priority_weight = 1
+
+
+def test_a_resumed_task_instance_waits_until_the_workload_that_deferred_it_has_ended() -> None:
+    """apache/airflow#72716: the deferring workload's end, read after the resumed one was sent,
+    would fail it; read while it is still queued, it is known to be stale."""
+    executor = RunnerLocalExecutor(parallelism=2)
+    resumed = TaskInstanceKey("d", "wait", "r1", 1, -1)
+    other = TaskInstanceKey("d", "free", "r1", 1, -1)
+    executor.queued_tasks[resumed] = _Workload()
+    executor.queued_tasks[other] = _Workload()
+    executor._sent.add(resumed.primary)  # the workload that deferred it: sent, no end reported yet
+
+    assert [key for key, _ in executor.order_queued_tasks_by_priority()] == [other]
+    executor.change_state(resumed, "running")  # it is still running: still held
+    assert [key for key, _ in executor.order_queued_tasks_by_priority()] == [other]
+    assert executor.has_task(_TaskInstance(resumed))  # what keeps the stale report from failing it
+
+    executor.change_state(resumed, "success")  # the deferring workload's end
+    assert {key for key, _ in executor.order_queued_tasks_by_priority()} == {resumed, other}
+
+
+class _TaskInstance:
+    def __init__(self, key: TaskInstanceKey) -> None:
+        self.key = key
+        self.id = "ti-id"

@@ -138,10 +138,38 @@ def test_nothing_is_read_nor_fired_before_not_before(
     assert states.calls and states.calls[0][0] >= until
 
 
-def test_not_before_is_settle_seconds_from_now() -> None:
+@pytest.mark.parametrize(
+    "executor",
+    [
+        None,
+        "",
+        "LocalExecutor",
+        "airflow.executors.local_executor.LocalExecutor",
+        "KubernetesExecutor",
+        "LocalExecutor,CeleryExecutor",  # the first entry is the default
+        "my_celery",  # an alias this module cannot resolve: the safe side
+    ],
+)
+def test_a_resume_waits_settle_seconds_under_the_executors_of_the_race(executor: str | None) -> None:
     before = time.time()
-    moment = waits.not_before()
+    moment = waits.not_before(executor)
     assert before + waits.SETTLE_S <= moment <= time.time() + waits.SETTLE_S
+    assert not waits.resumes_safely(executor)
+
+
+@pytest.mark.parametrize(
+    "executor",
+    [
+        "CeleryExecutor",
+        "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "celery:airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "CeleryExecutor, LocalExecutor",
+        "airflow_openflow.compat.local_executor.RunnerLocalExecutor",
+    ],
+)
+def test_a_resume_is_at_once_under_the_executors_that_keep_it_safe(executor: str) -> None:
+    assert waits.resumes_safely(executor)
+    assert waits.not_before(executor) == 0.0
 
 
 class _TaskInstance:

@@ -28,7 +28,8 @@ class SubFlowRunOperator(OpenFlowStepOperator):
     any step. Where those rules need no expression, the trigger ends the step at once with the
     child's result (success, ``continue_on_error``, or a failure Airflow retries while attempts
     are left); a ``stop_after_if`` or ``retry_if`` to evaluate resumes it in a worker
-    (``execute_complete``). A child of its own DAG can
+    (``execute_complete``), except where a resume must wait (``triggers/waits.py``) and the trigger's
+    answer lets the flow go on (``runtime/deferred_rules.py``). A child of its own DAG can
     be watched, cleared and restarted in the UI like any run.
 
     The child run id is ``openflow__<dag_id>__<run_id>__<step>__<try>``, so a retry or a clear of
@@ -64,6 +65,7 @@ class SubFlowRunOperator(OpenFlowStepOperator):
 
     def execute(self, context: Any) -> Any:
         from airflow_openflow.runtime.airflow_context import AirflowStepContext
+        from airflow_openflow.runtime.deferred_rules import deferred_rules
         from airflow_openflow.runtime.inputs import CALLER_FLOW_ENV_KEY, CALLER_SHARED_KEY
         from airflow_openflow.runtime.step import start_sub_flow
 
@@ -98,10 +100,17 @@ class SubFlowRunOperator(OpenFlowStepOperator):
         else:
             on_failure = "continue" if module.continue_on_error else "fail"
         resume_after = not_before(self._executor_name())
+        rules = None
         if resume_after and (module.stop_after_if is not None or on_failure is None):
+            # A resume in a worker waits here: the trigger answers the rule itself where the
+            # answer lets the flow go on (runtime/deferred_rules.py).
+            readable = tuple(sorted(ctx.readable_step_ids()))
+            deferred = deferred_rules(module, ctx, readable, retry_if_applies=on_failure is None)
+            rules = deferred.stored() if deferred is not None else None
             self.log.info(
-                "sub-flow %s: a rule to evaluate resumes the step in a worker, no sooner than %.0f s "
-                "after this deferral under this executor (apache/airflow#72716; docs/mapping.md)",
+                "sub-flow %s: should its rules stop the flow or end its retries, the step resumes in a "
+                "worker no sooner than %.0f s after this deferral under this executor "
+                "(apache/airflow#72716; docs/mapping.md)",
                 self._path,
                 SETTLE_S,
             )
@@ -113,6 +122,7 @@ class SubFlowRunOperator(OpenFlowStepOperator):
             result_task_id=self.child_result_task_id,
             end_on_success=module.stop_after_if is None,
             end_on_failure=on_failure,
+            rules=rules,
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 

@@ -305,7 +305,10 @@ class DagRunEndedTrigger(_PollingTrigger):
     object as its result (``"continue"``: ``continue_on_error`` on the last attempt); None when a
     ``retry_if`` must be evaluated. Otherwise the event is ``{"state": "success" | "failed"}`` and
     the step resumes in a worker, which applies its rules: that event fires no sooner than
-    ``not_before`` (apache/airflow#72716, the module's docstring).
+    ``not_before`` (apache/airflow#72716, the module's docstring), unless ``rules`` (a
+    ``DeferredRules``, stored) answer the rule here in a way that lets the flow go on: a false
+    ``stop_after_if`` ends the step with the child's result, a true ``retry_if`` ends it failed for
+    Airflow to retry (runtime/deferred_rules.py).
 
     :param dag_id: The DAG of the run.
     :param run_id: The run.
@@ -316,6 +319,7 @@ class DagRunEndedTrigger(_PollingTrigger):
         and result; None: always resume the step in a worker.
     :param end_on_success: Whether a child that succeeded ends the step here.
     :param end_on_failure: ``"fail"``, ``"continue"`` or None (see above).
+    :param rules: The step's rules and the values they read, to answer them here (see above).
     """
 
     ended_states = RUN_ENDED_STATES
@@ -330,11 +334,13 @@ class DagRunEndedTrigger(_PollingTrigger):
         result_task_id: str | None = None,
         end_on_success: bool = False,
         end_on_failure: str | None = None,
+        rules: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(dag_id=dag_id, run_id=run_id, poll_interval=poll_interval, not_before=not_before)
         self.result_task_id = result_task_id
         self.end_on_success = end_on_success
         self.end_on_failure = end_on_failure
+        self.rules = rules
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         classpath, kwargs = super().serialize()
@@ -342,6 +348,8 @@ class DagRunEndedTrigger(_PollingTrigger):
             kwargs["result_task_id"] = self.result_task_id
             kwargs["end_on_success"] = self.end_on_success
             kwargs["end_on_failure"] = self.end_on_failure
+        if self.rules is not None:
+            kwargs["rules"] = self.rules
         return classpath, kwargs
 
     def read_state(self) -> str | None:
@@ -372,6 +380,9 @@ class DagRunEndedTrigger(_PollingTrigger):
             kind, event = OutcomeKind.CONTINUED_ERROR, TaskSuccessEvent()
         elif status == "failure" and self.end_on_failure == "fail":
             kind, event = OutcomeKind.FAILED, TaskFailedEvent()
+        elif await sync_to_async(self._rule_lets_flow_go_on)(status == "success", result):
+            kind = OutcomeKind.SUCCESS if status == "success" else OutcomeKind.FAILED
+            event = TaskSuccessEvent() if status == "success" else TaskFailedEvent()
         else:
             await _settle(self.not_before)
             yield TriggerEvent({"state": state})
@@ -383,6 +394,28 @@ class DagRunEndedTrigger(_PollingTrigger):
         await push(*where, "return_value", result)  # what the step itself records (finish())
         await push(*where, OUTCOME_KEY, kind.value)
         yield event
+
+
+    def _rule_lets_flow_go_on(self, succeeded: bool, result: Any) -> bool:
+        """The step's rule answered here (``runtime/deferred_rules.py``); False without rules."""
+        if self.rules is None or self.task_instance is None:
+            return False
+        from airflow_openflow.runtime.connections import get_resource, get_variable
+        from airflow_openflow.runtime.deferred_rules import DeferredRules, flow_goes_on
+
+        step = self.task_instance
+        goes_on = flow_goes_on(
+            DeferredRules.from_stored(self.rules),
+            succeeded=succeeded,
+            result=result,
+            read_result=lambda step_id: xcom_value(step.dag_id, step.run_id, step_id, "return_value"),
+            variable=get_variable,
+            resource=get_resource,
+        )
+        if goes_on:
+            rule = "stop_after_if is false" if succeeded else "retry_if is true"
+            self.log.info("sub-flow step: its %s, answered where it waits", rule)
+        return goes_on
 
 
 def child_did_not_complete(dag_id: str, run_id: str) -> dict[str, Any]:

@@ -225,19 +225,33 @@ def test_a_sub_flow_step_ends_with_its_childs_result_as_soon_as_the_child_has_ru
     assert deployment.state_mismatches("parent_flow") == []
 
 
-def test_a_sub_flow_steps_rule_resumes_it_in_a_worker_after_the_settle_wait(
+def test_a_sub_flow_steps_rule_is_answered_where_it_waits_unless_it_stops_the_flow(
     deployment: AirflowDeployment,
 ) -> None:
-    """Under the LocalExecutor a step resumed in a worker could meet the race: the step with a
-    ``stop_after_if`` to evaluate says so in its log and resumes no sooner than 10 s after its
-    deferral, on its first try, with no "state mismatch"."""
-    run_id = _run_caller(deployment, "stopping_parent_flow", n=60)
-    assert deployment.xcom("stopping_parent_flow", run_id, "flow_result") == {
+    """Under the LocalExecutor a step resumed in a worker could meet the race, so such a resume
+    waits (the step's log says so). A ``stop_after_if`` that is false needs no worker: the trigger
+    answers it and ends the step with the child's result. A true one (a stop: the later steps are
+    skipped) resumes the step in a worker after the wait. Both on the first try, no "state
+    mismatch"."""
+    going_on = _run_caller(deployment, "stopping_parent_flow", n=1)
+    stopped = _run_caller(deployment, "stopping_parent_flow", n=60)
+    assert deployment.xcom("stopping_parent_flow", going_on, "flow_result") == {
+        "got": {"doubled": 4, "kind": "from the caller"}
+    }
+    assert deployment.xcom("stopping_parent_flow", stopped, "flow_result") == {
         "doubled": 122,
         "kind": "from the caller",
     }
-    log = deployment.describe_task("stopping_parent_flow", run_id, "call")
-    call = deployment.task_instances("stopping_parent_flow", run_id)["call"]
-    assert call["state"] == "success" and call["try_number"] == 1, log
-    assert "no sooner than 10 s after this deferral" in log and "ended, flow status success" in log, log
+    logs = {
+        run_id: deployment.describe_task("stopping_parent_flow", run_id, "call")
+        for run_id in (going_on, stopped)
+    }
+    for run_id, log in logs.items():
+        call = deployment.task_instances("stopping_parent_flow", run_id)["call"]
+        assert call["state"] == "success" and call["try_number"] == 1, log
+        assert "no sooner than 10 s after this deferral" in log, log
+    assert "stop_after_if is false, answered where it waits" in logs[going_on], logs[going_on]
+    assert "ended, flow status" not in logs[going_on], logs[going_on]  # no worker resumed it
+    assert "ended, flow status success" in logs[stopped], logs[stopped]  # a worker applied the stop
+    assert deployment.task_instances("stopping_parent_flow", stopped)["after"]["state"] == "skipped"
     assert deployment.state_mismatches("stopping_parent_flow") == []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import time
 from collections.abc import Iterator
@@ -335,3 +336,106 @@ def test_a_failed_child_ends_the_step_as_its_rules_say(
     result = error if status else waits.child_did_not_complete("child", "openflow__p__r__s__1")
     step = ("f__loop", "r1", "l_iterations.b0", -1)
     assert pushed == [(*step, "return_value", result), (*step, "openflow_outcome", outcome)]
+
+
+def _rules(**changes: Any) -> dict[str, Any]:
+    """A sub-flow step's rules as the operator stores them with the trigger."""
+    from airflow_openflow.runtime.deferred_rules import DeferredRules
+
+    rules = DeferredRules(
+        stop_after_if="result.doubled > flow_input.limit + results.a",
+        retry_if=None,
+        flow_input={"limit": 100},
+        previous_result=None,
+        flow_env={},
+        extra={},
+        readable_step_ids=("a",),
+    )
+    stored = dataclasses.replace(rules, **changes).stored()
+    assert stored is not None
+    return stored
+
+
+def _child_ended(
+    monkeypatch: pytest.MonkeyPatch, status: str, result: Any, rules: dict[str, Any]
+) -> tuple[list[TriggerEvent], list[tuple[Any, ...]], float]:
+    """The events of a sub-flow step's trigger (a resume must wait 0.5 s) once its child ended with
+    ``status`` and ``result``; the step's run has one earlier step, ``a``, whose result is 1."""
+    monkeypatch.setattr(waits, "dag_run_state", _States("success" if status == "success" else "failed"))
+
+    def xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        if dag_id == "child":
+            return {"openflow_status": status, "return_value": result}[key]
+        assert (dag_id, run_id, task_id, key) == ("f__loop", "r1", "a", "return_value")
+        return 1
+
+    monkeypatch.setattr(waits, "xcom_value", xcom)
+    pushed: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(waits, "set_xcom", lambda *args: pushed.append(args))
+    until = time.time() + 0.5
+    trigger = DagRunEndedTrigger(
+        **{**RUN_KWARGS, "not_before": until}, result_task_id="flow_result", rules=rules
+    )
+    trigger.task_instance = _TaskInstance(-1)  # type: ignore[assignment]
+    assert _reconstructed(trigger).serialize() == trigger.serialize()  # what the triggerer stores
+    started = time.time()
+    events = _events(trigger)
+    return events, pushed, time.time() - started
+
+
+def test_a_false_stop_after_if_ends_the_step_where_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No resume in a worker, so no wait: the step ends with the child's result, as the worker
+    would have ended it (the rule reads the flow input and an earlier step's result)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    events, pushed, took = _child_ended(monkeypatch, "success", {"doubled": 100}, _rules())
+    assert [type(e) for e in events] == [TaskSuccessEvent] and took < 0.5
+    step = ("f__loop", "r1", "l_iterations.b0", -1)
+    assert pushed == [(*step, "return_value", {"doubled": 100}), (*step, "openflow_outcome", "success")]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "result.doubled > flow_input.limit + results.a",  # true: a stop, the worker skips the rest
+        "result.nothing.here",  # throws: the worker's handling of a failing predicate applies
+        "variable('u/me/missing') == 'x'",  # a value the triggerer cannot give: the worker answers
+    ],
+)
+def test_a_stop_or_a_rule_not_answered_resumes_the_step_in_a_worker_after_the_wait(
+    monkeypatch: pytest.MonkeyPatch, rule: str
+) -> None:
+    monkeypatch.setattr("airflow_openflow.runtime.connections.get_variable", _raises)
+    events, pushed, took = _child_ended(monkeypatch, "success", {"doubled": 500}, _rules(stop_after_if=rule))
+    assert events == [TriggerEvent({"state": "success"})] and pushed == [] and took >= 0.45
+
+
+def test_a_true_retry_if_fails_the_step_for_airflow_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.triggers.base import TaskFailedEvent
+
+    error = {"error": {"name": "TimeoutError", "message": "slow"}}
+    rules = _rules(
+        stop_after_if=None,
+        retry_if="result.error.name == 'TimeoutError' && previous_result == 7",
+        previous_result=7,
+    )
+    events, pushed, took = _child_ended(monkeypatch, "failure", error, rules)
+    assert [type(e) for e in events] == [TaskFailedEvent] and took < 0.5
+    step = ("f__loop", "r1", "l_iterations.b0", -1)
+    assert pushed == [(*step, "return_value", error), (*step, "openflow_outcome", "failed")]
+
+    false_rules = _rules(stop_after_if=None, retry_if="result.error.name == 'ValueError'")
+    events, pushed, took = _child_ended(monkeypatch, "failure", error, false_rules)
+    assert events == [TriggerEvent({"state": "failed"})] and pushed == [] and took >= 0.45  # no retry
+
+
+def _raises(path: str) -> Any:
+    raise RuntimeError("no variables here")
+
+
+def test_rules_too_large_to_store_are_left_to_the_worker() -> None:
+    from airflow_openflow.runtime.deferred_rules import MAX_STORED_BYTES, DeferredRules
+
+    rules = DeferredRules("true", None, {"big": "x" * MAX_STORED_BYTES}, None, {}, {}, ())
+    assert rules.stored() is None
+    assert DeferredRules("true", None, {"n": float("nan")}, None, {}, {}, ()).stored() is None  # not JSON

@@ -224,10 +224,21 @@ class _Runner:
 
     def _start_api_server(self) -> None:
         log_path = self.home / "openflow_run" / "api-server.log"
+        # Only the Execution API, which task processes talk to: the REST API and the UI would
+        # take a third longer to start and serve nobody here (the port is not published).
         api = self._spawn(
-            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"
+            "api-server",
+            "api-server",
+            "--apps",
+            "execution",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
         )
-        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        url = f"http://127.0.0.1:{self.port}/execution/health"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if api.poll() is not None:

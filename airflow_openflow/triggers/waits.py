@@ -395,7 +395,6 @@ class DagRunEndedTrigger(_PollingTrigger):
         await push(*where, OUTCOME_KEY, kind.value)
         yield event
 
-
     def _rule_lets_flow_go_on(self, succeeded: bool, result: Any) -> bool:
         """The step's rule answered here (``runtime/deferred_rules.py``); False without rules."""
         if self.rules is None or self.task_instance is None:

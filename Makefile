@@ -43,6 +43,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_openflow tests dags bench examples
+	$(BIN)/ruff format --check airflow_openflow tests dags bench examples
 	$(BIN)/mypy
 
 # The example flows in the Airflow UI: http://127.0.0.1:8080 (the admin password is printed at start).

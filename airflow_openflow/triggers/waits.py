@@ -384,6 +384,11 @@ class DagRunEndedTrigger(_PollingTrigger):
             kind = OutcomeKind.SUCCESS if status == "success" else OutcomeKind.FAILED
             event = TaskSuccessEvent() if status == "success" else TaskFailedEvent()
         else:
+            left = self.not_before - time.time()
+            if left > 0:
+                self.log.info(
+                    "sub-flow run %s: flow %s; the step resumes in a worker in %.1f s", run_id, status, left
+                )
             await _settle(self.not_before)
             yield TriggerEvent({"state": state})
             return

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_openflow.runtime.expressions import EvalScope, evaluate_predicate
-from airflow_openflow.runtime.step_context import StepRunContext
+from airflow_openflow.runtime.expressions import evaluate_predicate
+from airflow_openflow.runtime.step_context import StepContextDefaults, StepRunContext, StepScope
 from airflow_openflow.spec.model import FlowModule
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,42 @@ def deferred_rules(
     )
 
 
+@dataclass(frozen=True)
+class _WaitingStepContext(StepContextDefaults):
+    """The ``StepRunContext`` of a step waiting in the triggerer: what its rules read, from
+    ``DeferredRules`` and from the readers the trigger gives."""
+
+    rules: DeferredRules
+    read_result: Callable[[str], Any]
+    read_variable: Callable[[str], Any]
+    read_resource: Callable[[str], Any]
+    is_last_attempt: bool = False  # a rule answered here is never a last attempt's (see waits.py)
+
+    @property
+    def flow_input(self) -> Any:
+        return self.rules.flow_input
+
+    @property
+    def flow_env(self) -> Mapping[str, Any]:
+        return self.rules.flow_env
+
+    @property
+    def extra_names(self) -> Mapping[str, Any]:  # type: ignore[override]  # a property here
+        return self.rules.extra
+
+    def previous_result(self) -> Any:
+        return self.rules.previous_result
+
+    def result_of(self, step_id: str) -> Any:
+        return self.read_result(step_id) if step_id in self.rules.readable_step_ids else None
+
+    def variable(self, path: str) -> Any:
+        return self.read_variable(path)
+
+    def resource(self, path: str) -> Any:
+        return self.read_resource(path)
+
+
 def flow_goes_on(
     rules: DeferredRules,
     *,
@@ -96,19 +132,11 @@ def flow_goes_on(
     expr = rules.stop_after_if if succeeded else rules.retry_if
     if not expr:
         return False
-    readable = set(rules.readable_step_ids)
-    scope = EvalScope(
-        flow_input=rules.flow_input,
-        previous_result=result if succeeded else rules.previous_result,
-        results=lambda step_id: read_result(step_id) if step_id in readable else None,
-        flow_env=rules.flow_env,
-        result=result,
-        extra=rules.extra,
-        variable=variable,
-        resource=resource,
-    )
+    scope = StepScope(_WaitingStepContext(rules, read_result, variable, resource))
     try:
-        answer = evaluate_predicate(expr, scope)
+        answer = evaluate_predicate(
+            expr, scope.of_own_result(result) if succeeded else scope.of_failure(result)
+        )
     except Exception as exc:  # the worker evaluates it again and handles the error as usual
         log.info("rule `%s` not answered where the step waits (%s); the step resumes in a worker", expr, exc)
         return False

@@ -208,7 +208,7 @@ def _retry_allowed(module: FlowModule, error: Any, scope: StepScope) -> bool:
     if not retry_if:
         return True
     try:
-        allowed = evaluate_predicate(retry_if, scope.build(result=error))
+        allowed = evaluate_predicate(retry_if, scope.of_failure(error))
     except Exception as exc:  # an ExpressionError, or the host failing to answer
         log.warning("step %s: retry_if failed (%s); not retrying", module.id, exc)
         return False
@@ -362,7 +362,7 @@ def _outcome_of_success(module: FlowModule, value: Any, scope: StepScope) -> Ste
     if stop is None:
         return StepOutcome(OutcomeKind.SUCCESS, value)
     try:
-        stopped = evaluate_predicate(stop.expr, scope.build(result=value, previous_result=value))
+        stopped = evaluate_predicate(stop.expr, scope.of_own_result(value))
     except ExpressionError as exc:
         return _predicate_failure(module, "stop_after_if", exc)
     if not stopped:

@@ -117,6 +117,16 @@ class StepScope:
         )
         return dataclasses.replace(scope, **overrides) if overrides else scope
 
+    def of_own_result(self, value: Any) -> EvalScope:
+        """The scope of what is evaluated on the step's own result (``stop_after_if``, ``sleep``):
+        ``result`` and ``previous_result`` are that result (spec 2)."""
+        return self.build(result=value, previous_result=value)
+
+    def of_failure(self, error: Any) -> EvalScope:
+        """The scope of ``retry_if``: ``result`` is the step's error object, ``previous_result``
+        still the step's input."""
+        return self.build(result=error)
+
 
 def static_scope(ctx: TaskServices) -> EvalScope:
     """The scope of a ``static`` transform: it reads variables and resources (``$var:``, ``$res:``)
@@ -148,7 +158,7 @@ def sleep_seconds(
         scope = static_scope(ctx)
     else:
         own = ctx.previous_result() if result is _OWN_RESULT_IS_PREVIOUS else result
-        scope = StepScope(ctx).build(result=own, previous_result=own)
+        scope = StepScope(ctx).of_own_result(own)
     value = evaluate_transform(transform, scope)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
